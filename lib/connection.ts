@@ -1,0 +1,398 @@
+/**
+ * One pipelined RESP2 connection on `Deno.connect` / `Deno.connectTls`.
+ *
+ * Every command issued while others are in flight is written in the same
+ * socket write (no per-command round trip). When the connection fails, each
+ * pending command is rejected with a {@link ConnectionError} whose
+ * `sendState` says whether it had been written: `"not-sent"` commands are
+ * always safe to retry, `"sent"` ones have an unknown outcome.
+ *
+ * @module
+ */
+
+import { AuthError, ConnectionError, ReplyError } from "./errors.ts";
+import { type Endpoint, formatEndpoint } from "./endpoint.ts";
+import { encodeCommand, replyToString, type RespArg, RespReader, type RespReply } from "./resp.ts";
+import type { Secret } from "./secret.ts";
+
+/** Options for {@link RedisConnection.connect}. */
+export interface ConnectOptions {
+  /** Use TLS. @default {false} */
+  tls?: boolean;
+  /** ACL user name. */
+  username?: string;
+  /** Password; sent only inside AUTH. */
+  password?: Secret;
+  /** Database to SELECT. @default {0} */
+  db?: number;
+  /** Deadline for TCP connect plus the AUTH/SELECT handshake. @default {2000} */
+  connectTimeoutMs?: number;
+  /** `CLIENT SETNAME` value, so operators can tell our connections apart. */
+  clientName?: string;
+  /** Aborts the connection attempt. */
+  signal?: AbortSignal;
+}
+
+/** Options for one command. */
+export interface SendOptions {
+  /** Reject if no reply arrives within this time. The connection stays open. */
+  timeoutMs?: number;
+}
+
+interface Pending {
+  readonly bytes: Uint8Array;
+  readonly resolve: (reply: RespReply) => void;
+  readonly reject: (error: unknown) => void;
+  sent: boolean;
+  settled: boolean;
+  timer?: number;
+}
+
+/** Handler for pub/sub messages on a subscribed connection. */
+export type MessageHandler = (channel: string, message: string) => void;
+
+const READ_SIZE = 64 * 1024;
+
+/** A single pipelined connection to one Redis node or sentinel. */
+export class RedisConnection implements AsyncDisposable {
+  /** The peer. */
+  readonly endpoint: Endpoint;
+  readonly #conn: Deno.Conn;
+  readonly #reader = new RespReader();
+  #unsent: Pending[] = [];
+  #inflight: Pending[] = [];
+  #flushing = false;
+  #flushScheduled = false;
+  #closed = false;
+  #closeError: unknown = undefined;
+  #readLoop: Promise<void>;
+  #onMessage: MessageHandler | undefined;
+  readonly #closedListeners: Array<(error: unknown) => void> = [];
+
+  private constructor(endpoint: Endpoint, conn: Deno.Conn) {
+    this.endpoint = endpoint;
+    this.#conn = conn;
+    this.#readLoop = this.#read();
+  }
+
+  /**
+   * Opens a connection and runs the AUTH/SELECT/SETNAME handshake.
+   *
+   * @example
+   * ```ts
+   * import { RedisConnection } from "@mirror-neuron/redis-ha";
+   * await using conn = await RedisConnection.connect({ host: "127.0.0.1", port: 6379 });
+   * console.log(await conn.send(["PING"]));
+   * ```
+   */
+  static async connect(endpoint: Endpoint, options: ConnectOptions = {}): Promise<RedisConnection> {
+    const where = formatEndpoint(endpoint);
+    const timeoutMs = options.connectTimeoutMs ?? 2000;
+    const conn = await withDeadline(
+      (options.tls ?? false)
+        ? Deno.connectTls({ hostname: endpoint.host, port: endpoint.port })
+        : Deno.connect({ hostname: endpoint.host, port: endpoint.port }),
+      timeoutMs,
+      options.signal,
+      where,
+    );
+    if (!(options.tls ?? false)) (conn as Deno.TcpConn).setNoDelay(true);
+    const connection = new RedisConnection(endpoint, conn);
+    try {
+      const steps: Promise<RespReply>[] = [];
+      if (options.password !== undefined) {
+        const auth: RespArg[] = options.username === undefined
+          ? ["AUTH", options.password.reveal()]
+          : ["AUTH", options.username, options.password.reveal()];
+        steps.push(
+          connection.send(auth, { timeoutMs }).catch((e) => {
+            throw e instanceof ReplyError ? authFailure(where, e, options.username) : e;
+          }),
+        );
+      }
+      if ((options.db ?? 0) !== 0) {
+        steps.push(connection.send(["SELECT", options.db!], { timeoutMs }));
+      }
+      if (options.clientName !== undefined) {
+        steps.push(connection.send(["CLIENT", "SETNAME", options.clientName], { timeoutMs }));
+      }
+      // Settle all before reporting, so no handshake promise is left unhandled.
+      const results = await Promise.allSettled(steps);
+      for (const r of results) if (r.status === "rejected") throw r.reason;
+    } catch (error) {
+      await connection.close();
+      throw error;
+    }
+    return connection;
+  }
+
+  /** True once the connection failed or was closed. */
+  get closed(): boolean {
+    return this.#closed;
+  }
+
+  /** Commands written but not yet answered, plus those waiting to be written. */
+  get pending(): number {
+    return this.#unsent.length + this.#inflight.length;
+  }
+
+  /** Calls `listener` once when the connection fails or closes. */
+  onClose(listener: (error: unknown) => void): void {
+    if (this.#closed) listener(this.#closeError);
+    else this.#closedListeners.push(listener);
+  }
+
+  /**
+   * Sends one command and resolves with its reply. An error reply rejects
+   * with {@link ReplyError}; a connection failure rejects with
+   * {@link ConnectionError} (see `sendState`).
+   */
+  send(args: readonly RespArg[], options: SendOptions = {}): Promise<RespReply> {
+    if (this.#closed) {
+      return Promise.reject(this.#failure("not-sent"));
+    }
+    const { promise, resolve, reject } = Promise.withResolvers<RespReply>();
+    const pending: Pending = {
+      bytes: encodeCommand(args),
+      resolve,
+      reject,
+      sent: false,
+      settled: false,
+    };
+    if (options.timeoutMs !== undefined) {
+      pending.timer = setTimeout(() => {
+        if (pending.settled) return;
+        pending.settled = true;
+        // An unsent command is withdrawn; a sent one keeps its slot so replies stay in order.
+        const index = this.#unsent.indexOf(pending);
+        if (index !== -1) this.#unsent.splice(index, 1);
+        reject(
+          new ConnectionError(
+            `No reply from ${formatEndpoint(this.endpoint)} within ${options.timeoutMs}ms`,
+            {
+              endpoint: formatEndpoint(this.endpoint),
+              sendState: pending.sent ? "sent" : "not-sent",
+            },
+          ),
+        );
+      }, options.timeoutMs);
+    }
+    this.#unsent.push(pending);
+    this.#scheduleFlush();
+    return promise;
+  }
+
+  /**
+   * Subscribes to channels. From then on the connection is in pub/sub mode:
+   * use it only for more subscriptions. Messages go to `onMessage`.
+   */
+  async subscribe(channels: readonly string[], onMessage: MessageHandler): Promise<void> {
+    this.#onMessage = onMessage;
+    await Promise.all(channels.map((channel) => this.send(["SUBSCRIBE", channel])));
+  }
+
+  /** Closes the connection; pending commands are rejected. Idempotent. */
+  async close(): Promise<void> {
+    if (!this.#closed) {
+      this.#fail(
+        new ConnectionError(`Connection to ${formatEndpoint(this.endpoint)} closed by the client`, {
+          endpoint: formatEndpoint(this.endpoint),
+        }),
+      );
+    }
+    await this.#readLoop;
+  }
+
+  /** Same as {@link RedisConnection.close}. */
+  [Symbol.asyncDispose](): Promise<void> {
+    return this.close();
+  }
+
+  #scheduleFlush(): void {
+    if (this.#flushScheduled || this.#flushing) return;
+    this.#flushScheduled = true;
+    queueMicrotask(() => {
+      this.#flushScheduled = false;
+      void this.#flush();
+    });
+  }
+
+  async #flush(): Promise<void> {
+    if (this.#flushing) return;
+    this.#flushing = true;
+    try {
+      while (this.#unsent.length > 0 && !this.#closed) {
+        const batch = this.#unsent;
+        this.#unsent = [];
+        let size = 0;
+        for (const p of batch) size += p.bytes.length;
+        const out = new Uint8Array(size);
+        let offset = 0;
+        for (const p of batch) {
+          out.set(p.bytes, offset);
+          offset += p.bytes.length;
+          p.sent = true;
+          this.#inflight.push(p);
+        }
+        let written = 0;
+        while (written < out.length) {
+          written += await this.#conn.write(out.subarray(written));
+        }
+      }
+    } catch (error) {
+      this.#fail(this.#wrap(error));
+    } finally {
+      this.#flushing = false;
+    }
+  }
+
+  async #read(): Promise<void> {
+    const buf = new Uint8Array(READ_SIZE);
+    try {
+      while (true) {
+        const n = await this.#conn.read(buf);
+        if (n === null) {
+          this.#fail(
+            new ConnectionError(
+              `Connection to ${formatEndpoint(this.endpoint)} closed by the server`,
+              {
+                endpoint: formatEndpoint(this.endpoint),
+              },
+            ),
+          );
+          return;
+        }
+        this.#reader.push(buf.subarray(0, n));
+        let reply: RespReply | undefined;
+        while ((reply = this.#reader.next()) !== undefined) this.#dispatch(reply);
+      }
+    } catch (error) {
+      if (!this.#closed) this.#fail(this.#wrap(error));
+    }
+  }
+
+  #dispatch(reply: RespReply): void {
+    if (this.#onMessage !== undefined && Array.isArray(reply) && reply.length >= 3) {
+      const kind = replyToString(reply[0]);
+      if (kind === "message") {
+        this.#onMessage(replyToString(reply[1]) ?? "", replyToString(reply[2]) ?? "");
+        return;
+      }
+      if (kind === "pmessage" && reply.length >= 4) {
+        this.#onMessage(replyToString(reply[2]) ?? "", replyToString(reply[3]) ?? "");
+        return;
+      }
+    }
+    const pending = this.#inflight.shift();
+    if (pending === undefined) return; // e.g. an unsolicited reply; nothing waits for it
+    if (pending.timer !== undefined) clearTimeout(pending.timer);
+    if (pending.settled) return;
+    pending.settled = true;
+    if (reply instanceof ReplyError) pending.reject(reply);
+    else pending.resolve(reply);
+  }
+
+  #wrap(error: unknown): ConnectionError {
+    if (error instanceof ConnectionError) return error;
+    const reason = error instanceof Error ? error.message : String(error);
+    return new ConnectionError(`Connection to ${formatEndpoint(this.endpoint)} failed: ${reason}`, {
+      endpoint: formatEndpoint(this.endpoint),
+      cause: error,
+    });
+  }
+
+  #failure(sendState: "sent" | "not-sent"): ConnectionError {
+    const base = this.#closeError instanceof ConnectionError
+      ? this.#closeError
+      : this.#wrap(this.#closeError);
+    return new ConnectionError(base.message, {
+      endpoint: base.endpoint,
+      sendState,
+      cause: base.cause,
+    });
+  }
+
+  #fail(error: ConnectionError): void {
+    if (this.#closed) return;
+    this.#closed = true;
+    this.#closeError = error;
+    try {
+      this.#conn.close();
+    } catch {
+      // Already closed by the peer.
+    }
+    const settle = (list: Pending[], sendState: "sent" | "not-sent"): void => {
+      for (const p of list) {
+        if (p.timer !== undefined) clearTimeout(p.timer);
+        if (p.settled) continue;
+        p.settled = true;
+        p.reject(this.#failure(sendState));
+      }
+    };
+    const inflight = this.#inflight;
+    const unsent = this.#unsent;
+    this.#inflight = [];
+    this.#unsent = [];
+    settle(inflight, "sent");
+    settle(unsent, "not-sent");
+    for (const listener of this.#closedListeners.splice(0)) listener(error);
+  }
+}
+
+function authFailure(where: string, error: ReplyError, username: string | undefined): AuthError {
+  const who = username === undefined ? "the default user" : `user "${username}"`;
+  return new AuthError(
+    `Authentication to ${where} as ${who} failed (${error.prefix}); check the username and password ` +
+      "variables (MN_REDIS_USERNAME/MN_REDIS_PASSWORD, or the MN_REDIS_SENTINEL_* pair for sentinels)",
+    { endpoint: where, cause: error },
+  );
+}
+
+async function withDeadline<T extends Deno.Conn>(
+  connecting: Promise<T>,
+  timeoutMs: number,
+  signal: AbortSignal | undefined,
+  where: string,
+): Promise<T> {
+  let timer: number | undefined;
+  let onAbort: (() => void) | undefined;
+  let lost = false;
+  const deadline = new Promise<never>((_, reject) => {
+    timer = setTimeout(() => {
+      reject(
+        new ConnectionError(`Cannot connect to ${where} within ${timeoutMs}ms`, {
+          endpoint: where,
+        }),
+      );
+    }, timeoutMs);
+    onAbort = () =>
+      reject(
+        new ConnectionError(`Connect to ${where} aborted`, {
+          endpoint: where,
+          cause: signal?.reason,
+        }),
+      );
+    if (signal?.aborted) onAbort();
+    signal?.addEventListener("abort", onAbort, { once: true });
+  });
+  try {
+    return await Promise.race([
+      connecting.catch((error) => {
+        const reason = error instanceof Error ? error.message : String(error);
+        throw new ConnectionError(`Cannot connect to ${where}: ${reason}`, {
+          endpoint: where,
+          cause: error,
+        });
+      }),
+      deadline,
+    ]);
+  } catch (error) {
+    lost = true;
+    throw error;
+  } finally {
+    clearTimeout(timer);
+    if (onAbort !== undefined) signal?.removeEventListener("abort", onAbort);
+    // A connect that completes after the deadline must not leak its socket.
+    if (lost) connecting.then((conn) => conn.close(), () => {});
+  }
+}

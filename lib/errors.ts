@@ -1,0 +1,273 @@
+/**
+ * Typed errors a caller may handle. Every class extends {@link RedisHaError}
+ * and carries a stable `code` plus the facts needed to react.
+ *
+ * @module
+ */
+
+/** Stable machine-readable error codes. */
+export type RedisHaErrorCode =
+  | "CONFIG"
+  | "CONNECTION"
+  | "REPLY"
+  | "AUTH"
+  | "OUTCOME_UNKNOWN"
+  | "RETRIES_EXHAUSTED"
+  | "NO_SENTINEL_REACHABLE"
+  | "MASTER_UNKNOWN"
+  | "ROLE_MISMATCH"
+  | "WAIT"
+  | "PROTOCOL"
+  | "USAGE";
+
+/** Base class of every error this library throws on purpose. */
+export class RedisHaError extends Error {
+  /** Stable code, for programs. */
+  readonly code: RedisHaErrorCode;
+
+  /** Creates an error with a code, a message and an optional cause. */
+  constructor(code: RedisHaErrorCode, message: string, options?: { cause?: unknown }) {
+    super(message, options);
+    this.code = code;
+  }
+
+  /** Error class name. */
+  override readonly name: string = "RedisHaError";
+}
+
+/** One problem found in the configuration, tied to the variable that holds it. */
+export interface ConfigIssue {
+  /** The variable (or option) name, e.g. `MN_REDIS_SENTINELS`. */
+  readonly variable: string;
+  /** What is wrong and what is expected. Secrets are already masked. */
+  readonly message: string;
+}
+
+/** The configuration is invalid; `issues` lists every problem at once. */
+export class ConfigError extends RedisHaError {
+  /** Every problem found, one per variable. */
+  readonly issues: readonly ConfigIssue[];
+  override readonly name = "ConfigError";
+
+  /** Creates the error from the list of issues. */
+  constructor(issues: readonly ConfigIssue[]) {
+    super(
+      "CONFIG",
+      `Invalid Redis configuration (${issues.length} problem${issues.length === 1 ? "" : "s"}):\n` +
+        issues.map((i) => `  - ${i.variable}: ${i.message}`).join("\n"),
+    );
+    this.issues = issues;
+  }
+}
+
+/** The command line is invalid. */
+export class UsageError extends RedisHaError {
+  override readonly name = "UsageError";
+
+  /** Creates a usage error with a message naming the flag and what is expected. */
+  constructor(message: string) {
+    super("USAGE", message);
+  }
+}
+
+/** Whether a command reached the socket before the connection failed. */
+export type SendState = "not-sent" | "sent";
+
+/**
+ * The connection to a Redis node or sentinel failed (refused, reset, closed,
+ * timed out). `sendState` tells whether the command had been written: a
+ * `"not-sent"` command is always safe to retry.
+ */
+export class ConnectionError extends RedisHaError {
+  override readonly name = "ConnectionError";
+  /** Where the connection went, without credentials. */
+  readonly endpoint: string;
+  /** Whether the failed command had been written to the socket. */
+  readonly sendState: SendState;
+
+  /** Creates a connection error. */
+  constructor(
+    message: string,
+    init: { endpoint: string; sendState?: SendState; cause?: unknown },
+  ) {
+    super("CONNECTION", message, { cause: init.cause });
+    this.endpoint = init.endpoint;
+    this.sendState = init.sendState ?? "not-sent";
+  }
+}
+
+/** An error reply from Redis, e.g. `READONLY …` or `WRONGTYPE …`. */
+export class ReplyError extends RedisHaError {
+  override readonly name = "ReplyError";
+  /** The first word of the reply, e.g. `READONLY`, `ERR`, `WRONGTYPE`. */
+  readonly prefix: string;
+  /** The full error text as Redis sent it. */
+  readonly reply: string;
+
+  /** Creates the error from the raw error text. */
+  constructor(reply: string) {
+    super("REPLY", `Redis replied with an error: ${reply}`);
+    this.reply = reply;
+    const space = reply.indexOf(" ");
+    this.prefix = space === -1 ? reply : reply.slice(0, space);
+  }
+}
+
+/** Authentication was refused (`WRONGPASS`, `NOAUTH`, `NOPERM` on AUTH). Never retried. */
+export class AuthError extends RedisHaError {
+  override readonly name = "AuthError";
+  /** Where authentication failed, without credentials. */
+  readonly endpoint: string;
+
+  /** Creates an auth error; the message never holds the password. */
+  constructor(message: string, init: { endpoint: string; cause?: unknown }) {
+    super("AUTH", message, { cause: init.cause });
+    this.endpoint = init.endpoint;
+  }
+}
+
+/**
+ * A non-idempotent command was written but the connection failed before its
+ * reply: it may or may not have been applied, so it was not resent.
+ */
+export class OutcomeUnknownError extends RedisHaError {
+  override readonly name = "OutcomeUnknownError";
+  /** The node the command was sent to. */
+  readonly endpoint: string;
+
+  /** Creates the error. */
+  constructor(endpoint: string, cause: unknown) {
+    super(
+      "OUTCOME_UNKNOWN",
+      `Command outcome unknown: the connection to ${endpoint} failed after the command was sent; ` +
+        "it was not retried because it is not marked idempotent. Read back the state before retrying",
+      { cause },
+    );
+    this.endpoint = endpoint;
+  }
+}
+
+/** Reconnectable failures went on for all configured attempts. */
+export class RetriesExhaustedError extends RedisHaError {
+  override readonly name = "RetriesExhaustedError";
+  /** How many attempts were made. */
+  readonly attempts: number;
+  /** The last primary tried, if any was resolved. */
+  readonly lastPrimary: string | undefined;
+
+  /** Creates the error. */
+  constructor(init: { attempts: number; lastPrimary?: string; elapsedMs: number; cause: unknown }) {
+    const last = init.cause instanceof Error ? init.cause.message : String(init.cause);
+    super(
+      "RETRIES_EXHAUSTED",
+      `Redis unavailable after ${init.attempts} attempts over ${Math.round(init.elapsedMs)}ms ` +
+        `(last primary tried: ${init.lastPrimary ?? "none resolved"}); last error: ${last}; ` +
+        "check that Redis and Sentinel are up, or raise MN_REDIS_RECONNECT_ATTEMPTS",
+      { cause: init.cause },
+    );
+    this.attempts = init.attempts;
+    this.lastPrimary = init.lastPrimary;
+  }
+}
+
+/** One sentinel's failure, as reported inside {@link NoSentinelReachableError}. */
+export interface SentinelFailure {
+  /** The sentinel, as `host:port`. */
+  readonly endpoint: string;
+  /** What went wrong there. */
+  readonly error: string;
+}
+
+/** No listed sentinel answered. */
+export class NoSentinelReachableError extends RedisHaError {
+  override readonly name = "NoSentinelReachableError";
+  /** Each sentinel and its last error. */
+  readonly failures: readonly SentinelFailure[];
+
+  /** Creates the error. */
+  constructor(failures: readonly SentinelFailure[]) {
+    super(
+      "NO_SENTINEL_REACHABLE",
+      `No sentinel reachable: ${failures.map((f) => `${f.endpoint} (${f.error})`).join("; ")}; ` +
+        "check MN_REDIS_SENTINELS and that redis-sentinel runs there",
+    );
+    this.failures = failures;
+  }
+}
+
+/** Sentinels answered but none monitors the configured master name. */
+export class MasterUnknownError extends RedisHaError {
+  override readonly name = "MasterUnknownError";
+  /** The master name that was asked for. */
+  readonly masterName: string;
+  /** The sentinels that answered. */
+  readonly answered: readonly string[];
+
+  /** Creates the error. */
+  constructor(masterName: string, answered: readonly string[]) {
+    super(
+      "MASTER_UNKNOWN",
+      `Sentinels ${answered.join(", ")} answered but none monitors a master named ` +
+        `"${masterName}"; check MN_REDIS_SENTINEL_MASTER or join the cluster first`,
+    );
+    this.masterName = masterName;
+    this.answered = answered;
+  }
+}
+
+/** The node reported as primary kept answering `ROLE` with something other than master. */
+export class RoleMismatchError extends RedisHaError {
+  override readonly name = "RoleMismatchError";
+  /** The node that was expected to be primary. */
+  readonly endpoint: string;
+  /** The role it reported. */
+  readonly role: string;
+
+  /** Creates the error. */
+  constructor(endpoint: string, role: string) {
+    super(
+      "ROLE_MISMATCH",
+      `Node ${endpoint} was reported as primary but ROLE says "${role}"; ` +
+        "a failover is probably in progress, retry shortly",
+    );
+    this.endpoint = endpoint;
+    this.role = role;
+  }
+}
+
+/**
+ * A durable write reached the primary but `WAIT` confirmed fewer replicas
+ * than required. The write is on the primary, not confirmed on replicas.
+ */
+export class WaitError extends RedisHaError {
+  override readonly name = "WaitError";
+  /** Replicas that acknowledged. */
+  readonly acked: number;
+  /** Replicas required (`MN_REDIS_WAIT_REPLICAS`). */
+  readonly required: number;
+  /** The WAIT timeout used. */
+  readonly timeoutMs: number;
+
+  /** Creates the error. */
+  constructor(init: { acked: number; required: number; timeoutMs: number }) {
+    super(
+      "WAIT",
+      `Cannot confirm write: ${init.acked} of ${init.required} replicas acknowledged within ` +
+        `${init.timeoutMs}ms; the write is on the primary only. Check replica lag or lower ` +
+        "MN_REDIS_WAIT_REPLICAS",
+    );
+    this.acked = init.acked;
+    this.required = init.required;
+    this.timeoutMs = init.timeoutMs;
+  }
+}
+
+/** The peer sent bytes that are not valid RESP. */
+export class ProtocolError extends RedisHaError {
+  override readonly name = "ProtocolError";
+
+  /** Creates the error. */
+  constructor(message: string) {
+    super("PROTOCOL", message);
+  }
+}

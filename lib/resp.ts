@@ -1,0 +1,284 @@
+/**
+ * RESP2: the command encoder and an incremental reply decoder that accepts
+ * arbitrary chunk splits.
+ *
+ * @module
+ */
+
+import { ProtocolError, ReplyError } from "./errors.ts";
+
+/**
+ * One decoded RESP2 reply. Simple strings are `string`, bulk strings are raw
+ * bytes (`Uint8Array`), integers are `number` (or `bigint` beyond 2^53), nil
+ * is `null`, arrays are arrays and error replies are {@link ReplyError} values.
+ */
+export type RespReply =
+  | string
+  | number
+  | bigint
+  | null
+  | Uint8Array
+  | ReplyError
+  | RespReply[];
+
+/** One argument of a command. Numbers are sent as their decimal text. */
+export type RespArg = string | number | bigint | Uint8Array;
+
+const encoder = new TextEncoder();
+const decoder = new TextDecoder();
+const CRLF = encoder.encode("\r\n");
+
+/** Encodes one command as a RESP array of bulk strings. */
+export function encodeCommand(args: readonly RespArg[]): Uint8Array {
+  const parts: Uint8Array[] = [];
+  let size = 0;
+  const head = encoder.encode(`*${args.length}\r\n`);
+  parts.push(head);
+  size += head.length;
+  for (const arg of args) {
+    const bytes = arg instanceof Uint8Array ? arg : encoder.encode(String(arg));
+    const len = encoder.encode(`$${bytes.length}\r\n`);
+    parts.push(len, bytes, CRLF);
+    size += len.length + bytes.length + 2;
+  }
+  const out = new Uint8Array(size);
+  let offset = 0;
+  for (const part of parts) {
+    out.set(part, offset);
+    offset += part.length;
+  }
+  return out;
+}
+
+/**
+ * Encodes a reply value the way a server would. Used by tests to round-trip
+ * values through {@link RespReader}.
+ */
+export function encodeReply(value: RespReply): Uint8Array {
+  const chunks: Uint8Array[] = [];
+  const walk = (v: RespReply): void => {
+    if (v === null) chunks.push(encoder.encode("$-1\r\n"));
+    else if (v instanceof ReplyError) chunks.push(encoder.encode(`-${v.reply}\r\n`));
+    else if (typeof v === "string") chunks.push(encoder.encode(`+${v}\r\n`));
+    else if (typeof v === "number" || typeof v === "bigint") {
+      chunks.push(encoder.encode(`:${v}\r\n`));
+    } else if (v instanceof Uint8Array) {
+      chunks.push(encoder.encode(`$${v.length}\r\n`), v, CRLF);
+    } else {
+      chunks.push(encoder.encode(`*${v.length}\r\n`));
+      for (const item of v) walk(item);
+    }
+  };
+  walk(value);
+  return concat(chunks);
+}
+
+function concat(chunks: readonly Uint8Array[]): Uint8Array {
+  const out = new Uint8Array(chunks.reduce((n, c) => n + c.length, 0));
+  let offset = 0;
+  for (const c of chunks) {
+    out.set(c, offset);
+    offset += c.length;
+  }
+  return out;
+}
+
+interface Frame {
+  readonly items: RespReply[];
+  remaining: number;
+}
+
+/**
+ * Incremental RESP2 reply decoder. Feed it bytes as they arrive with
+ * {@link RespReader.push}; {@link RespReader.next} returns each complete
+ * reply in order, or `undefined` while the next one is still partial.
+ *
+ * Arrays are decoded with an explicit stack, so a large reply split over many
+ * chunks is parsed once, not again from its start for every chunk.
+ */
+export class RespReader {
+  #buf: Uint8Array = new Uint8Array(64 * 1024);
+  #start = 0;
+  #end = 0;
+  #stack: Frame[] = [];
+
+  /** Appends received bytes. */
+  push(chunk: Uint8Array): void {
+    if (this.#end + chunk.length > this.#buf.length) {
+      const live = this.#end - this.#start;
+      const needed = live + chunk.length;
+      if (needed <= this.#buf.length) {
+        this.#buf.copyWithin(0, this.#start, this.#end);
+      } else {
+        let size = this.#buf.length * 2;
+        while (size < needed) size *= 2;
+        const next = new Uint8Array(size);
+        next.set(this.#buf.subarray(this.#start, this.#end));
+        this.#buf = next;
+      }
+      this.#start = 0;
+      this.#end = live;
+    }
+    this.#buf.set(chunk, this.#end);
+    this.#end += chunk.length;
+  }
+
+  /** Bytes received but not yet consumed by a complete reply. */
+  get buffered(): number {
+    return this.#end - this.#start;
+  }
+
+  /**
+   * Returns the next complete reply, or `undefined` if more bytes are needed.
+   * Throws {@link ProtocolError} on bytes that are not RESP2.
+   */
+  next(): RespReply | undefined {
+    while (true) {
+      const scalar = this.#readScalar();
+      if (scalar === NEED_MORE) return undefined;
+      let value: RespReply;
+      if (scalar instanceof ArrayHeader) {
+        if (scalar.length > 0) {
+          this.#stack.push({ items: [], remaining: scalar.length });
+          continue;
+        }
+        value = scalar.length === 0 ? [] : null;
+      } else {
+        value = scalar;
+      }
+      // Fold the completed value into enclosing arrays.
+      while (true) {
+        const top = this.#stack.at(-1);
+        if (top === undefined) {
+          if (this.#start === this.#end) {
+            this.#start = 0;
+            this.#end = 0;
+          }
+          return value;
+        }
+        top.items.push(value);
+        top.remaining--;
+        if (top.remaining > 0) break;
+        this.#stack.pop();
+        value = top.items;
+      }
+    }
+  }
+
+  #readScalar(): RespReply | ArrayHeader | typeof NEED_MORE {
+    const buf = this.#buf;
+    const lineEnd = findCrlf(buf, this.#start + 1, this.#end);
+    if (lineEnd === -1) {
+      if (this.#end - this.#start > 64 * 1024) {
+        throw new ProtocolError("RESP header line longer than 64 KiB; the peer is not Redis");
+      }
+      return NEED_MORE;
+    }
+    const type = buf[this.#start];
+    const line = decoder.decode(buf.subarray(this.#start + 1, lineEnd));
+    const afterLine = lineEnd + 2;
+    switch (type) {
+      case 0x2b: // +
+        this.#start = afterLine;
+        return line;
+      case 0x2d: // -
+        this.#start = afterLine;
+        return new ReplyError(line);
+      case 0x3a: { // :
+        const n = parseInteger(line);
+        this.#start = afterLine;
+        return n;
+      }
+      case 0x24: { // $
+        const len = Number(parseInteger(line));
+        if (len === -1) {
+          this.#start = afterLine;
+          return null;
+        }
+        if (len < -1 || len > 512 * 1024 * 1024) {
+          throw new ProtocolError(`Invalid RESP bulk length ${line}`);
+        }
+        if (this.#end - afterLine < len + 2) return NEED_MORE;
+        if (buf[afterLine + len] !== 0x0d || buf[afterLine + len + 1] !== 0x0a) {
+          throw new ProtocolError("RESP bulk string is not terminated by CRLF");
+        }
+        const bytes = buf.slice(afterLine, afterLine + len);
+        this.#start = afterLine + len + 2;
+        return bytes;
+      }
+      case 0x2a: { // *
+        const len = Number(parseInteger(line));
+        if (len < -1) throw new ProtocolError(`Invalid RESP array length ${line}`);
+        this.#start = afterLine;
+        return new ArrayHeader(len);
+      }
+      default:
+        throw new ProtocolError(
+          `Unexpected RESP type byte 0x${
+            type.toString(16).padStart(2, "0")
+          }; the peer is not Redis`,
+        );
+    }
+  }
+}
+
+const NEED_MORE: unique symbol = Symbol("need more");
+
+class ArrayHeader {
+  constructor(readonly length: number) {}
+}
+
+function findCrlf(buf: Uint8Array, from: number, end: number): number {
+  const live = buf.subarray(0, end);
+  let i = live.indexOf(0x0d, from);
+  while (i !== -1 && i + 1 < end) {
+    if (live[i + 1] === 0x0a) return i;
+    i = live.indexOf(0x0d, i + 1);
+  }
+  return -1;
+}
+
+function parseInteger(text: string): number | bigint {
+  if (!/^-?\d+$/.test(text)) throw new ProtocolError(`Invalid RESP integer "${text}"`);
+  const n = Number(text);
+  return Number.isSafeInteger(n) ? n : BigInt(text);
+}
+
+/** Decodes a bulk or simple string reply to text; `null` stays `null`. */
+export function replyToString(reply: RespReply): string | null {
+  if (reply === null) return null;
+  if (typeof reply === "string") return reply;
+  if (reply instanceof Uint8Array) return decoder.decode(reply);
+  if (typeof reply === "number" || typeof reply === "bigint") return String(reply);
+  throw new ProtocolError(`Expected a string reply, got ${describeReply(reply)}`);
+}
+
+/** Decodes an integer reply. */
+export function replyToNumber(reply: RespReply): number {
+  if (typeof reply === "number") return reply;
+  if (typeof reply === "bigint") return Number(reply);
+  const text = reply === null ? null : replyToString(reply);
+  if (text !== null && /^-?\d+$/.test(text)) return Number(text);
+  throw new ProtocolError(`Expected an integer reply, got ${describeReply(reply)}`);
+}
+
+/** Decodes a flat `[field, value, field, value…]` array reply into a map. */
+export function replyToMap(reply: RespReply): Map<string, RespReply> {
+  if (!Array.isArray(reply)) {
+    throw new ProtocolError(`Expected a field/value array reply, got ${describeReply(reply)}`);
+  }
+  const map = new Map<string, RespReply>();
+  for (let i = 0; i + 1 < reply.length; i += 2) {
+    map.set(replyToString(reply[i]) ?? "", reply[i + 1]);
+  }
+  return map;
+}
+
+/** Short description of a reply's type, for error messages. */
+export function describeReply(reply: RespReply): string {
+  if (reply === null) return "nil";
+  if (Array.isArray(reply)) return `array of ${reply.length}`;
+  if (reply instanceof Uint8Array) return "bulk string";
+  if (reply instanceof ReplyError) return `error ${reply.prefix}`;
+  return typeof reply;
+}
