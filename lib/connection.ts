@@ -45,7 +45,7 @@ interface Pending {
   readonly reject: (error: unknown) => void;
   sent: boolean;
   settled: boolean;
-  timer?: number;
+  timer?: ReturnType<typeof setTimeout>;
 }
 
 /** Handler for pub/sub messages on a subscribed connection. */
@@ -68,6 +68,7 @@ export class RedisConnection implements AsyncDisposable {
   #readLoop: Promise<void>;
   #onMessage: MessageHandler | undefined;
   readonly #closedListeners: Array<(error: unknown) => void> = [];
+  #idleWaiters: Array<() => void> = [];
 
   private constructor(endpoint: Endpoint, conn: Deno.Conn) {
     this.endpoint = endpoint;
@@ -88,15 +89,16 @@ export class RedisConnection implements AsyncDisposable {
   static async connect(endpoint: Endpoint, options: ConnectOptions = {}): Promise<RedisConnection> {
     const where = formatEndpoint(endpoint);
     const timeoutMs = options.connectTimeoutMs ?? 2000;
+    const connecting: Promise<Deno.Conn> = (options.tls ?? false)
+      ? Deno.connectTls({ hostname: endpoint.host, port: endpoint.port })
+      : Deno.connect({ hostname: endpoint.host, port: endpoint.port });
     const conn = await withDeadline(
-      (options.tls ?? false)
-        ? Deno.connectTls({ hostname: endpoint.host, port: endpoint.port })
-        : Deno.connect({ hostname: endpoint.host, port: endpoint.port }),
+      connecting,
       timeoutMs,
       options.signal,
       where,
     );
-    if (!(options.tls ?? false)) (conn as Deno.TcpConn).setNoDelay(true);
+    if (!(options.tls ?? false)) (conn as unknown as Deno.TcpConn).setNoDelay(true);
     const connection = new RedisConnection(endpoint, conn);
     try {
       const steps: Promise<RespReply>[] = [];
@@ -140,6 +142,17 @@ export class RedisConnection implements AsyncDisposable {
   onClose(listener: (error: unknown) => void): void {
     if (this.#closed) listener(this.#closeError);
     else this.#closedListeners.push(listener);
+  }
+
+  /** Resolves once no command is waiting for a reply (or the connection closed). */
+  whenIdle(): Promise<void> {
+    if (this.#closed || this.pending === 0) return Promise.resolve();
+    return new Promise((resolve) => this.#idleWaiters.push(resolve));
+  }
+
+  #notifyIdle(): void {
+    if (this.#idleWaiters.length === 0 || (!this.#closed && this.pending > 0)) return;
+    for (const waiter of this.#idleWaiters.splice(0)) waiter();
   }
 
   /**
@@ -286,10 +299,14 @@ export class RedisConnection implements AsyncDisposable {
     const pending = this.#inflight.shift();
     if (pending === undefined) return; // e.g. an unsolicited reply; nothing waits for it
     if (pending.timer !== undefined) clearTimeout(pending.timer);
-    if (pending.settled) return;
+    if (pending.settled) {
+      this.#notifyIdle();
+      return;
+    }
     pending.settled = true;
     if (reply instanceof ReplyError) pending.reject(reply);
     else pending.resolve(reply);
+    this.#notifyIdle();
   }
 
   #wrap(error: unknown): ConnectionError {
@@ -336,6 +353,7 @@ export class RedisConnection implements AsyncDisposable {
     settle(inflight, "sent");
     settle(unsent, "not-sent");
     for (const listener of this.#closedListeners.splice(0)) listener(error);
+    this.#notifyIdle();
   }
 }
 
@@ -348,13 +366,13 @@ function authFailure(where: string, error: ReplyError, username: string | undefi
   );
 }
 
-async function withDeadline<T extends Deno.Conn>(
-  connecting: Promise<T>,
+async function withDeadline(
+  connecting: Promise<Deno.Conn>,
   timeoutMs: number,
   signal: AbortSignal | undefined,
   where: string,
-): Promise<T> {
-  let timer: number | undefined;
+): Promise<Deno.Conn> {
+  let timer: ReturnType<typeof setTimeout> | undefined;
   let onAbort: (() => void) | undefined;
   let lost = false;
   const deadline = new Promise<never>((_, reject) => {

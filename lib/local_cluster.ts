@@ -82,7 +82,7 @@ export class LocalCluster implements AsyncDisposable {
       masterPassword: o.password,
     });
     this.nodes.push(primary);
-    const started = await startAll(
+    await startAll(
       this.nodes,
       Array.from({ length: replicas }, () =>
         RedisProcess.startServer({

@@ -244,7 +244,9 @@ export class RedisProcess implements AsyncDisposable {
   async #waitReady(timeoutMs: number): Promise<void> {
     // Stop waiting the moment the process exits: its log says why.
     const exited = new AbortController();
-    void this.#status.then(() => exited.abort(new RedisHaError("CONNECTION", `${this.kind} process exited`)));
+    void this.#status.then(() =>
+      exited.abort(new RedisHaError("CONNECTION", `${this.kind} process exited`))
+    );
     await waitFor(async () => {
       await using conn = await RedisConnection.connect(this.endpoint, {
         password: this.password,
@@ -295,7 +297,7 @@ export class RedisProcess implements AsyncDisposable {
     if (!this.#exited) {
       this.kill("SIGCONT");
       this.kill("SIGTERM");
-      let timer: number | undefined;
+      let timer: ReturnType<typeof setTimeout> | undefined;
       const killed = new Promise<void>((resolve) => {
         timer = setTimeout(() => {
           this.kill("SIGKILL");

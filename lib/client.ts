@@ -1,0 +1,477 @@
+/**
+ * The HA client: one authoritative write path to the confirmed primary, in
+ * single or sentinel mode, with reconnect, an active probe, Sentinel event
+ * hints and group-committed `WAIT` for durable writes.
+ *
+ * @module
+ */
+
+import { delay } from "./_delay.ts";
+import { backoffDelayMs } from "./backoff.ts";
+import type { Config } from "./config.ts";
+import { type ConnectOptions, RedisConnection } from "./connection.ts";
+import { type Endpoint, formatEndpoint } from "./endpoint.ts";
+import {
+  AuthError,
+  OutcomeUnknownError,
+  ReplyError,
+  RetriesExhaustedError,
+  RoleMismatchError,
+  WaitError,
+} from "./errors.ts";
+import { HaEvents } from "./events.ts";
+import { libraryLogger } from "./log.ts";
+import { classifyFailure, isAuthReply } from "./reconnect.ts";
+import type { MasterDecision } from "./resolver_decision.ts";
+import { replyToNumber, replyToString, type RespArg, type RespReply } from "./resp.ts";
+import { SentinelResolver } from "./sentinel_resolver.ts";
+import { type SentinelEvent, SentinelWatcher } from "./sentinel_watcher.ts";
+
+const logger = libraryLogger("client");
+
+/** The primary the client is connected to, confirmed with `ROLE`. */
+export interface PrimaryInfo {
+  /** Where it listens. */
+  readonly endpoint: Endpoint;
+  /** `host:port`. */
+  readonly address: string;
+  /** What `ROLE` said (`master` unless single mode points at a replica). */
+  readonly role: string;
+  /** Sentinel `config-epoch` when it was resolved (sentinel mode only). */
+  readonly configEpoch: number | undefined;
+  /** Its `master_replid` from `INFO replication`. */
+  readonly replid: string;
+}
+
+/** Options for {@link RedisHaClient.connect}. */
+export interface ClientOptions {
+  /** `CLIENT SETNAME` on every connection. @default {"mn-redis-ha"} */
+  clientName?: string;
+  /** How often the active probe checks the primary. @default {1000} */
+  probeIntervalMs?: number;
+  /** How long the probe waits for `ROLE`. @default {1000} */
+  probeTimeoutMs?: number;
+  /** Connect plus handshake deadline per node. @default {2000} */
+  connectTimeoutMs?: number;
+  /** Per-sentinel query deadline. @default {500} */
+  sentinelTimeoutMs?: number;
+  /** Random source for backoff jitter. @default {Math.random} */
+  random?: () => number;
+}
+
+/** Options for one command. */
+export interface CommandOptions {
+  /**
+   * The command may be resent when its outcome is unknown (it was written
+   * but the connection failed before the reply). @default {false}
+   */
+  idempotent?: boolean;
+  /** Aborts retries (a command already written still runs on the server). */
+  signal?: AbortSignal;
+}
+
+interface Session {
+  readonly primary: PrimaryInfo;
+  /** Reads, hot writes (lease renewals) and the probe: never behind a WAIT. */
+  readonly hot: RedisConnection;
+  /** Durable writes and their WAIT. */
+  readonly durable: RedisConnection;
+  /** The WAIT that will cover durable writes issued in the current tick. */
+  pendingWait: Promise<RespReply> | undefined;
+  retired: boolean;
+}
+
+/**
+ * A Redis client that always writes to the authoritative primary.
+ *
+ * @example
+ * ```ts
+ * import { parseConfig, RedisHaClient } from "@mirror-neuron/redis-ha";
+ * const config = parseConfig((name) => Deno.env.get(name));
+ * await using client = await RedisHaClient.connect(config);
+ * await client.durable(["SET", `${config.namespace}:hello`, "world"], { idempotent: true });
+ * console.log(await client.command(["GET", `${config.namespace}:hello`]));
+ * ```
+ */
+export class RedisHaClient implements AsyncDisposable {
+  /** The configuration in force. */
+  readonly config: Config;
+  /** Typed events: failover, reconnecting, reconnected, stale-sentinel, probe-failed. */
+  readonly events: HaEvents = new HaEvents();
+  readonly #options: ClientOptions;
+  readonly #resolver: SentinelResolver | undefined;
+  readonly #watcher: SentinelWatcher | undefined;
+  readonly #closing = new AbortController();
+  readonly #background = new Set<Promise<unknown>>();
+  #session: Session | undefined;
+  #establishing: Promise<Session> | undefined;
+  #lastPrimary: PrimaryInfo | undefined;
+  #lastDecision: MasterDecision | undefined;
+  #hint = new AbortController();
+  #probe: Promise<void> | undefined;
+
+  private constructor(config: Config, options: ClientOptions) {
+    this.config = config;
+    this.#options = options;
+    if (config.haMode === "sentinel") {
+      const common = {
+        masterName: config.sentinelMaster!,
+        username: config.sentinelUsername,
+        password: config.sentinelPassword,
+        tls: config.sentinelTls,
+      };
+      const resolver = new SentinelResolver({
+        ...common,
+        sentinels: config.sentinels,
+        perSentinelTimeoutMs: options.sentinelTimeoutMs ?? 500,
+      });
+      this.#resolver = resolver;
+      this.#watcher = new SentinelWatcher({
+        ...common,
+        sentinels: () => resolver.sentinels,
+        connectTimeoutMs: options.sentinelTimeoutMs ?? 500,
+        onEvent: (event) => this.#onSentinelEvent(event),
+      });
+    }
+  }
+
+  /**
+   * Creates a client and connects to the confirmed primary, retrying
+   * reconnectable failures per the configuration.
+   */
+  static async connect(config: Config, options: ClientOptions = {}): Promise<RedisHaClient> {
+    const client = new RedisHaClient(config, options);
+    try {
+      await client.#withRetry(() => Promise.resolve(undefined), { idempotent: true });
+    } catch (error) {
+      await client.close();
+      throw error;
+    }
+    client.#probe = client.#probeLoop();
+    return client;
+  }
+
+  /** The confirmed primary of the current connection, if connected. */
+  get primary(): PrimaryInfo | undefined {
+    return this.#session?.primary ?? this.#lastPrimary;
+  }
+
+  /** The last Sentinel decision (sentinel mode), with every sentinel's answer. */
+  get lastDecision(): MasterDecision | undefined {
+    return this.#lastDecision;
+  }
+
+  /** Sentinels the client knows: the seeds plus those discovered. */
+  get sentinels(): Endpoint[] {
+    return this.#resolver?.sentinels ?? [];
+  }
+
+  /**
+   * Runs a command on the primary: reads and hot writes (e.g. lease
+   * renewals). Never waits for replicas and never queues behind a durable
+   * write's `WAIT`.
+   */
+  command(args: readonly RespArg[], options: CommandOptions = {}): Promise<RespReply> {
+    return this.#withRetry((s) => s.hot.send(args), {
+      idempotent: options.idempotent ?? false,
+      signal: options.signal,
+    });
+  }
+
+  /**
+   * Runs a durable write. With `MN_REDIS_WAIT_REPLICAS` > 0 it returns only
+   * after `WAIT` confirmed that many replicas; fewer gives {@link WaitError}.
+   * Concurrent durable writes share one `WAIT` (group commit).
+   */
+  durable(args: readonly RespArg[], options: CommandOptions = {}): Promise<RespReply> {
+    return this.#withRetry((s) => this.#durableOn(s, args), {
+      idempotent: options.idempotent ?? false,
+      signal: options.signal,
+    });
+  }
+
+  async #durableOn(session: Session, args: readonly RespArg[]): Promise<RespReply> {
+    const reply = session.durable.send(args);
+    const required = this.config.waitReplicas;
+    if (required === 0) return await reply;
+    if (session.pendingWait === undefined) {
+      // Every durable write issued before this microtask runs is covered by one WAIT.
+      session.pendingWait = Promise.resolve().then(() => {
+        session.pendingWait = undefined;
+        return session.durable.send(["WAIT", required, this.config.waitTimeoutMs]);
+      });
+    }
+    const [result, acked] = await Promise.all([reply, session.pendingWait]);
+    const count = replyToNumber(acked);
+    if (count < required) {
+      throw new WaitError({ acked: count, required, timeoutMs: this.config.waitTimeoutMs });
+    }
+    return result;
+  }
+
+  async #withRetry<T>(
+    op: (session: Session) => Promise<T>,
+    options: { idempotent: boolean; signal?: AbortSignal },
+  ): Promise<T> {
+    const started = performance.now();
+    for (let attempt = 1;; attempt++) {
+      options.signal?.throwIfAborted();
+      this.#closing.signal.throwIfAborted();
+      let session: Session | undefined;
+      try {
+        session = await this.#getSession();
+        const result = await op(session);
+        if (attempt > 1) {
+          this.events.emit("reconnected", { primary: session.primary.address, attempts: attempt });
+          logger.info("Redis command succeeded on {primary} after {attempts} attempts", {
+            primary: session.primary.address,
+            attempts: attempt,
+          });
+        }
+        return result;
+      } catch (error) {
+        if (isAuthReply(error)) {
+          const where = session?.primary.address ?? formatEndpoint(this.config.url);
+          throw new AuthError(
+            `Authentication to ${where} failed (${error.prefix}); check MN_REDIS_USERNAME and MN_REDIS_PASSWORD`,
+            { endpoint: where, cause: error },
+          );
+        }
+        const action = classifyFailure(error, { idempotent: options.idempotent });
+        if (action === "fatal") throw error;
+        const where = session?.primary.address ?? this.#lastPrimary?.address;
+        if (action === "outcome-unknown") {
+          if (session !== undefined) this.#retire(session, true);
+          throw new OutcomeUnknownError(where ?? "the primary", error);
+        }
+        // Rejected commands (READONLY, …) let the old connections drain; broken ones are gone anyway.
+        if (session !== undefined) this.#retire(session, false);
+        if (attempt >= this.config.reconnectAttempts) {
+          throw new RetriesExhaustedError({
+            attempts: attempt,
+            lastPrimary: where,
+            elapsedMs: performance.now() - started,
+            cause: error,
+          });
+        }
+        const delayMs = backoffDelayMs(attempt, {
+          backoffMs: this.config.reconnectBackoffMs,
+          maxBackoffMs: this.config.reconnectMaxBackoffMs,
+          random: this.#options.random,
+        });
+        const message = error instanceof Error ? error.message : String(error);
+        this.events.emit("reconnecting", { attempt, delayMs, error: message, primary: where });
+        logger.warn(
+          "Redis reconnecting (attempt {attempt} of {attempts}, retry in {delayMs}ms, last primary {primary}): {error}",
+          {
+            attempt,
+            attempts: this.config.reconnectAttempts,
+            delayMs,
+            primary: where ?? null,
+            error: message,
+          },
+        );
+        await this.#sleepUnlessFailover(delayMs, options.signal);
+      }
+    }
+  }
+
+  /** Sleeps, but wakes early when Sentinel announces a failover. */
+  async #sleepUnlessFailover(ms: number, signal: AbortSignal | undefined): Promise<void> {
+    const hint = this.#hint.signal;
+    const signals = [hint, this.#closing.signal];
+    if (signal !== undefined) signals.push(signal);
+    try {
+      await delay(ms, AbortSignal.any(signals));
+    } catch (error) {
+      signal?.throwIfAborted();
+      this.#closing.signal.throwIfAborted();
+      if (!hint.aborted) throw error;
+    }
+  }
+
+  #getSession(): Promise<Session> {
+    const current = this.#session;
+    if (current !== undefined && !current.retired) return Promise.resolve(current);
+    this.#establishing ??= this.#establish().finally(() => {
+      this.#establishing = undefined;
+    });
+    return this.#establishing;
+  }
+
+  async #establish(): Promise<Session> {
+    let endpoint: Endpoint;
+    let configEpoch: number | undefined;
+    if (this.#resolver !== undefined) {
+      const decision = await this.#resolver.resolve();
+      this.#lastDecision = decision;
+      endpoint = decision.primary;
+      configEpoch = decision.configEpoch;
+      for (const stale of decision.stale) {
+        const detail = {
+          ...stale,
+          chosen: formatEndpoint(decision.primary),
+          chosenEpoch: decision.configEpoch,
+        };
+        this.events.emit("stale-sentinel", detail);
+        logger.warn(
+          "Sentinel {sentinel} reports {reported} (epoch {configEpoch}); using {chosen} (epoch {chosenEpoch})",
+          detail,
+        );
+      }
+    } else {
+      endpoint = this.config.url;
+    }
+    const connectOptions: ConnectOptions = {
+      tls: this.config.tls,
+      username: this.config.username,
+      password: this.config.password,
+      db: this.config.db,
+      connectTimeoutMs: this.#options.connectTimeoutMs ?? 2000,
+      clientName: this.#options.clientName ?? "mn-redis-ha",
+      signal: this.#closing.signal,
+    };
+    const opened = await Promise.allSettled([
+      RedisConnection.connect(endpoint, connectOptions),
+      RedisConnection.connect(endpoint, connectOptions),
+    ]);
+    const failed = opened.find((r) => r.status === "rejected");
+    if (failed !== undefined) {
+      await Promise.all(opened.map((r) => r.status === "fulfilled" ? r.value.close() : undefined));
+      throw (failed as PromiseRejectedResult).reason;
+    }
+    const [hot, durable] = opened.map((r) => (r as PromiseFulfilledResult<RedisConnection>).value);
+    const address = formatEndpoint(endpoint);
+    try {
+      const timeoutMs = this.#options.connectTimeoutMs ?? 2000;
+      const [roleReply, infoReply] = await Promise.all([
+        hot.send(["ROLE"], { timeoutMs }),
+        hot.send(["INFO", "replication"], { timeoutMs }),
+      ]);
+      const role = Array.isArray(roleReply) ? replyToString(roleReply[0]) ?? "unknown" : "unknown";
+      if (this.config.haMode === "sentinel" && role !== "master") {
+        throw new RoleMismatchError(address, role);
+      }
+      const replid = /master_replid:([0-9a-f]+)/.exec(replyToString(infoReply) ?? "")?.[1] ?? "";
+      const primary: PrimaryInfo = { endpoint, address, role, configEpoch, replid };
+      const session: Session = { primary, hot, durable, pendingWait: undefined, retired: false };
+      hot.onClose(() => this.#retire(session, true));
+      durable.onClose(() => this.#retire(session, true));
+      const previous = this.#lastPrimary;
+      this.#session = session;
+      this.#lastPrimary = primary;
+      if (previous !== undefined && previous.address !== address) {
+        const detail = { from: previous.address, to: address, configEpoch };
+        this.events.emit("failover", detail);
+        logger.warn("Redis primary changed from {from} to {to} (config-epoch {configEpoch})", {
+          ...detail,
+          configEpoch: configEpoch ?? null,
+        });
+      }
+      return session;
+    } catch (error) {
+      await Promise.all([hot.close(), durable.close()]);
+      throw error;
+    }
+  }
+
+  /**
+   * Takes a session out of service. `force` closes it now (in-flight
+   * commands fail); otherwise its connections close once their in-flight
+   * replies arrived, so commands the node rejected are not turned into
+   * "outcome unknown".
+   */
+  #retire(session: Session, force: boolean): void {
+    if (this.#session === session) this.#session = undefined;
+    const first = !session.retired;
+    session.retired = true;
+    if (force) {
+      this.#track(Promise.all([session.hot.close(), session.durable.close()]));
+    } else if (first) {
+      const graceMs = this.#options.probeTimeoutMs ?? 1000;
+      this.#track((async () => {
+        let timer: ReturnType<typeof setTimeout> | undefined;
+        const grace = new Promise<void>((resolve) => timer = setTimeout(resolve, graceMs));
+        await Promise.race([
+          Promise.all([session.hot.whenIdle(), session.durable.whenIdle()]),
+          grace,
+        ]);
+        clearTimeout(timer);
+        await Promise.all([session.hot.close(), session.durable.close()]);
+      })());
+    }
+  }
+
+  #track(promise: Promise<unknown>): void {
+    const tracked = promise.catch(() => {});
+    this.#background.add(tracked);
+    void tracked.finally(() => this.#background.delete(tracked));
+  }
+
+  #onSentinelEvent(event: SentinelEvent): void {
+    this.events.emit("sentinel-event", event);
+    logger.info("Sentinel {sentinel} published {channel} {payload}", { ...event });
+    if (event.channel === "+switch-master" || event.channel === "+convert-to-slave") {
+      // The primary may have moved: stop using the current session and wake sleepers.
+      const current = this.#session;
+      if (current !== undefined) this.#retire(current, false);
+    }
+    if (event.channel !== "+sentinel") {
+      const hint = this.#hint;
+      this.#hint = new AbortController();
+      hint.abort();
+    }
+  }
+
+  async #probeLoop(): Promise<void> {
+    const intervalMs = this.#options.probeIntervalMs ?? 1000;
+    const timeoutMs = this.#options.probeTimeoutMs ?? 1000;
+    while (!this.#closing.signal.aborted) {
+      try {
+        await delay(intervalMs, this.#closing.signal);
+      } catch {
+        return;
+      }
+      const session = this.#session;
+      if (session === undefined || session.retired) continue;
+      try {
+        const reply = await session.hot.send(["ROLE"], { timeoutMs });
+        const role = Array.isArray(reply) ? replyToString(reply[0]) : null;
+        if (this.config.haMode === "sentinel" && role !== "master") {
+          this.#probeFailed(session, `ROLE reports ${role}`, false);
+        }
+      } catch (error) {
+        if (this.#closing.signal.aborted) return;
+        if (error instanceof ReplyError && isAuthReply(error)) continue;
+        this.#probeFailed(session, error instanceof Error ? error.message : String(error), true);
+      }
+    }
+  }
+
+  #probeFailed(session: Session, error: string, force: boolean): void {
+    if (session.retired) return;
+    const detail = { primary: session.primary.address, error };
+    this.events.emit("probe-failed", detail);
+    logger.warn("Redis primary {primary} failed its probe: {error}", detail);
+    this.#retire(session, force);
+    const hint = this.#hint;
+    this.#hint = new AbortController();
+    hint.abort();
+  }
+
+  /** Stops the probe and the Sentinel watcher and closes every connection. Idempotent. */
+  async close(): Promise<void> {
+    this.#closing.abort();
+    await this.#probe;
+    await this.#establishing?.catch(() => {});
+    if (this.#session !== undefined) this.#retire(this.#session, true);
+    await this.#watcher?.close();
+    await this.#resolver?.close();
+    while (this.#background.size > 0) await Promise.all([...this.#background]);
+  }
+
+  /** Same as {@link RedisHaClient.close}. */
+  [Symbol.asyncDispose](): Promise<void> {
+    return this.close();
+  }
+}
