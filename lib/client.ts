@@ -239,7 +239,8 @@ export class RedisHaClient implements AsyncDisposable {
         }
         const action = classifyFailure(error, { idempotent: options.idempotent });
         if (action === "fatal") throw error;
-        const where = session?.primary.address ?? this.#lastPrimary?.address;
+        const where = session?.primary.address ?? this.#lastPrimary?.address ??
+          (this.#resolver === undefined ? formatEndpoint(this.config.url) : undefined);
         if (action === "outcome-unknown") {
           if (session !== undefined) this.#retire(session, true);
           throw new OutcomeUnknownError(where ?? "the primary", error);

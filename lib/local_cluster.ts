@@ -12,6 +12,7 @@ import { RedisProcess } from "./redis_process.ts";
 import { replyToMap, replyToNumber, replyToString } from "./resp.ts";
 import type { Secret } from "./secret.ts";
 import { waitFor } from "./wait.ts";
+import { parseInfo } from "./info.ts";
 
 /** Options for {@link LocalCluster.start}. */
 export interface LocalClusterOptions {
@@ -237,15 +238,4 @@ async function startAll(into: RedisProcess[], starts: Promise<RedisProcess>[]): 
   for (const r of results) if (r.status === "fulfilled") into.push(r.value);
   const failed = results.find((r) => r.status === "rejected");
   if (failed !== undefined) throw (failed as PromiseRejectedResult).reason;
-}
-
-/** Parses `INFO` text into a field map. */
-export function parseInfo(info: string): Map<string, string> {
-  const fields = new Map<string, string>();
-  for (const line of info.split("\r\n")) {
-    if (line === "" || line.startsWith("#")) continue;
-    const colon = line.indexOf(":");
-    if (colon > 0) fields.set(line.slice(0, colon), line.slice(colon + 1));
-  }
-  return fields;
 }

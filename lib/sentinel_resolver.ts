@@ -62,7 +62,8 @@ export class SentinelResolver implements AsyncDisposable {
 
   /**
    * Asks every known sentinel in parallel and decides once a majority
-   * answered (or every query settled). Throws the typed errors of
+   * answered (or every query settled; with `waitAll`, once every query
+   * settled, for status output). Throws the typed errors of
    * {@link decideMaster}.
    *
    * @example
@@ -75,7 +76,7 @@ export class SentinelResolver implements AsyncDisposable {
    * const { primary, configEpoch } = await resolver.resolve();
    * ```
    */
-  async resolve(): Promise<MasterDecision> {
+  async resolve(options: { waitAll?: boolean } = {}): Promise<MasterDecision> {
     const targets = this.sentinels;
     const answers: SentinelAnswer[] = [];
     let answered = 0;
@@ -86,7 +87,13 @@ export class SentinelResolver implements AsyncDisposable {
         settled++;
         if (answer.kind !== "error") answered++;
         answers.push(answer);
-        if (hasEnoughAnswers(targets.length, answered, settled)) done();
+        if (
+          options.waitAll === true
+            ? settled === targets.length
+            : hasEnoughAnswers(targets.length, answered, settled)
+        ) {
+          done();
+        }
       });
       this.#stray.add(query);
       void query.finally(() => this.#stray.delete(query));
