@@ -28,6 +28,8 @@ export interface ProcessOptions {
   extraConfig?: readonly string[];
   /** How long to wait for the first PING. @default {10000} */
   readyTimeoutMs?: number;
+  /** Remove `dir` when the process is stopped. @default {false} */
+  removeDirOnStop?: boolean;
 }
 
 /** Options for {@link RedisProcess.startServer}. */
@@ -96,6 +98,7 @@ export class RedisProcess implements AsyncDisposable {
   readonly password: Secret | undefined;
   readonly #child: Deno.ChildProcess;
   readonly #status: Promise<Deno.CommandStatus>;
+  readonly #removeDir: boolean;
   #exited = false;
 
   private constructor(
@@ -104,7 +107,9 @@ export class RedisProcess implements AsyncDisposable {
     dir: string,
     password: Secret | undefined,
     child: Deno.ChildProcess,
+    removeDir: boolean,
   ) {
+    this.#removeDir = removeDir;
     this.kind = kind;
     this.endpoint = endpoint;
     this.dir = dir;
@@ -211,12 +216,19 @@ export class RedisProcess implements AsyncDisposable {
         if (error instanceof Deno.errors.NotFound) throw new MissingBinaryError(binary);
         throw error;
       }
-      const proc = new RedisProcess(kind, { host, port }, dir, options.password, child);
+      const proc = new RedisProcess(
+        kind,
+        { host, port },
+        dir,
+        options.password,
+        child,
+        options.removeDirOnStop ?? false,
+      );
       try {
         await proc.#waitReady(options.readyTimeoutMs ?? 10_000);
         return proc;
       } catch (error) {
-        await proc.stop();
+        await proc.#halt();
         const log = await Deno.readTextFile(logPath).catch(() => "");
         if (/Address already in use/.test(log) && options.port === undefined && attempt === 1) {
           continue; // Lost a race for the port; try once more on a new one.
@@ -292,8 +304,16 @@ export class RedisProcess implements AsyncDisposable {
     return RedisConnection.connect(this.endpoint, { password: this.password });
   }
 
-  /** Stops the process: SIGCONT (if stopped), SIGTERM, then SIGKILL after 3 s. Idempotent. */
+  /**
+   * Stops the process: SIGCONT (if stopped), SIGTERM, then SIGKILL after 3 s;
+   * removes its dir if asked to. Idempotent.
+   */
   async stop(): Promise<void> {
+    await this.#halt();
+    if (this.#removeDir) await Deno.remove(this.dir, { recursive: true }).catch(() => {});
+  }
+
+  async #halt(): Promise<void> {
     if (!this.#exited) {
       this.kill("SIGCONT");
       this.kill("SIGTERM");

@@ -1,0 +1,118 @@
+import { assert, assertEquals, assertThrows } from "./_harness/assert.ts";
+import fc from "fast-check";
+import { ProtocolError, ReplyError } from "../lib/errors.ts";
+import { encodeCommand, encodeReply, RespReader, type RespReply } from "../lib/resp.ts";
+
+const text = new TextEncoder();
+
+const replyArb: fc.Arbitrary<RespReply> = fc.letrec<{ reply: RespReply }>((tie) => ({
+  reply: fc.oneof(
+    { depthSize: "small", withCrossShrink: true },
+    fc.string({ unit: "grapheme-ascii" }).filter((s) => !s.includes("\r") && !s.includes("\n")),
+    fc.integer(),
+    fc.bigInt({ min: -(2n ** 63n), max: 2n ** 63n - 1n }).filter((n) => !Number.isSafeInteger(Number(n))),
+    fc.constant(null),
+    fc.uint8Array({ maxLength: 300 }),
+    fc.string().filter((s) => s !== "" && !/[\r\n]/.test(s)).map((s) => new ReplyError(s)),
+    fc.array(tie("reply"), { maxLength: 6 }),
+  ),
+})).reply;
+
+function normalise(value: RespReply): unknown {
+  if (value instanceof ReplyError) return { error: value.reply };
+  if (value instanceof Uint8Array) return { bytes: [...value] };
+  if (Array.isArray(value)) return value.map(normalise);
+  return value;
+}
+
+function decodeInChunks(bytes: Uint8Array, cuts: number[]): RespReply[] {
+  const reader = new RespReader();
+  const out: RespReply[] = [];
+  let last = 0;
+  for (const cut of [...new Set(cuts.map((c) => c % (bytes.length + 1)))].sort((a, b) => a - b).concat(bytes.length)) {
+    reader.push(bytes.subarray(last, cut));
+    last = cut;
+    let v: RespReply | undefined;
+    while ((v = reader.next()) !== undefined) out.push(v);
+  }
+  return out;
+}
+
+Deno.test("RespReader round-trips arbitrary replies split at arbitrary points", () => {
+  fc.assert(
+    fc.property(fc.array(replyArb, { minLength: 1, maxLength: 5 }), fc.array(fc.nat(), { maxLength: 20 }), (replies, cuts) => {
+      const bytes = new Uint8Array(replies.flatMap((r) => [...encodeReply(r)]));
+      const decoded = decodeInChunks(bytes, cuts);
+      assertEquals(decoded.map(normalise), replies.map(normalise));
+    }),
+    { numRuns: 500 },
+  );
+});
+
+Deno.test("RespReader decodes byte-at-a-time input", () => {
+  fc.assert(
+    fc.property(replyArb, (reply) => {
+      const bytes = encodeReply(reply);
+      const decoded = decodeInChunks(bytes, Array.from({ length: bytes.length }, (_, i) => i));
+      assertEquals(decoded.map(normalise), [normalise(reply)]);
+    }),
+    { numRuns: 200 },
+  );
+});
+
+Deno.test("encodeCommand() produces arrays of bulk strings, binary-safe", () => {
+  fc.assert(
+    fc.property(fc.array(fc.oneof(fc.string(), fc.uint8Array(), fc.integer()), { minLength: 1, maxLength: 8 }), (args) => {
+      const reader = new RespReader();
+      reader.push(encodeCommand(args));
+      const decoded = reader.next() as Uint8Array[];
+      assertEquals(decoded.length, args.length);
+      args.forEach((arg, i) => {
+        const expected = arg instanceof Uint8Array ? arg : text.encode(String(arg));
+        assertEquals([...decoded[i]], [...expected]);
+      });
+    }),
+  );
+});
+
+Deno.test("RespReader handles nil, empty array, nil array and large integers", () => {
+  const reader = new RespReader();
+  reader.push(text.encode("$-1\r\n*0\r\n*-1\r\n:9223372036854775807\r\n:-5\r\n$0\r\n\r\n"));
+  assertEquals(reader.next(), null);
+  assertEquals(reader.next(), []);
+  assertEquals(reader.next(), null);
+  assertEquals(reader.next(), 9223372036854775807n);
+  assertEquals(reader.next(), -5);
+  assertEquals(reader.next(), new Uint8Array());
+  assertEquals(reader.next(), undefined);
+  assertEquals(reader.buffered, 0);
+});
+
+Deno.test("RespReader returns error replies as typed values with their prefix", () => {
+  const reader = new RespReader();
+  reader.push(text.encode("-READONLY You can't write against a read only replica.\r\n"));
+  const reply = reader.next();
+  assert(reply instanceof ReplyError);
+  assertEquals((reply as ReplyError).prefix, "READONLY");
+});
+
+Deno.test("RespReader rejects bytes that are not RESP", () => {
+  const reader = new RespReader();
+  reader.push(text.encode("HTTP/1.1 400 Bad Request\r\n"));
+  assertThrows(() => reader.next(), ProtocolError);
+  const bad = new RespReader();
+  bad.push(text.encode("$3\r\nabcXY"));
+  assertThrows(() => bad.next(), ProtocolError);
+  const badInt = new RespReader();
+  badInt.push(text.encode(":12a\r\n"));
+  assertThrows(() => badInt.next(), ProtocolError);
+});
+
+Deno.test("RespReader decodes a large multi-chunk array without losing elements", () => {
+  const items: RespReply[] = Array.from({ length: 20_000 }, (_, i) => text.encode(`value-${i}`));
+  const bytes = encodeReply(items);
+  const cuts = Array.from({ length: Math.ceil(bytes.length / 1000) }, (_, i) => i * 1000);
+  const [decoded] = decodeInChunks(bytes, cuts) as Uint8Array[][];
+  assertEquals(decoded.length, 20_000);
+  assertEquals(new TextDecoder().decode(decoded[19_999]), "value-19999");
+});
