@@ -27,6 +27,8 @@ export interface ConnectOptions {
   db?: number;
   /** Deadline for TCP connect plus the AUTH/SELECT handshake. @default {2000} */
   connectTimeoutMs?: number;
+  /** Variables to name when AUTH is refused. @default {"MN_REDIS_USERNAME/MN_REDIS_PASSWORD"} */
+  credentialVariables?: string;
   /** `CLIENT SETNAME` value, so operators can tell our connections apart. */
   clientName?: string;
   /** Aborts the connection attempt. */
@@ -108,7 +110,9 @@ export class RedisConnection implements AsyncDisposable {
           : ["AUTH", options.username, options.password.reveal()];
         steps.push(
           connection.send(auth, { timeoutMs }).catch((e) => {
-            throw e instanceof ReplyError ? authFailure(where, e, options.username) : e;
+            throw e instanceof ReplyError
+              ? authFailure(where, e, options.username, options.credentialVariables)
+              : e;
           }),
         );
       }
@@ -357,11 +361,15 @@ export class RedisConnection implements AsyncDisposable {
   }
 }
 
-function authFailure(where: string, error: ReplyError, username: string | undefined): AuthError {
+function authFailure(
+  where: string,
+  error: ReplyError,
+  username: string | undefined,
+  variables = "MN_REDIS_USERNAME/MN_REDIS_PASSWORD",
+): AuthError {
   const who = username === undefined ? "the default user" : `user "${username}"`;
   return new AuthError(
-    `Authentication to ${where} as ${who} failed (${error.prefix}); check the username and password ` +
-      "variables (MN_REDIS_USERNAME/MN_REDIS_PASSWORD, or the MN_REDIS_SENTINEL_* pair for sentinels)",
+    `Authentication to ${where} as ${who} failed (${error.prefix}); check ${variables}`,
     { endpoint: where, cause: error },
   );
 }

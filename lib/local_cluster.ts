@@ -182,13 +182,20 @@ export class LocalCluster implements AsyncDisposable {
       let last: Endpoint | undefined;
       for (const s of this.sentinels.filter((x) => !x.exited)) {
         await using conn = await s.connect();
-        const reply = await conn.send(["SENTINEL", "GET-MASTER-ADDR-BY-NAME", this.masterName], {
-          timeoutMs: 1000,
-        });
-        if (!Array.isArray(reply)) {
-          return { done: false, observed: `${formatEndpoint(s.endpoint)} knows no master` };
+        const m = replyToMap(
+          await conn.send(["SENTINEL", "MASTER", this.masterName], { timeoutMs: 1000 }),
+        );
+        const flags = replyToString(m.get("flags") ?? null) ?? "";
+        last = {
+          host: replyToString(m.get("ip") ?? null) ?? "",
+          port: Number(replyToString(m.get("port") ?? null)),
+        };
+        if (/failover_in_progress|s_down|o_down/.test(flags)) {
+          return {
+            done: false,
+            observed: `${formatEndpoint(s.endpoint)} flags ${formatEndpoint(last)} ${flags}`,
+          };
         }
-        last = { host: replyToString(reply[0]) ?? "", port: Number(replyToString(reply[1])) };
         reports.add(formatEndpoint(last));
       }
       if (last === undefined) return { done: false, observed: "no live sentinel" };

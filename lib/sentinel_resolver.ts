@@ -125,15 +125,23 @@ export class SentinelResolver implements AsyncDisposable {
         username: this.#options.username,
         password: this.#options.password,
         connectTimeoutMs: timeoutMs,
+        credentialVariables: "MN_REDIS_SENTINEL_USERNAME/MN_REDIS_SENTINEL_PASSWORD",
       });
       const left = Math.max(1, timeoutMs - (performance.now() - started));
       const masterReply = conn.send(["SENTINEL", "MASTER", this.#options.masterName], {
         timeoutMs: left,
       });
+      // GET-MASTER-ADDR-BY-NAME already names the promoted replica while a failover finishes.
+      const addrReply = conn.send(
+        ["SENTINEL", "GET-MASTER-ADDR-BY-NAME", this.#options.masterName],
+        {
+          timeoutMs: left,
+        },
+      );
       const peersReply = conn.send(["SENTINEL", "SENTINELS", this.#options.masterName], {
         timeoutMs: left,
       });
-      const [master, peers] = await Promise.allSettled([masterReply, peersReply]);
+      const [master, addr, peers] = await Promise.allSettled([masterReply, addrReply, peersReply]);
       if (master.status === "rejected") throw master.reason;
       if (peers.status === "fulfilled" && Array.isArray(peers.value)) this.#learn(peers.value);
       const fields = replyToMap(master.value);
@@ -142,12 +150,27 @@ export class SentinelResolver implements AsyncDisposable {
       if (host === null || !Number.isInteger(port)) {
         return { sentinel: name, kind: "error", error: "SENTINEL MASTER reply has no ip/port" };
       }
+      let primary = { host, port };
+      let flags = (replyToString(fields.get("flags") ?? null) ?? "").split(",");
+      if (addr.status === "fulfilled" && Array.isArray(addr.value) && addr.value.length === 2) {
+        const promoted = {
+          host: replyToString(addr.value[0]) ?? host,
+          port: Number(replyToString(addr.value[1])),
+        };
+        if (
+          Number.isInteger(promoted.port) && formatEndpoint(promoted) !== formatEndpoint(primary)
+        ) {
+          // The flags describe the old primary, not the promoted one.
+          primary = promoted;
+          flags = ["master", "promoted"];
+        }
+      }
       return {
         sentinel: name,
         kind: "master",
-        primary: { host, port },
+        primary,
         configEpoch: replyToNumber(fields.get("config-epoch") ?? 0),
-        flags: (replyToString(fields.get("flags") ?? null) ?? "").split(","),
+        flags,
       };
     } catch (error) {
       if (error instanceof ReplyError && /No such master/i.test(error.reply)) {

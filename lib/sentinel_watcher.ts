@@ -107,6 +107,7 @@ export class SentinelWatcher implements AsyncDisposable {
           password: this.#options.password,
           connectTimeoutMs: this.#options.connectTimeoutMs ?? 500,
           signal: this.#stop.signal,
+          credentialVariables: "MN_REDIS_SENTINEL_USERNAME/MN_REDIS_SENTINEL_PASSWORD",
         });
         await conn.subscribe(
           SENTINEL_CHANNELS,

@@ -4,7 +4,9 @@ import { backoffDelayMs, totalBackoffRangeMs } from "../lib/backoff.ts";
 const opts = { backoffMs: 250, maxBackoffMs: 2000 };
 
 Deno.test("backoffDelayMs() doubles the cap from backoffMs up to maxBackoffMs", () => {
-  const caps = [1, 2, 3, 4, 5, 6].map((retry) => backoffDelayMs(retry, { ...opts, random: () => 1 }));
+  const caps = [1, 2, 3, 4, 5, 6].map((retry) =>
+    backoffDelayMs(retry, { ...opts, random: () => 1 })
+  );
   assertEquals(caps, [250, 500, 1000, 2000, 2000, 2000]);
 });
 

@@ -123,17 +123,24 @@ Deno.test("parseConfig() reports every problem at once, each naming its variable
     "MN_REDIS_WAIT_TIMEOUT_MS",
   ]);
   assert(issues.find((i) => i.variable === "MN_REDIS_HA_MODE")!.message.includes('"cluster"'));
-  assert(issues.find((i) => i.variable === "MN_REDIS_HA_MODE")!.message.includes("single or sentinel"));
+  assert(
+    issues.find((i) => i.variable === "MN_REDIS_HA_MODE")!.message.includes("single or sentinel"),
+  );
 });
 
 Deno.test("parseConfig() rejects sentinel mode without sentinels or master name", () => {
   const issues = issuesOf({ MN_REDIS_HA_MODE: "sentinel" });
-  assertEquals(issues.map((i) => i.variable).sort(), ["MN_REDIS_SENTINELS", "MN_REDIS_SENTINEL_MASTER"]);
+  assertEquals(issues.map((i) => i.variable).sort(), [
+    "MN_REDIS_SENTINELS",
+    "MN_REDIS_SENTINEL_MASTER",
+  ]);
   assert(issues.every((i) => i.message.includes("required in sentinel mode")));
 });
 
 Deno.test("parseConfig() rejects bad sentinel entries: host without port, port 0, port 70000", () => {
-  const issues = issuesOf({ MN_REDIS_SENTINELS: "host,10.0.0.1:0,10.0.0.2:70000,10.0.0.3:abc,:26379" });
+  const issues = issuesOf({
+    MN_REDIS_SENTINELS: "host,10.0.0.1:0,10.0.0.2:70000,10.0.0.3:abc,:26379",
+  });
   assertEquals(issues.length, 5);
   assert(issues.every((i) => i.variable === "MN_REDIS_SENTINELS"));
   assert(issues[0].message.includes("has no port"));
@@ -151,7 +158,9 @@ Deno.test("parseConfig() rejects max backoff below backoff and non-numeric, nega
     MN_REDIS_WAIT_TIMEOUT_MS: "ten",
   });
   const byVar = new Map(issues.map((i) => [i.variable, i.message]));
-  assert(byVar.get("MN_REDIS_RECONNECT_MAX_BACKOFF_MS")!.includes("below MN_REDIS_RECONNECT_BACKOFF_MS"));
+  assert(
+    byVar.get("MN_REDIS_RECONNECT_MAX_BACKOFF_MS")!.includes("below MN_REDIS_RECONNECT_BACKOFF_MS"),
+  );
   assert(byVar.get("MN_REDIS_RECONNECT_ATTEMPTS")!.includes("out of range"));
   assert(byVar.get("MN_REDIS_WAIT_TIMEOUT_MS")!.includes("not a whole number"));
 });
@@ -195,15 +204,23 @@ Deno.test("configFromOptions() applies the same rules, naming the option field",
   assertEquals(c.sentinels, [{ host: "127.0.0.1", port: 26379 }]);
   assertEquals(c.waitReplicas, 2);
   assertEquals(c.password?.reveal(), "pw");
-  const error = assertThrows(() => configFromOptions({ haMode: "sentinel", waitReplicas: -1 }), ConfigError);
+  const error = assertThrows(
+    () => configFromOptions({ haMode: "sentinel", waitReplicas: -1 }),
+    ConfigError,
+  );
   assert(error.issues.some((i) => i.variable === "sentinels (MN_REDIS_SENTINELS)"));
   assert(error.issues.some((i) => i.variable === "waitReplicas (MN_REDIS_WAIT_REPLICAS)"));
 });
 
 Deno.test("every variable derives its Config field and CLI flag", () => {
-  const c = parseConfig(env({ MN_REDIS_HA_MODE: "sentinel", MN_REDIS_SENTINELS: "h:1", MN_REDIS_SENTINEL_MASTER: "m" }));
+  const c = parseConfig(
+    env({ MN_REDIS_HA_MODE: "sentinel", MN_REDIS_SENTINELS: "h:1", MN_REDIS_SENTINEL_MASTER: "m" }),
+  );
   for (const variable of CONFIG_VARIABLES) {
-    assert(fieldForVariable(variable) in c, `${variable} -> ${fieldForVariable(variable)} is a Config field`);
+    assert(
+      fieldForVariable(variable) in c,
+      `${variable} -> ${fieldForVariable(variable)} is a Config field`,
+    );
   }
   assertEquals(flagForVariable("MN_REDIS_WAIT_TIMEOUT_MS"), "--wait-timeout-ms");
   assertEquals(fieldForVariable("MN_REDIS_WAIT_TIMEOUT_MS"), "waitTimeoutMs");

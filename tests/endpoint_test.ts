@@ -8,15 +8,17 @@ Deno.test("parseEndpoint() reads host:port and [ipv6]:port", () => {
 });
 
 Deno.test("parseEndpoint() explains what is wrong", () => {
-  for (const [input, expected] of [
-    ["host", "has no port"],
-    ["host:", "not a number"],
-    ["[::1]", "has no port"],
-    ["::1:6379", "looks like IPv6"],
-    ["h:65536", "out of range"],
-    ["", "empty entry"],
-    ["bad host:1", "invalid host"],
-  ]) {
+  for (
+    const [input, expected] of [
+      ["host", "has no port"],
+      ["host:", "not a number"],
+      ["[::1]", "has no port"],
+      ["::1:6379", "looks like IPv6"],
+      ["h:65536", "out of range"],
+      ["", "empty entry"],
+      ["bad host:1", "invalid host"],
+    ]
+  ) {
     const result = parseEndpoint(input);
     assertEquals(typeof result, "string", input);
     assertEquals((result as string).includes(expected), true, `${input}: ${result}`);

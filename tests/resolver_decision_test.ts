@@ -9,7 +9,12 @@ import {
   type SentinelAnswer,
 } from "../lib/resolver_decision.ts";
 
-const master = (sentinel: string, host: string, configEpoch: number, flags = "master"): SentinelAnswer => ({
+const master = (
+  sentinel: string,
+  host: string,
+  configEpoch: number,
+  flags = "master",
+): SentinelAnswer => ({
   sentinel,
   kind: "master",
   primary: { host, port: 6379 },
@@ -114,6 +119,9 @@ Deno.test("parseSwitchMaster() and eventMasterName() read Sentinel payloads", ()
   });
   assertEquals(parseSwitchMaster("garbage"), undefined);
   assertEquals(eventMasterName("master mirror-neuron 10.0.0.1 6379 #quorum 2/2"), "mirror-neuron");
-  assertEquals(eventMasterName("slave 10.0.0.2:6380 10.0.0.2 6380 @ mirror-neuron 10.0.0.1 6379"), "mirror-neuron");
+  assertEquals(
+    eventMasterName("slave 10.0.0.2:6380 10.0.0.2 6380 @ mirror-neuron 10.0.0.1 6379"),
+    "mirror-neuron",
+  );
   assertEquals(eventMasterName("sentinel abc 10.0.0.3 26379 @ other 10.0.0.1 6379"), "other");
 });

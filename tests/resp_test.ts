@@ -10,7 +10,9 @@ const replyArb: fc.Arbitrary<RespReply> = fc.letrec<{ reply: RespReply }>((tie) 
     { depthSize: "small", withCrossShrink: true },
     fc.string({ unit: "grapheme-ascii" }).filter((s) => !s.includes("\r") && !s.includes("\n")),
     fc.integer(),
-    fc.bigInt({ min: -(2n ** 63n), max: 2n ** 63n - 1n }).filter((n) => !Number.isSafeInteger(Number(n))),
+    fc.bigInt({ min: -(2n ** 63n), max: 2n ** 63n - 1n }).filter((n) =>
+      !Number.isSafeInteger(Number(n))
+    ),
     fc.constant(null),
     fc.uint8Array({ maxLength: 300 }),
     fc.string().filter((s) => s !== "" && !/[\r\n]/.test(s)).map((s) => new ReplyError(s)),
@@ -29,7 +31,11 @@ function decodeInChunks(bytes: Uint8Array, cuts: number[]): RespReply[] {
   const reader = new RespReader();
   const out: RespReply[] = [];
   let last = 0;
-  for (const cut of [...new Set(cuts.map((c) => c % (bytes.length + 1)))].sort((a, b) => a - b).concat(bytes.length)) {
+  for (
+    const cut of [...new Set(cuts.map((c) => c % (bytes.length + 1)))].sort((a, b) => a - b).concat(
+      bytes.length,
+    )
+  ) {
     reader.push(bytes.subarray(last, cut));
     last = cut;
     let v: RespReply | undefined;
@@ -40,11 +46,15 @@ function decodeInChunks(bytes: Uint8Array, cuts: number[]): RespReply[] {
 
 Deno.test("RespReader round-trips arbitrary replies split at arbitrary points", () => {
   fc.assert(
-    fc.property(fc.array(replyArb, { minLength: 1, maxLength: 5 }), fc.array(fc.nat(), { maxLength: 20 }), (replies, cuts) => {
-      const bytes = new Uint8Array(replies.flatMap((r) => [...encodeReply(r)]));
-      const decoded = decodeInChunks(bytes, cuts);
-      assertEquals(decoded.map(normalise), replies.map(normalise));
-    }),
+    fc.property(
+      fc.array(replyArb, { minLength: 1, maxLength: 5 }),
+      fc.array(fc.nat(), { maxLength: 20 }),
+      (replies, cuts) => {
+        const bytes = new Uint8Array(replies.flatMap((r) => [...encodeReply(r)]));
+        const decoded = decodeInChunks(bytes, cuts);
+        assertEquals(decoded.map(normalise), replies.map(normalise));
+      },
+    ),
     { numRuns: 500 },
   );
 });
@@ -62,16 +72,22 @@ Deno.test("RespReader decodes byte-at-a-time input", () => {
 
 Deno.test("encodeCommand() produces arrays of bulk strings, binary-safe", () => {
   fc.assert(
-    fc.property(fc.array(fc.oneof(fc.string(), fc.uint8Array(), fc.integer()), { minLength: 1, maxLength: 8 }), (args) => {
-      const reader = new RespReader();
-      reader.push(encodeCommand(args));
-      const decoded = reader.next() as Uint8Array[];
-      assertEquals(decoded.length, args.length);
-      args.forEach((arg, i) => {
-        const expected = arg instanceof Uint8Array ? arg : text.encode(String(arg));
-        assertEquals([...decoded[i]], [...expected]);
-      });
-    }),
+    fc.property(
+      fc.array(fc.oneof(fc.string(), fc.uint8Array(), fc.integer()), {
+        minLength: 1,
+        maxLength: 8,
+      }),
+      (args) => {
+        const reader = new RespReader();
+        reader.push(encodeCommand(args));
+        const decoded = reader.next() as Uint8Array[];
+        assertEquals(decoded.length, args.length);
+        args.forEach((arg, i) => {
+          const expected = arg instanceof Uint8Array ? arg : text.encode(String(arg));
+          assertEquals([...decoded[i]], [...expected]);
+        });
+      },
+    ),
   );
 });
 
