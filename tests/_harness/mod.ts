@@ -68,3 +68,54 @@ export function singleConfig(proc: RedisProcess, extra: ConfigOptions = {}): Con
     ...extra,
   });
 }
+
+/** A background loop of durable, idempotent SETs; records every acknowledged key. */
+export interface WriteLoop {
+  /** Keys whose write was reported successful, in order. */
+  readonly acked: string[];
+  /** Errors the loop saw. */
+  readonly errors: unknown[];
+  /** Stops the loop and waits for it. */
+  stop(): Promise<void>;
+}
+
+/** Starts `concurrency` writers issuing `client.durable(SET key value)` until stopped. */
+export function startWriteLoop(
+  client: { durable(args: string[], options: { idempotent: boolean }): Promise<unknown> },
+  prefix: string,
+  concurrency = 4,
+): WriteLoop {
+  const acked: string[] = [];
+  const errors: unknown[] = [];
+  let running = true;
+  let next = 0;
+  const writers = Array.from({ length: concurrency }, async () => {
+    while (running) {
+      const key = `${prefix}:${next++}`;
+      try {
+        await client.durable(["SET", key, key], { idempotent: true });
+        acked.push(key);
+      } catch (error) {
+        errors.push(error);
+      }
+    }
+  });
+  return {
+    acked,
+    errors,
+    stop: async () => {
+      running = false;
+      await Promise.all(writers);
+    },
+  };
+}
+
+/** Returns the keys among `keys` that are missing on the node at `endpoint`. */
+export async function missingKeys(
+  proc: RedisProcess,
+  keys: readonly string[],
+): Promise<string[]> {
+  await using conn = await proc.connect();
+  const exists = await Promise.all(keys.map((k) => conn.send(["EXISTS", k])));
+  return keys.filter((_, i) => exists[i] !== 1);
+}
