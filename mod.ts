@@ -30,7 +30,7 @@ export {
   flagForVariable,
   parseConfig,
 } from "./lib/config.ts";
-export type { Config, ConfigOptions, HaMode } from "./lib/config.ts";
+export type { Config, ConfigOptions, Defaults, HaMode } from "./lib/config.ts";
 export { RedisConnection } from "./lib/connection.ts";
 export type { ConnectOptions, MessageHandler, SendOptions } from "./lib/connection.ts";
 export { formatEndpoint, parseEndpoint } from "./lib/endpoint.ts";

@@ -55,17 +55,29 @@ export interface Config {
 
 /** The settings as a library caller passes them, instead of the environment. */
 export interface ConfigOptions {
-  /** @default {"single"} */
+  /**
+   * How the primary is found (`MN_REDIS_HA_MODE`).
+   * @default {"single"}
+   */
   haMode?: HaMode | string;
-  /** @default {"redis://127.0.0.1:6379"} */
+  /**
+   * Single-mode endpoint and URL scheme (`MN_REDIS_URL`).
+   * @default {"redis://127.0.0.1:6379"}
+   */
   url?: string;
   /** Sentinel endpoints, as a list or a comma-separated string. */
   sentinels?: readonly string[] | string;
   /** Master name the sentinels monitor. */
   sentinelMaster?: string;
-  /** @default {false} */
+  /**
+   * Reach sentinels over TLS (`MN_REDIS_SENTINEL_TLS`).
+   * @default {false}
+   */
   sentinelTls?: boolean | string;
-  /** @default {0} */
+  /**
+   * Logical database (`MN_REDIS_DB`).
+   * @default {0}
+   */
   db?: number | string;
   /** ACL user for data nodes. */
   username?: string;
@@ -75,17 +87,35 @@ export interface ConfigOptions {
   sentinelUsername?: string;
   /** Password for sentinels. */
   sentinelPassword?: string | Secret;
-  /** @default {0} */
+  /**
+   * Replicas a durable write waits for; 0 is off (`MN_REDIS_WAIT_REPLICAS`).
+   * @default {0}
+   */
   waitReplicas?: number | string;
-  /** @default {100} */
+  /**
+   * WAIT timeout (`MN_REDIS_WAIT_TIMEOUT_MS`).
+   * @default {100}
+   */
   waitTimeoutMs?: number | string;
-  /** @default {10} */
+  /**
+   * Attempts for reconnectable failures (`MN_REDIS_RECONNECT_ATTEMPTS`).
+   * @default {10}
+   */
   reconnectAttempts?: number | string;
-  /** @default {250} */
+  /**
+   * First backoff delay (`MN_REDIS_RECONNECT_BACKOFF_MS`).
+   * @default {250}
+   */
   reconnectBackoffMs?: number | string;
-  /** @default {2000} */
+  /**
+   * Backoff cap (`MN_REDIS_RECONNECT_MAX_BACKOFF_MS`).
+   * @default {2000}
+   */
   reconnectMaxBackoffMs?: number | string;
-  /** @default {"mirror_neuron"} */
+  /**
+   * Key prefix (`MN_REDIS_NAMESPACE`).
+   * @default {"mirror_neuron"}
+   */
   namespace?: string;
 }
 
@@ -109,18 +139,30 @@ export const CONFIG_VARIABLES: readonly string[] = [
   "MN_REDIS_NAMESPACE",
 ];
 
+/** The shape of {@link DEFAULTS}. */
+export interface Defaults {
+  /** Default `MN_REDIS_HA_MODE`. */
+  haMode: HaMode;
+  /** Default `MN_REDIS_URL`. */
+  url: string;
+  /** Default `MN_REDIS_DB`. */
+  db: number;
+  /** Default `MN_REDIS_WAIT_REPLICAS`. */
+  waitReplicas: number;
+  /** Default `MN_REDIS_WAIT_TIMEOUT_MS`. */
+  waitTimeoutMs: number;
+  /** Default `MN_REDIS_RECONNECT_ATTEMPTS`. */
+  reconnectAttempts: number;
+  /** Default `MN_REDIS_RECONNECT_BACKOFF_MS`. */
+  reconnectBackoffMs: number;
+  /** Default `MN_REDIS_RECONNECT_MAX_BACKOFF_MS`. */
+  reconnectMaxBackoffMs: number;
+  /** Default `MN_REDIS_NAMESPACE`. */
+  namespace: string;
+}
+
 /** Defaults, each with the reason it was chosen. */
-export const DEFAULTS: {
-  readonly haMode: HaMode;
-  readonly url: string;
-  readonly db: number;
-  readonly waitReplicas: number;
-  readonly waitTimeoutMs: number;
-  readonly reconnectAttempts: number;
-  readonly reconnectBackoffMs: number;
-  readonly reconnectMaxBackoffMs: number;
-  readonly namespace: string;
-} = Object.freeze({
+export const DEFAULTS: Readonly<Defaults> = Object.freeze({
   haMode: "single", // a development box has one local Redis
   url: "redis://127.0.0.1:6379", // Redis' own default port, loopback only
   db: 0, // Redis' default database

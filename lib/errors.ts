@@ -47,6 +47,7 @@ export interface ConfigIssue {
 export class ConfigError extends RedisHaError {
   /** Every problem found, one per variable. */
   readonly issues: readonly ConfigIssue[];
+  /** Error class name. */
   override readonly name = "ConfigError";
 
   /** Creates the error from the list of issues. */
@@ -62,6 +63,7 @@ export class ConfigError extends RedisHaError {
 
 /** The command line is invalid. */
 export class UsageError extends RedisHaError {
+  /** Error class name. */
   override readonly name = "UsageError";
 
   /** Creates a usage error with a message naming the flag and what is expected. */
@@ -79,6 +81,7 @@ export type SendState = "not-sent" | "sent";
  * `"not-sent"` command is always safe to retry.
  */
 export class ConnectionError extends RedisHaError {
+  /** Error class name. */
   override readonly name = "ConnectionError";
   /** Where the connection went, without credentials. */
   readonly endpoint: string;
@@ -98,6 +101,7 @@ export class ConnectionError extends RedisHaError {
 
 /** An error reply from Redis, e.g. `READONLY …` or `WRONGTYPE …`. */
 export class ReplyError extends RedisHaError {
+  /** Error class name. */
   override readonly name = "ReplyError";
   /** The first word of the reply, e.g. `READONLY`, `ERR`, `WRONGTYPE`. */
   readonly prefix: string;
@@ -115,6 +119,7 @@ export class ReplyError extends RedisHaError {
 
 /** Authentication was refused (`WRONGPASS`, `NOAUTH`, `NOPERM` on AUTH). Never retried. */
 export class AuthError extends RedisHaError {
+  /** Error class name. */
   override readonly name = "AuthError";
   /** Where authentication failed, without credentials. */
   readonly endpoint: string;
@@ -131,6 +136,7 @@ export class AuthError extends RedisHaError {
  * reply: it may or may not have been applied, so it was not resent.
  */
 export class OutcomeUnknownError extends RedisHaError {
+  /** Error class name. */
   override readonly name = "OutcomeUnknownError";
   /** The node the command was sent to. */
   readonly endpoint: string;
@@ -149,6 +155,7 @@ export class OutcomeUnknownError extends RedisHaError {
 
 /** Reconnectable failures went on for all configured attempts. */
 export class RetriesExhaustedError extends RedisHaError {
+  /** Error class name. */
   override readonly name = "RetriesExhaustedError";
   /** How many attempts were made. */
   readonly attempts: number;
@@ -180,6 +187,7 @@ export interface SentinelFailure {
 
 /** No listed sentinel answered. */
 export class NoSentinelReachableError extends RedisHaError {
+  /** Error class name. */
   override readonly name = "NoSentinelReachableError";
   /** Each sentinel and its last error. */
   readonly failures: readonly SentinelFailure[];
@@ -197,6 +205,7 @@ export class NoSentinelReachableError extends RedisHaError {
 
 /** Sentinels answered but none monitors the configured master name. */
 export class MasterUnknownError extends RedisHaError {
+  /** Error class name. */
   override readonly name = "MasterUnknownError";
   /** The master name that was asked for. */
   readonly masterName: string;
@@ -217,6 +226,7 @@ export class MasterUnknownError extends RedisHaError {
 
 /** The node reported as primary kept answering `ROLE` with something other than master. */
 export class RoleMismatchError extends RedisHaError {
+  /** Error class name. */
   override readonly name = "RoleMismatchError";
   /** The node that was expected to be primary. */
   readonly endpoint: string;
@@ -240,6 +250,7 @@ export class RoleMismatchError extends RedisHaError {
  * than required. The write is on the primary, not confirmed on replicas.
  */
 export class WaitError extends RedisHaError {
+  /** Error class name. */
   override readonly name = "WaitError";
   /** Replicas that acknowledged. */
   readonly acked: number;
@@ -264,6 +275,7 @@ export class WaitError extends RedisHaError {
 
 /** The peer sent bytes that are not valid RESP. */
 export class ProtocolError extends RedisHaError {
+  /** Error class name. */
   override readonly name = "ProtocolError";
 
   /** Creates the error. */

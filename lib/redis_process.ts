@@ -66,6 +66,7 @@ export interface SentinelOptions extends ProcessOptions {
 
 /** The Redis binary is missing. */
 export class MissingBinaryError extends RedisHaError {
+  /** Error class name. */
   override readonly name = "MissingBinaryError";
 
   /** Creates the error for a binary name. */

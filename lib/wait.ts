@@ -22,6 +22,7 @@ export interface WaitForOptions {
 
 /** A condition did not hold before its deadline. */
 export class WaitTimeoutError extends RedisHaError {
+  /** Error class name. */
   override readonly name = "WaitTimeoutError";
   /** The last state the check observed. */
   readonly lastObserved: string;

@@ -1,0 +1,117 @@
+import { assert, assertEquals } from "./_harness/assert.ts";
+import { startCluster, startRedis } from "./_harness/mod.ts";
+import { runCli } from "../lib/cli.ts";
+import { formatEndpoint } from "../lib/endpoint.ts";
+import { freePort } from "../lib/redis_process.ts";
+import { Secret } from "../lib/secret.ts";
+
+async function cli(args: string[], env: Record<string, string> = {}) {
+  const stdout: string[] = [];
+  const stderr: string[] = [];
+  const code = await runCli(args, {
+    stdout: (t) => stdout.push(t),
+    stderr: (t) => stderr.push(t),
+    getEnv: (name) => env[name],
+  });
+  return { code, stdout: stdout.join("\n"), stderr: stderr.join("\n") };
+}
+
+Deno.test("mn-redis-ha probe and status work against a single Redis with a password", async () => {
+  await using redis = await startRedis({ password: new Secret("pw-single") });
+  const env = {
+    MN_REDIS_URL: `redis://${formatEndpoint(redis.endpoint)}`,
+    MN_REDIS_PASSWORD: "pw-single",
+  };
+  const probe = await cli(["probe"], env);
+  assertEquals(probe.code, 0, probe.stderr);
+  assertEquals(probe.stdout, `probe_write_read_ok primary=${formatEndpoint(redis.endpoint)}`);
+  const status = await cli(["status", "--json"], env);
+  assertEquals(status.code, 0, status.stderr);
+  const report = JSON.parse(status.stdout);
+  assertEquals(report.mode, "single");
+  assertEquals(report.primary, formatEndpoint(redis.endpoint));
+  assertEquals(report.role, "master");
+  assertEquals(report.configEpoch, null);
+  assertEquals(report.replicas, []);
+  assertEquals(report.sentinels, []);
+  assert(!status.stdout.includes("pw-single") && !status.stderr.includes("pw-single"));
+  const text = await cli(["status"], env);
+  assertEquals(text.code, 0);
+  assert(text.stdout.includes(`primary:    ${formatEndpoint(redis.endpoint)} (role master`));
+});
+
+Deno.test("mn-redis-ha probe and status work in sentinel mode, flags overriding variables", async () => {
+  await using cluster = await startCluster({ replicas: 2, sentinels: 3 });
+  const sentinels = cluster.sentinelEndpoints.map(formatEndpoint).join(",");
+  const env = {
+    MN_REDIS_HA_MODE: "sentinel",
+    MN_REDIS_SENTINELS: "127.0.0.1:1",
+    MN_REDIS_SENTINEL_MASTER: "wrong",
+  };
+  const flags = [
+    "--sentinels",
+    sentinels,
+    "--sentinel-master",
+    cluster.masterName,
+    "--wait-replicas",
+    "2",
+  ];
+  const probe = await cli(["probe", ...flags], env);
+  assertEquals(probe.code, 0, probe.stderr);
+  assertEquals(
+    probe.stdout,
+    `probe_write_read_ok primary=${formatEndpoint(cluster.nodes[0].endpoint)}`,
+  );
+  const status = await cli(["status", "--json", ...flags], env);
+  assertEquals(status.code, 0, status.stderr);
+  const report = JSON.parse(status.stdout);
+  assertEquals(report.mode, "sentinel");
+  assertEquals(report.primary, formatEndpoint(cluster.nodes[0].endpoint));
+  assertEquals(report.role, "master");
+  assertEquals(report.configEpoch, 0);
+  assertEquals(report.wait, { replicas: 2, timeoutMs: 100 });
+  assertEquals(report.replicas.length, 2);
+  for (const r of report.replicas) assertEquals(r.state, "online");
+  assertEquals(report.sentinels.length, 3);
+  for (const s of report.sentinels) {
+    assertEquals(s.answered, true);
+    assertEquals(s.reports, formatEndpoint(cluster.nodes[0].endpoint));
+  }
+});
+
+Deno.test("mn-redis-ha status reports an unreachable Redis with exit 1 and no stack trace", async () => {
+  const r = await cli([
+    "status",
+    "--url",
+    `redis://127.0.0.1:${freePort()}`,
+    "--reconnect-attempts",
+    "2",
+  ]);
+  assertEquals(r.code, 1);
+  assert(r.stderr.includes("Redis unavailable after 2 attempts"));
+  assert(!/^\s+at /m.test(r.stderr));
+});
+
+Deno.test("mn-redis-ha probe names the sentinels when none is reachable, JSON logs on request", async () => {
+  const port = freePort();
+  const r = await cli([
+    "probe",
+    "--ha-mode",
+    "sentinel",
+    "--sentinels",
+    `127.0.0.1:${port}`,
+    "--sentinel-master",
+    "mirror-neuron",
+    "--reconnect-attempts",
+    "2",
+    "--log-format",
+    "json",
+  ]);
+  assertEquals(r.code, 1);
+  assert(r.stderr.includes(`No sentinel reachable: 127.0.0.1:${port}`));
+  const logLine = r.stderr.split("\n").find((l) => l.startsWith("{"));
+  assert(logLine !== undefined, r.stderr);
+  const record = JSON.parse(logLine);
+  assertEquals(record.level, "warning");
+  assertEquals(record.attempt, 1);
+});

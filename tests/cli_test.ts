@@ -1,0 +1,82 @@
+import { assert, assertEquals } from "./_harness/assert.ts";
+import { runCli } from "../lib/cli.ts";
+
+async function cli(args: string[], env: Record<string, string> = {}) {
+  const stdout: string[] = [];
+  const stderr: string[] = [];
+  const code = await runCli(args, {
+    stdout: (t) => stdout.push(t),
+    stderr: (t) => stderr.push(t),
+    getEnv: (name) => env[name],
+  });
+  return { code, stdout: stdout.join("\n"), stderr: stderr.join("\n") };
+}
+
+function assertNoStack(text: string): void {
+  assert(!/^\s+at .+:\d+:\d+/m.test(text), `stack trace in output:\n${text}`);
+}
+
+Deno.test("runCli() with no command prints usage and exits 2", async () => {
+  const r = await cli([]);
+  assertEquals(r.code, 2);
+  assert(r.stderr.includes("Usage: mn-redis-ha <command>"));
+  assertEquals(r.stdout, "");
+});
+
+Deno.test("runCli() --help lists the commands on stdout", async () => {
+  const r = await cli(["--help"]);
+  assertEquals(r.code, 0);
+  assert(r.stdout.includes("status") && r.stdout.includes("probe"));
+});
+
+Deno.test("runCli() <command> --help explains every flag with an example", async () => {
+  for (const command of ["status", "probe"]) {
+    const r = await cli([command, "--help"]);
+    assertEquals(r.code, 0);
+    assert(r.stdout.includes("MN_REDIS_WAIT_REPLICAS"), command);
+    assert(r.stdout.includes("Example"), command);
+  }
+});
+
+Deno.test("runCli() rejects an unknown command with usage and exit 2", async () => {
+  const r = await cli(["frobnicate"]);
+  assertEquals(r.code, 2);
+  assert(r.stderr.includes('unknown command "frobnicate"'));
+  assert(r.stderr.includes("Usage:"));
+});
+
+Deno.test("runCli() rejects an unknown flag with usage and exit 2", async () => {
+  const r = await cli(["status", "--bogus"]);
+  assertEquals(r.code, 2);
+  assert(r.stderr.includes("--bogus"));
+  assert(r.stderr.includes("Usage: mn-redis-ha status"));
+  assertNoStack(r.stderr);
+});
+
+Deno.test("runCli() refuses a password flag and says where passwords go", async () => {
+  const r = await cli(["probe", "--password", "hunter2"]);
+  assertEquals(r.code, 2);
+  assert(r.stderr.includes("MN_REDIS_PASSWORD"));
+});
+
+Deno.test("runCli() reports every config problem at once, naming variable or flag, exit 2", async () => {
+  const r = await cli(["status", "--ha-mode", "sentinel", "--wait-replicas=-2"], {
+    MN_REDIS_RECONNECT_BACKOFF_MS: "500",
+    MN_REDIS_RECONNECT_MAX_BACKOFF_MS: "100",
+    MN_REDIS_PASSWORD: "hunter2",
+  });
+  assertEquals(r.code, 2);
+  assert(r.stderr.includes("--wait-replicas (MN_REDIS_WAIT_REPLICAS)"));
+  assert(r.stderr.includes("MN_REDIS_SENTINELS: required in sentinel mode"));
+  assert(r.stderr.includes("MN_REDIS_SENTINEL_MASTER: required in sentinel mode"));
+  assert(r.stderr.includes("MN_REDIS_RECONNECT_MAX_BACKOFF_MS"));
+  assert(!r.stderr.includes("hunter2"));
+  assertNoStack(r.stderr);
+  assertEquals(r.stdout, "");
+});
+
+Deno.test("runCli() rejects a bad --log-format", async () => {
+  const r = await cli(["status", "--log-format", "xml"]);
+  assertEquals(r.code, 2);
+  assert(r.stderr.includes("expected text or json"));
+});
