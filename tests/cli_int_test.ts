@@ -1,20 +1,9 @@
 import { assert, assertEquals } from "./_harness/assert.ts";
 import { startCluster, startRedis } from "./_harness/mod.ts";
-import { runCli } from "../lib/cli.ts";
+import { cli } from "./_harness/cli.ts";
 import { formatEndpoint } from "../lib/endpoint.ts";
 import { freePort } from "../lib/redis_process.ts";
 import { Secret } from "../lib/secret.ts";
-
-async function cli(args: string[], env: Record<string, string> = {}) {
-  const stdout: string[] = [];
-  const stderr: string[] = [];
-  const code = await runCli(args, {
-    stdout: (t) => stdout.push(t),
-    stderr: (t) => stderr.push(t),
-    getEnv: (name) => env[name],
-  });
-  return { code, stdout: stdout.join("\n"), stderr: stderr.join("\n") };
-}
 
 Deno.test("mn-redis-ha probe and status work against a single Redis with a password", async () => {
   await using redis = await startRedis({ password: new Secret("pw-single") });

@@ -1,16 +1,5 @@
 import { assert, assertEquals } from "./_harness/assert.ts";
-import { runCli } from "../lib/cli.ts";
-
-async function cli(args: string[], env: Record<string, string> = {}) {
-  const stdout: string[] = [];
-  const stderr: string[] = [];
-  const code = await runCli(args, {
-    stdout: (t) => stdout.push(t),
-    stderr: (t) => stderr.push(t),
-    getEnv: (name) => env[name],
-  });
-  return { code, stdout: stdout.join("\n"), stderr: stderr.join("\n") };
-}
+import { cli } from "./_harness/cli.ts";
 
 function assertNoStack(text: string): void {
   assert(!/^\s+at .+:\d+:\d+/m.test(text), `stack trace in output:\n${text}`);
