@@ -79,7 +79,7 @@ Deno.test("RedisHaClient gives up after the configured attempts, in about the co
 
 Deno.test("RedisHaClient raises WaitError with acked=0 when replicas cannot acknowledge", async () => {
   await using cluster = await startCluster({ replicas: 1, sentinels: 0 });
-  const config = singleConfig(cluster.nodes[0], { waitReplicas: 1, waitTimeoutMs: 200 });
+  const config = singleConfig(cluster.nodes[0], { waitReplicas: 1, waitTimeoutMs: 1000 });
   await using client = await RedisHaClient.connect(config);
   await client.durable(["SET", `${config.namespace}:before`, "1"]);
   cluster.nodes[1].kill("SIGSTOP");
@@ -89,7 +89,7 @@ Deno.test("RedisHaClient raises WaitError with acked=0 when replicas cannot ackn
   );
   assertEquals(error.acked, 0);
   assertEquals(error.required, 1);
-  assert(error.message.includes("0 of 1 replicas acknowledged within 200ms"));
+  assert(error.message.includes("0 of 1 replicas acknowledged within 1000ms"));
   // The write is on the primary, just not confirmed.
   assertEquals(
     replyToString(await client.command(["GET", `${config.namespace}:unconfirmed`])),
