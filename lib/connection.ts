@@ -12,7 +12,7 @@
 
 import { AuthError, ConnectionError, ReplyError } from "./errors.ts";
 import { type Endpoint, formatEndpoint } from "./endpoint.ts";
-import { encodeCommand, replyToString, type RespArg, RespReader, type RespReply } from "./resp.ts";
+import { encodeCommands, replyToString, type RespArg, RespReader, type RespReply } from "./resp.ts";
 import type { Secret } from "./secret.ts";
 
 /** Options for {@link RedisConnection.connect}. */
@@ -42,7 +42,7 @@ export interface SendOptions {
 }
 
 interface Pending {
-  readonly bytes: Uint8Array;
+  readonly args: readonly RespArg[];
   readonly resolve: (reply: RespReply) => void;
   readonly reject: (error: unknown) => void;
   sent: boolean;
@@ -162,7 +162,8 @@ export class RedisConnection implements AsyncDisposable {
   /**
    * Sends one command and resolves with its reply. An error reply rejects
    * with {@link ReplyError}; a connection failure rejects with
-   * {@link ConnectionError} (see `sendState`).
+   * {@link ConnectionError} (see `sendState`). Arguments are encoded when
+   * the batch is written, so do not mutate them until the promise settles.
    */
   send(args: readonly RespArg[], options: SendOptions = {}): Promise<RespReply> {
     if (this.#closed) {
@@ -170,7 +171,7 @@ export class RedisConnection implements AsyncDisposable {
     }
     const { promise, resolve, reject } = Promise.withResolvers<RespReply>();
     const pending: Pending = {
-      bytes: encodeCommand(args),
+      args,
       resolve,
       reject,
       sent: false,
@@ -241,13 +242,8 @@ export class RedisConnection implements AsyncDisposable {
       while (this.#unsent.length > 0 && !this.#closed) {
         const batch = this.#unsent;
         this.#unsent = [];
-        let size = 0;
-        for (const p of batch) size += p.bytes.length;
-        const out = new Uint8Array(size);
-        let offset = 0;
+        const out = encodeCommands(batch.map((p) => p.args));
         for (const p of batch) {
-          out.set(p.bytes, offset);
-          offset += p.bytes.length;
           p.sent = true;
           this.#inflight.push(p);
         }

@@ -30,24 +30,58 @@ const CRLF = encoder.encode("\r\n");
 
 /** Encodes one command as a RESP array of bulk strings. */
 export function encodeCommand(args: readonly RespArg[]): Uint8Array {
-  const parts: Uint8Array[] = [];
-  let size = 0;
-  const head = encoder.encode(`*${args.length}\r\n`);
-  parts.push(head);
-  size += head.length;
-  for (const arg of args) {
-    const bytes = arg instanceof Uint8Array ? arg : encoder.encode(String(arg));
-    const len = encoder.encode(`$${bytes.length}\r\n`);
-    parts.push(len, bytes, CRLF);
-    size += len.length + bytes.length + 2;
+  return encodeCommands([args]);
+}
+
+/**
+ * Encodes several commands into one buffer, ready for a single socket write.
+ * Text is assembled as one string and encoded once (the hot path: encoding
+ * many small pieces separately costs more than the I/O); binary arguments are
+ * spliced in as bytes.
+ */
+export function encodeCommands(commands: readonly (readonly RespArg[])[]): Uint8Array {
+  const pieces: (string | Uint8Array)[] = [];
+  let text = "";
+  for (const args of commands) {
+    text += `*${args.length}\r\n`;
+    for (const arg of args) {
+      if (arg instanceof Uint8Array) {
+        text += `$${arg.length}\r\n`;
+        pieces.push(text, arg);
+        text = "\r\n";
+      } else {
+        const value = typeof arg === "string" ? arg : String(arg);
+        text += `$${utf8Length(value)}\r\n${value}\r\n`;
+      }
+    }
   }
-  const out = new Uint8Array(size);
-  let offset = 0;
-  for (const part of parts) {
-    out.set(part, offset);
-    offset += part.length;
+  if (pieces.length === 0) return encoder.encode(text);
+  pieces.push(text);
+  const encoded = pieces.map((p) => typeof p === "string" ? encoder.encode(p) : p);
+  return concat(encoded);
+}
+
+/** Byte length of a string in UTF-8, as TextEncoder would produce it. */
+function utf8Length(value: string): number {
+  let bytes = value.length;
+  for (let i = 0; i < value.length; i++) {
+    const c = value.charCodeAt(i);
+    if (c < 0x80) continue;
+    if (c < 0x800) {
+      bytes += 1;
+    } else if (c >= 0xd800 && c <= 0xdbff && i + 1 < value.length) {
+      const next = value.charCodeAt(i + 1);
+      if (next >= 0xdc00 && next <= 0xdfff) {
+        bytes += 2; // a surrogate pair: 2 UTF-16 units, 4 bytes
+        i++;
+      } else {
+        bytes += 2; // lone surrogate: encoded as U+FFFD, 3 bytes
+      }
+    } else {
+      bytes += 2;
+    }
   }
-  return out;
+  return bytes;
 }
 
 /**

@@ -132,3 +132,15 @@ Deno.test("RespReader decodes a large multi-chunk array without losing elements"
   assertEquals(decoded.length, 20_000);
   assertEquals(new TextDecoder().decode(decoded[19_999]), "value-19999");
 });
+
+Deno.test("encodeCommand() sizes any UTF-16 text (astral, lone surrogates) as TextEncoder does", () => {
+  fc.assert(
+    fc.property(fc.array(fc.string({ unit: "binary" }), { minLength: 1, maxLength: 4 }), (args) => {
+      const reader = new RespReader();
+      reader.push(encodeCommand(args));
+      const decoded = reader.next() as Uint8Array[];
+      args.forEach((arg, i) => assertEquals([...decoded[i]], [...text.encode(arg)]));
+    }),
+    { numRuns: 500 },
+  );
+});
