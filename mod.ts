@@ -47,6 +47,7 @@ export {
   ReplyError,
   RetriesExhaustedError,
   RoleMismatchError,
+  TlsError,
   UsageError,
   WaitError,
 } from "./lib/errors.ts";

@@ -57,6 +57,11 @@ export interface ClientOptions {
   sentinelTimeoutMs?: number;
   /** Random source for backoff jitter. @default {Math.random} */
   random?: () => number;
+  /**
+   * Extra CA certificates (PEM) trusted for TLS to data nodes and sentinels,
+   * e.g. a private Redis CA. The CLI and binary can use `DENO_CERT` instead.
+   */
+  tlsCaCerts?: readonly string[];
 }
 
 /** Options for one command. */
@@ -119,6 +124,7 @@ export class RedisHaClient implements AsyncDisposable {
         username: config.sentinelUsername,
         password: config.sentinelPassword,
         tls: config.sentinelTls,
+        caCerts: options.tlsCaCerts,
       };
       const resolver = new SentinelResolver({
         ...common,
@@ -325,6 +331,7 @@ export class RedisHaClient implements AsyncDisposable {
     }
     const connectOptions: ConnectOptions = {
       tls: this.config.tls,
+      caCerts: this.#options.tlsCaCerts,
       username: this.config.username,
       password: this.config.password,
       db: this.config.db,

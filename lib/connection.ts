@@ -10,7 +10,7 @@
  * @module
  */
 
-import { AuthError, ConnectionError, ReplyError } from "./errors.ts";
+import { AuthError, ConnectionError, type RedisHaError, ReplyError, TlsError } from "./errors.ts";
 import { type Endpoint, formatEndpoint } from "./endpoint.ts";
 import { encodeCommands, replyToString, type RespArg, RespReader, type RespReply } from "./resp.ts";
 import type { Secret } from "./secret.ts";
@@ -19,6 +19,8 @@ import type { Secret } from "./secret.ts";
 export interface ConnectOptions {
   /** Use TLS. @default {false} */
   tls?: boolean;
+  /** Extra CA certificates (PEM) trusted for TLS, e.g. a private Redis CA. */
+  caCerts?: readonly string[];
   /** ACL user name. */
   username?: string;
   /** Password; sent only inside AUTH. */
@@ -92,7 +94,11 @@ export class RedisConnection implements AsyncDisposable {
     const where = formatEndpoint(endpoint);
     const timeoutMs = options.connectTimeoutMs ?? 2000;
     const connecting: Promise<Deno.Conn> = (options.tls ?? false)
-      ? Deno.connectTls({ hostname: endpoint.host, port: endpoint.port })
+      ? Deno.connectTls({
+        hostname: endpoint.host,
+        port: endpoint.port,
+        caCerts: options.caCerts === undefined ? undefined : [...options.caCerts],
+      })
       : Deno.connect({ hostname: endpoint.host, port: endpoint.port });
     const conn = await withDeadline(
       connecting,
@@ -309,8 +315,13 @@ export class RedisConnection implements AsyncDisposable {
     this.#notifyIdle();
   }
 
-  #wrap(error: unknown): ConnectionError {
-    if (error instanceof ConnectionError) return error;
+  #wrap(error: unknown): ConnectionError | TlsError {
+    if (error instanceof ConnectionError || error instanceof TlsError) return error;
+    if (
+      error instanceof Deno.errors.InvalidData && /certificate|tls|handshake/i.test(error.message)
+    ) {
+      return new TlsError(formatEndpoint(this.endpoint), error);
+    }
     const reason = error instanceof Error ? error.message : String(error);
     return new ConnectionError(`Connection to ${formatEndpoint(this.endpoint)} failed: ${reason}`, {
       endpoint: formatEndpoint(this.endpoint),
@@ -318,10 +329,9 @@ export class RedisConnection implements AsyncDisposable {
     });
   }
 
-  #failure(sendState: "sent" | "not-sent"): ConnectionError {
-    const base = this.#closeError instanceof ConnectionError
-      ? this.#closeError
-      : this.#wrap(this.#closeError);
+  #failure(sendState: "sent" | "not-sent"): RedisHaError {
+    const base = this.#wrap(this.#closeError);
+    if (base instanceof TlsError) return base;
     return new ConnectionError(base.message, {
       endpoint: base.endpoint,
       sendState,
@@ -329,7 +339,7 @@ export class RedisConnection implements AsyncDisposable {
     });
   }
 
-  #fail(error: ConnectionError): void {
+  #fail(error: ConnectionError | TlsError): void {
     if (this.#closed) return;
     this.#closed = true;
     this.#closeError = error;

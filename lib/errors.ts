@@ -18,6 +18,7 @@ export type RedisHaErrorCode =
   | "ROLE_MISMATCH"
   | "WAIT"
   | "PROTOCOL"
+  | "TLS"
   | "USAGE";
 
 /** Base class of every error this library throws on purpose. */
@@ -270,6 +271,26 @@ export class WaitError extends RedisHaError {
     this.acked = init.acked;
     this.required = init.required;
     this.timeoutMs = init.timeoutMs;
+  }
+}
+
+/** The TLS handshake failed (e.g. an untrusted certificate). Never retried. */
+export class TlsError extends RedisHaError {
+  /** Error class name. */
+  override readonly name = "TlsError";
+  /** Where the handshake failed. */
+  readonly endpoint: string;
+
+  /** Creates the error. */
+  constructor(endpoint: string, cause: unknown) {
+    const reason = cause instanceof Error ? cause.message : String(cause);
+    super(
+      "TLS",
+      `TLS handshake with ${endpoint} failed: ${reason}; make the client trust the server's CA ` +
+        "(DENO_CERT=/path/to/ca.pem for the CLI, or ClientOptions.tlsCaCerts) or check MN_REDIS_URL's scheme",
+      { cause },
+    );
+    this.endpoint = endpoint;
   }
 }
 

@@ -8,7 +8,7 @@
 
 import { RedisConnection } from "./connection.ts";
 import { type Endpoint, formatEndpoint } from "./endpoint.ts";
-import { RedisProcess } from "./redis_process.ts";
+import { RedisProcess, type TlsFiles } from "./redis_process.ts";
 import { replyToMap, replyToNumber, replyToString } from "./resp.ts";
 import type { Secret } from "./secret.ts";
 import { waitFor } from "./wait.ts";
@@ -34,6 +34,8 @@ export interface LocalClusterOptions {
   password?: Secret;
   /** Password of the sentinels. */
   sentinelPassword?: Secret;
+  /** Run every node and sentinel TLS-only with these files. */
+  tls?: TlsFiles;
 }
 
 /** A running local cluster. */
@@ -81,6 +83,7 @@ export class LocalCluster implements AsyncDisposable {
       dir: this.dir,
       password: o.password,
       masterPassword: o.password,
+      tls: o.tls,
     });
     this.nodes.push(primary);
     await startAll(
@@ -91,6 +94,7 @@ export class LocalCluster implements AsyncDisposable {
           password: o.password,
           masterPassword: o.password,
           replicaOf: primary.endpoint,
+          tls: o.tls,
         })),
     );
     await this.waitReplicasInSync(primary.endpoint);
@@ -101,6 +105,7 @@ export class LocalCluster implements AsyncDisposable {
         RedisProcess.startSentinel({
           dir: this.dir,
           password: o.sentinelPassword,
+          tls: o.tls,
           monitor: {
             name: this.masterName,
             primary: primary.endpoint,
@@ -211,6 +216,8 @@ export class LocalCluster implements AsyncDisposable {
       await using conn = await RedisConnection.connect(last, {
         password: this.#options.password,
         connectTimeoutMs: 500,
+        tls: this.#options.tls !== undefined,
+        caCerts: this.#options.tls === undefined ? undefined : [this.#options.tls.caPem],
       });
       const role = await conn.send(["ROLE"], { timeoutMs: 500 });
       const roleName = Array.isArray(role) ? replyToString(role[0]) : null;

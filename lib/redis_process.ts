@@ -30,6 +30,18 @@ export interface ProcessOptions {
   readyTimeoutMs?: number;
   /** Remove `dir` when the process is stopped. @default {false} */
   removeDirOnStop?: boolean;
+  /** Serve TLS only (plain port off), with these PEM files written into `dir`. */
+  tls?: TlsFiles;
+}
+
+/** PEM contents for a TLS-only process. */
+export interface TlsFiles {
+  /** Server certificate. */
+  certPem: string;
+  /** Server private key. */
+  keyPem: string;
+  /** CA that signed it (also used to verify peers). */
+  caPem: string;
 }
 
 /** Options for {@link RedisProcess.startServer}. */
@@ -97,6 +109,8 @@ export class RedisProcess implements AsyncDisposable {
   readonly dir: string;
   /** Password clients must present, if any. */
   readonly password: Secret | undefined;
+  /** CA to trust when connecting, for TLS-only processes. */
+  readonly caPem: string | undefined;
   readonly #child: Deno.ChildProcess;
   readonly #status: Promise<Deno.CommandStatus>;
   readonly #removeDir: boolean;
@@ -109,8 +123,10 @@ export class RedisProcess implements AsyncDisposable {
     password: Secret | undefined,
     child: Deno.ChildProcess,
     removeDir: boolean,
+    caPem: string | undefined,
   ) {
     this.#removeDir = removeDir;
+    this.caPem = caPem;
     this.kind = kind;
     this.endpoint = endpoint;
     this.dir = dir;
@@ -203,6 +219,7 @@ export class RedisProcess implements AsyncDisposable {
       const configPath = `${dir}/${kind}-${port}.conf`;
       const logPath = `${dir}/${kind}-${port}.log`;
       const lines = [...configLines(port, dir), ...(options.extraConfig ?? [])];
+      if (options.tls !== undefined) lines.push(...await tlsConfig(dir, port, options.tls));
       await Deno.writeTextFile(configPath, lines.join("\n") + "\n", { mode: 0o600 });
       await Deno.chmod(configPath, 0o600);
       let child: Deno.ChildProcess;
@@ -224,6 +241,7 @@ export class RedisProcess implements AsyncDisposable {
         options.password,
         child,
         options.removeDirOnStop ?? false,
+        options.tls?.caPem,
       );
       try {
         await proc.#waitReady(options.readyTimeoutMs ?? 10_000);
@@ -261,10 +279,7 @@ export class RedisProcess implements AsyncDisposable {
       exited.abort(new RedisHaError("CONNECTION", `${this.kind} process exited`))
     );
     await waitFor(async () => {
-      await using conn = await RedisConnection.connect(this.endpoint, {
-        password: this.password,
-        connectTimeoutMs: 1000,
-      });
+      await using conn = await this.connect();
       await conn.send(["PING"], { timeoutMs: 1000 });
       return { done: true, value: undefined };
     }, {
@@ -302,7 +317,12 @@ export class RedisProcess implements AsyncDisposable {
 
   /** Opens a connection to this process (authenticated if it has a password). */
   connect(): Promise<RedisConnection> {
-    return RedisConnection.connect(this.endpoint, { password: this.password });
+    return RedisConnection.connect(this.endpoint, {
+      password: this.password,
+      connectTimeoutMs: 1000,
+      tls: this.caPem !== undefined,
+      caCerts: this.caPem === undefined ? undefined : [this.caPem],
+    });
   }
 
   /**
@@ -335,6 +355,23 @@ export class RedisProcess implements AsyncDisposable {
   [Symbol.asyncDispose](): Promise<void> {
     return this.stop();
   }
+}
+
+async function tlsConfig(dir: string, port: number, tls: TlsFiles): Promise<string[]> {
+  const files = { cert: tls.certPem, key: tls.keyPem, ca: tls.caPem };
+  for (const [name, pem] of Object.entries(files)) {
+    await Deno.writeTextFile(`${dir}/tls-${port}.${name}`, pem, { mode: 0o600 });
+  }
+  // The port that was chosen serves TLS; the plain port is off.
+  return [
+    "port 0",
+    `tls-port ${port}`,
+    `tls-cert-file ${dir}/tls-${port}.cert`,
+    `tls-key-file ${dir}/tls-${port}.key`,
+    `tls-ca-cert-file ${dir}/tls-${port}.ca`,
+    "tls-auth-clients no",
+    "tls-replication yes",
+  ];
 }
 
 function quote(value: string): string {

@@ -31,6 +31,8 @@ export interface SentinelResolverOptions {
   password?: Secret;
   /** Reach sentinels over TLS. @default {false} */
   tls?: boolean;
+  /** Extra CA certificates (PEM) trusted for TLS. */
+  caCerts?: readonly string[];
   /** Per-sentinel deadline for connect plus answer. @default {500} */
   perSentinelTimeoutMs?: number;
 }
@@ -122,6 +124,7 @@ export class SentinelResolver implements AsyncDisposable {
     try {
       await using conn = await RedisConnection.connect(sentinel, {
         tls: this.#options.tls,
+        caCerts: this.#options.caCerts,
         username: this.#options.username,
         password: this.#options.password,
         connectTimeoutMs: timeoutMs,

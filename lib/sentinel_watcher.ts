@@ -44,6 +44,8 @@ export interface SentinelWatcherOptions {
   password?: Secret;
   /** TLS to sentinels. @default {false} */
   tls?: boolean;
+  /** Extra CA certificates (PEM) trusted for TLS. */
+  caCerts?: readonly string[];
   /** How many sentinels to subscribe to. @default {2} */
   subscriptions?: number;
   /** How often to replace lost subscriptions. @default {1000} */
@@ -103,6 +105,7 @@ export class SentinelWatcher implements AsyncDisposable {
       try {
         conn = await RedisConnection.connect(sentinel, {
           tls: this.#options.tls,
+          caCerts: this.#options.caCerts,
           username: this.#options.username,
           password: this.#options.password,
           connectTimeoutMs: this.#options.connectTimeoutMs ?? 500,
