@@ -1,4 +1,4 @@
-#!/usr/bin/env -S deno run --allow-net --allow-env=MN_REDIS_*,NO_COLOR
+#!/usr/bin/env -S deno run --allow-net --allow-env=MN_REDIS_*
 /**
  * The `mn-redis-ha` CLI entry point: reads `Deno.args`, runs the command and
  * maps its outcome to an exit code. All logic lives in `lib/cli.ts`.
