@@ -1,4 +1,5 @@
 #!/usr/bin/env -S deno run --allow-net=127.0.0.1 --allow-run=redis-server,redis-sentinel,redis-benchmark --allow-read=.tmp --allow-write=.tmp --allow-env=MN_REDIS_*
+// deno-lint-ignore-file no-console -- a benchmark program: printing its figures is its job
 /**
  * Throughput benchmark (`deno task bench`): 50 SETs in flight through our
  * RedisConnection, then through RedisHaClient.durable() with WAIT off and
