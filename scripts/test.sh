@@ -1,12 +1,23 @@
 #!/usr/bin/env bash
 # The whole test suite: installs what is missing, then runs the checks, the unit tests
-# (no permissions) and the integration tests (real redis-server/redis-sentinel processes).
+# (no permissions) and the integration tests (real redis-server/redis-sentinel processes),
+# and ends with one plain "N passed, N failed" line.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/ensure_deps.sh
-export DENO_NO_UPDATE_CHECK=1
+export DENO_NO_UPDATE_CHECK=1 NO_COLOR=1
 started=$(date +%s)
-deno task check
-deno task test:unit
-deno task test:int
+mkdir -p .tmp
+log=$(mktemp .tmp/test-log-XXXXXX)
+trap 'rm -f "$log"' EXIT
+status=0
+deno task check || status=1
+if [ "$status" -eq 0 ]; then
+  deno task test:unit 2>&1 | tee -a "$log" || status=1
+  deno task test:int 2>&1 | tee -a "$log" || status=1
+fi
+passed=$(grep -Eo '\| [0-9]+ passed' "$log" | awk '{s+=$2} END {print s+0}')
+failed=$(grep -Eo '\| [0-9]+ failed' "$log" | awk '{s+=$2} END {print s+0}')
 echo "test suite finished in $(( $(date +%s) - started ))s"
+echo "${passed} passed, ${failed} failed"
+exit "$status"
