@@ -24,6 +24,7 @@ import { libraryLogger } from "./log.ts";
 import { classifyFailure, isAuthReply } from "./reconnect.ts";
 import type { MasterDecision } from "./resolver_decision.ts";
 import { replyToNumber, replyToString, type RespArg, type RespReply } from "./resp.ts";
+import type { Script } from "./script.ts";
 import { SentinelResolver } from "./sentinel_resolver.ts";
 import { type SentinelEvent, SentinelWatcher } from "./sentinel_watcher.ts";
 
@@ -81,7 +82,7 @@ interface Session {
   readonly hot: RedisConnection;
   /** Durable writes and their WAIT. */
   readonly durable: RedisConnection;
-  /** The WAIT that will cover durable writes issued in the current tick. */
+  /** The WAIT that will cover durable writes acknowledged in the current tick. */
   pendingWait: Promise<RespReply> | undefined;
   retired: boolean;
 }
@@ -190,25 +191,46 @@ export class RedisHaClient implements AsyncDisposable {
    * Concurrent durable writes share one `WAIT` (group commit).
    */
   durable(args: readonly RespArg[], options: CommandOptions = {}): Promise<RespReply> {
-    return this.#withRetry((s) => this.#durableOn(s, args), {
+    return this.#withRetry((s) => this.#durableOn(s, s.durable.send(args)), {
       idempotent: options.idempotent ?? false,
       signal: options.signal,
     });
   }
 
-  async #durableOn(session: Session, args: readonly RespArg[]): Promise<RespReply> {
-    const reply = session.durable.send(args);
-    const required = this.config.waitReplicas;
-    if (required === 0) return await reply;
-    if (session.pendingWait === undefined) {
-      // Every durable write issued before this microtask runs is covered by one WAIT.
-      session.pendingWait = Promise.resolve().then(() => {
-        session.pendingWait = undefined;
-        return session.durable.send(["WAIT", required, this.config.waitTimeoutMs]);
-      });
+  /**
+   * Runs a Lua script on the primary (`EVALSHA`, falling back to `EVAL`).
+   * With `durable: true` it is a durable write (WAIT per config); otherwise
+   * it runs on the hot connection like {@link RedisHaClient.command}.
+   */
+  runScript(
+    script: Script,
+    keys: readonly string[],
+    args: readonly RespArg[],
+    options: CommandOptions & { durable?: boolean } = {},
+  ): Promise<RespReply> {
+    const retry = { idempotent: options.idempotent ?? false, signal: options.signal };
+    if (options.durable === true) {
+      return this.#withRetry(
+        (s) => this.#durableOn(s, script.run((a) => s.durable.send(a), keys, args)),
+        retry,
+      );
     }
-    const [result, acked] = await Promise.all([reply, session.pendingWait]);
-    const count = replyToNumber(acked);
+    return this.#withRetry((s) => script.run((a) => s.hot.send(a), keys, args), retry);
+  }
+
+  async #durableOn(session: Session, reply: Promise<RespReply>): Promise<RespReply> {
+    // WAIT covers every write this connection sent before it, so it goes out
+    // only after the write's reply arrived (a script may be sent late, after
+    // an EVALSHA/EVAL round). Writes whose replies arrive in the same tick
+    // share one WAIT: group commit.
+    const result = await reply;
+    const required = this.config.waitReplicas;
+    if (required === 0) return result;
+    session.pendingWait ??= Promise.resolve().then(() => {
+      session.pendingWait = undefined;
+      return session.durable.send(["WAIT", required, this.config.waitTimeoutMs]);
+    });
+    const count = replyToNumber(await session.pendingWait);
     if (count < required) {
       throw new WaitError({ acked: count, required, timeoutMs: this.config.waitTimeoutMs });
     }
