@@ -36,11 +36,19 @@ export type { ConnectOptions, MessageHandler, SendOptions } from "./lib/connecti
 export { formatEndpoint, parseEndpoint } from "./lib/endpoint.ts";
 export type { Endpoint } from "./lib/endpoint.ts";
 export {
+  AlreadyExistsError,
   AuthError,
   ConfigError,
   ConnectionError,
+  CorruptBundleError,
+  FencedError,
+  InvalidTransitionError,
+  KeyTypeError,
+  LeaseHeldError,
+  LeaseLostError,
   MasterUnknownError,
   NoSentinelReachableError,
+  NotFoundError,
   OutcomeUnknownError,
   ProtocolError,
   RedisHaError,
@@ -49,6 +57,8 @@ export {
   RoleMismatchError,
   TlsError,
   UsageError,
+  ValidationError,
+  VersionConflictError,
   WaitError,
 } from "./lib/errors.ts";
 export type { ConfigIssue, RedisHaErrorCode, SendState, SentinelFailure } from "./lib/errors.ts";
@@ -67,3 +77,41 @@ export { SentinelResolver } from "./lib/sentinel_resolver.ts";
 export type { SentinelResolverOptions } from "./lib/sentinel_resolver.ts";
 export { SENTINEL_CHANNELS, SentinelWatcher } from "./lib/sentinel_watcher.ts";
 export type { SentinelEvent, SentinelWatcherOptions } from "./lib/sentinel_watcher.ts";
+export { STATE_DEFAULTS, StateStore } from "./lib/state_store.ts";
+export type { StateStoreOptions } from "./lib/state_store.ts";
+export type { FenceToken, StoreContext } from "./lib/_context.ts";
+export { JOB_STATUSES, JobStore, TERMINAL_STATUSES } from "./lib/jobs.ts";
+export type {
+  CreateJobOptions,
+  Job,
+  JobPage,
+  JobStatus,
+  JobUpdate,
+  ListJobsOptions,
+} from "./lib/jobs.ts";
+export { SnapshotStore } from "./lib/snapshots.ts";
+export type { SaveSnapshotOptions, SaveSnapshotResult, Snapshot } from "./lib/snapshots.ts";
+export { EventHistory } from "./lib/event_history.ts";
+export type {
+  AppendOptions,
+  AppendResult,
+  NewEvent,
+  ReadEventsOptions,
+  StoredEvent,
+  TailOptions,
+} from "./lib/event_history.ts";
+export { NodeRegistry } from "./lib/nodes.ts";
+export type { NodeInfo, NodeStatus, RegisterNodeOptions } from "./lib/nodes.ts";
+export { BundleStore } from "./lib/bundles.ts";
+export type { Bundle, BundleInfo } from "./lib/bundles.ts";
+export { acquireLease, campaign, Lease, observeLease } from "./lib/lease.ts";
+export type {
+  AcquireLeaseOptions,
+  CampaignOptions,
+  KeepAliveOptions,
+  LeaseState,
+} from "./lib/lease.ts";
+export { composeToken, decomposeToken, FENCE_BITS, nextTokenParts } from "./lib/fencing.ts";
+export type { FenceParts, FenceState } from "./lib/fencing.ts";
+export { checkId, jobLeaseName, Keys, LEADER_LEASE } from "./lib/keys.ts";
+export { Script } from "./lib/script.ts";

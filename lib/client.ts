@@ -201,21 +201,51 @@ export class RedisHaClient implements AsyncDisposable {
    * Runs a Lua script on the primary (`EVALSHA`, falling back to `EVAL`).
    * With `durable: true` it is a durable write (WAIT per config); otherwise
    * it runs on the hot connection like {@link RedisHaClient.command}.
+   * `args` may be a function of the confirmed primary it is about to run on
+   * (e.g. to pass its Sentinel config-epoch); it is called on every attempt.
    */
   runScript(
     script: Script,
     keys: readonly string[],
-    args: readonly RespArg[],
+    args: readonly RespArg[] | ((primary: PrimaryInfo) => readonly RespArg[]),
     options: CommandOptions & { durable?: boolean } = {},
   ): Promise<RespReply> {
     const retry = { idempotent: options.idempotent ?? false, signal: options.signal };
+    const argsFor = (s: Session): readonly RespArg[] =>
+      typeof args === "function" ? args(s.primary) : args;
     if (options.durable === true) {
       return this.#withRetry(
-        (s) => this.#durableOn(s, script.run((a) => s.durable.send(a), keys, args)),
+        (s) => this.#durableOn(s, script.run((a) => s.durable.send(a), keys, argsFor(s))),
         retry,
       );
     }
-    return this.#withRetry((s) => script.run((a) => s.hot.send(a), keys, args), retry);
+    return this.#withRetry((s) => script.run((a) => s.hot.send(a), keys, argsFor(s)), retry);
+  }
+
+  /**
+   * Opens a dedicated connection to the confirmed primary, for blocking
+   * commands (e.g. `XREAD BLOCK`) that must not hold up the shared
+   * connections. The caller closes it; it does not follow failovers, so open
+   * a new one after it fails.
+   */
+  openConnection(options: { signal?: AbortSignal } = {}): Promise<RedisConnection> {
+    return this.#withRetry(
+      (s) => RedisConnection.connect(s.primary.endpoint, this.#connectOptions()),
+      { idempotent: true, signal: options.signal },
+    );
+  }
+
+  #connectOptions(): ConnectOptions {
+    return {
+      tls: this.config.tls,
+      caCerts: this.#options.tlsCaCerts,
+      username: this.config.username,
+      password: this.config.password,
+      db: this.config.db,
+      connectTimeoutMs: this.#options.connectTimeoutMs ?? 2000,
+      clientName: this.#options.clientName ?? "mn-redis-ha",
+      signal: this.#closing.signal,
+    };
   }
 
   async #durableOn(session: Session, reply: Promise<RespReply>): Promise<RespReply> {
@@ -351,16 +381,7 @@ export class RedisHaClient implements AsyncDisposable {
     } else {
       endpoint = this.config.url;
     }
-    const connectOptions: ConnectOptions = {
-      tls: this.config.tls,
-      caCerts: this.#options.tlsCaCerts,
-      username: this.config.username,
-      password: this.config.password,
-      db: this.config.db,
-      connectTimeoutMs: this.#options.connectTimeoutMs ?? 2000,
-      clientName: this.#options.clientName ?? "mn-redis-ha",
-      signal: this.#closing.signal,
-    };
+    const connectOptions = this.#connectOptions();
     const opened = await Promise.allSettled([
       RedisConnection.connect(endpoint, connectOptions),
       RedisConnection.connect(endpoint, connectOptions),

@@ -1,0 +1,88 @@
+/**
+ * Shared Lua snippets and the mapping of their error replies to typed errors.
+ * Scripts report domain failures as error replies with an `MN…` prefix, so a
+ * failed check never writes anything.
+ */
+
+import {
+  AlreadyExistsError,
+  CorruptBundleError,
+  FencedError,
+  InvalidTransitionError,
+  KeyTypeError,
+  NotFoundError,
+  ReplyError,
+  VersionConflictError,
+} from "./errors.ts";
+
+/**
+ * `expect_type(key, type)`: fails with `MNKEYTYPE` unless the key is missing
+ * or of that type. `fence_check(lease_key, token)`: fails with `MNFENCED`
+ * unless `token` is empty or equals the lease's current token.
+ */
+export const LUA_PRELUDE = `
+local function expect_type(key, want)
+  local t = redis.call('TYPE', key).ok
+  if t ~= 'none' and t ~= want then
+    return redis.error_reply('MNKEYTYPE ' .. key .. ' ' .. want .. ' ' .. t)
+  end
+  return nil
+end
+local function fence_check(lease_key, token)
+  if token == nil or token == '' then return nil end
+  local err = expect_type(lease_key, 'hash')
+  if err then return err end
+  local current = redis.call('HGET', lease_key, 'token')
+  if current ~= token then
+    return redis.error_reply('MNFENCED ' .. (current or '-') .. ' ' .. token)
+  end
+  return nil
+end
+`;
+
+/** Context for {@link mapScriptError}: what the record is, and the lease name for fencing. */
+export interface ScriptErrorContext {
+  /** E.g. `job "42"`. */
+  what: string;
+  /** The lease whose token fenced the write, if any. */
+  lease?: string;
+}
+
+/** Turns an `MN…` script error reply into its typed error; other errors pass through. */
+export function mapScriptError(error: unknown, context: ScriptErrorContext): unknown {
+  if (!(error instanceof ReplyError)) return error;
+  const parts = error.reply.split(" ");
+  switch (error.prefix) {
+    case "MNKEYTYPE":
+      return new KeyTypeError(parts[1], parts[2], parts[3]);
+    case "MNFENCED":
+      return new FencedError(
+        context.lease ?? "?",
+        parts[1] === "-" ? null : Number(parts[1]),
+        Number(parts[2]),
+      );
+    case "MNCONFLICT":
+      return new VersionConflictError(context.what, Number(parts[1]), Number(parts[2]));
+    case "MNTRANSITION":
+      return new InvalidTransitionError(context.what, parts[1], parts[2]);
+    case "MNNOTFOUND":
+      return new NotFoundError(context.what);
+    case "MNEXISTS":
+      return new AlreadyExistsError(context.what);
+    case "MNPARTIAL":
+      return new CorruptBundleError(
+        context.what,
+        `chunk ${parts[1]} was lost before the commit; store it again`,
+      );
+    default:
+      return error;
+  }
+}
+
+/** Maps a `WRONGTYPE` reply of a plain command on `key` to `KeyTypeError`. */
+export function mapWrongType(error: unknown, key: string, expected: string): unknown {
+  if (error instanceof ReplyError && error.prefix === "WRONGTYPE") {
+    return new KeyTypeError(key, expected, "value of another type");
+  }
+  return error;
+}

@@ -1,0 +1,261 @@
+/**
+ * Bundle archives: binary blobs stored in chunks (so one huge value never
+ * stalls replication), with a sha256 checked on every read. Replacing a
+ * bundle is atomic for readers: chunks of the new version are written first,
+ * then one script flips the bundle's version pointer; a reader sees the old
+ * or the new bundle, never a mix, and a corrupt or partial bundle is an
+ * error, never returned.
+ *
+ * @module
+ */
+
+import type { StoreContext } from "./_context.ts";
+import { LUA_PRELUDE, mapScriptError, mapWrongType } from "./_lua.ts";
+import { hashToMap } from "./_payload.ts";
+import { CorruptBundleError, NotFoundError, ValidationError } from "./errors.ts";
+import { checkId } from "./keys.ts";
+import { replyToString, type RespReply } from "./resp.ts";
+import { Script } from "./script.ts";
+
+/** A stored bundle's metadata. */
+export interface BundleInfo {
+  /** Bundle id. */
+  readonly id: string;
+  /** Version id of the stored bytes (changes on every put). */
+  readonly version: string;
+  /** Size in bytes. */
+  readonly size: number;
+  /** Hex sha256 of the bytes. */
+  readonly sha256: string;
+  /** Number of chunks. */
+  readonly chunks: number;
+  /** Server time of the put, ms since epoch. */
+  readonly storedAt: number;
+}
+
+/** A bundle read back and verified. */
+export interface Bundle extends BundleInfo {
+  /** The bytes. */
+  readonly bytes: Uint8Array;
+}
+
+const COMMIT = new Script(
+  "bundle-commit",
+  LUA_PRELUDE + `
+local err = expect_type(KEYS[1], 'hash')
+if err then return err end
+local chunks = tonumber(ARGV[4])
+for i = 0, chunks - 1 do
+  if redis.call('EXISTS', ARGV[6] .. i) == 0 then
+    return redis.error_reply('MNPARTIAL ' .. i)
+  end
+end
+local old = redis.call('HMGET', KEYS[1], 'version', 'chunks', 'prevVersion', 'prevChunks')
+if old[1] == ARGV[1] then
+  -- A retry of a commit that already happened: report the same old version.
+  return {old[3] or '', tonumber(old[4] or '0')}
+end
+local t = redis.call('TIME')
+redis.call('HSET', KEYS[1], 'version', ARGV[1], 'size', ARGV[2], 'sha256', ARGV[3], 'chunks', chunks,
+  'chunkBytes', ARGV[5], 'storedAt', t[1] * 1000 + math.floor(t[2] / 1000),
+  'prevVersion', old[1] or '', 'prevChunks', old[2] or '0')
+return {old[1] or '', tonumber(old[2] or '0')}
+`,
+);
+
+const REMOVE = new Script(
+  "bundle-remove",
+  LUA_PRELUDE + `
+local err = expect_type(KEYS[1], 'hash')
+if err then return err end
+local old = redis.call('HMGET', KEYS[1], 'version', 'chunks')
+redis.call('DEL', KEYS[1])
+return {old[1] or '', tonumber(old[2] or '0')}
+`,
+);
+
+/** Bundle archives of one namespace. Use through `StateStore.bundles`. */
+export class BundleStore {
+  readonly #context: StoreContext;
+  readonly #maxBytes: number;
+  readonly #chunkBytes: number;
+
+  /** Creates the store. */
+  constructor(context: StoreContext, options: { maxBytes: number; chunkBytes: number }) {
+    this.#context = context;
+    this.#maxBytes = options.maxBytes;
+    this.#chunkBytes = options.chunkBytes;
+  }
+
+  /**
+   * Stores `bytes` as the bundle's new version (durable), replacing the old
+   * one atomically for readers, and removes the old version's chunks.
+   */
+  async put(bundleId: string, bytes: Uint8Array): Promise<BundleInfo> {
+    checkId("bundleId", bundleId);
+    if (!(bytes instanceof Uint8Array)) {
+      throw new ValidationError("bundle bytes", `expected a Uint8Array, got ${typeof bytes}`);
+    }
+    if (bytes.length > this.#maxBytes) {
+      throw new ValidationError(
+        "bundle bytes",
+        `${bytes.length} bytes exceeds the limit of ${this.#maxBytes} bytes (maxBundleBytes)`,
+      );
+    }
+    const keys = this.#context.keys;
+    const client = this.#context.client;
+    const version = crypto.randomUUID().replaceAll("-", "").slice(0, 16);
+    const sha256 = await digest(bytes);
+    const chunks = Math.ceil(bytes.length / this.#chunkBytes);
+    // Chunks go out a few at a time: bounded memory, each a separate replicated value.
+    const parallel = 4;
+    for (let first = 0; first < chunks; first += parallel) {
+      const writes = [];
+      for (let i = first; i < Math.min(chunks, first + parallel); i++) {
+        const chunk = bytes.subarray(i * this.#chunkBytes, (i + 1) * this.#chunkBytes);
+        writes.push(
+          client.durable(["SET", keys.bundleChunk(bundleId, version, i), chunk], {
+            idempotent: true,
+          }),
+        );
+      }
+      await Promise.all(writes);
+    }
+    const reply = await client.runScript(
+      COMMIT,
+      [keys.bundle(bundleId)],
+      [
+        version,
+        bytes.length,
+        sha256,
+        chunks,
+        this.#chunkBytes,
+        keys.bundleChunkPrefix(bundleId, version),
+      ],
+      { durable: true, idempotent: true },
+    ).catch((e) => {
+      throw mapScriptError(e, { what: `bundle "${bundleId}"` });
+    });
+    const [oldVersion, oldChunks] = reply as RespReply[];
+    await this.#removeChunks(bundleId, replyToString(oldVersion) ?? "", Number(oldChunks));
+    const info = await this.info(bundleId);
+    if (info === null) {
+      throw new NotFoundError(`bundle "${bundleId}"`, "it was removed while being stored");
+    }
+    return info;
+  }
+
+  /** Reads the bundle's metadata, or `null` if it does not exist. */
+  async info(bundleId: string): Promise<BundleInfo | null> {
+    checkId("bundleId", bundleId);
+    const key = this.#context.keys.bundle(bundleId);
+    const reply = await this.#context.client.command(["HGETALL", key], { idempotent: true }).catch(
+      (e) => {
+        throw mapWrongType(e, key, "hash");
+      },
+    );
+    const f = hashToMap(reply);
+    if (f.size === 0) return null;
+    return {
+      id: bundleId,
+      version: f.get("version") ?? "",
+      size: Number(f.get("size")),
+      sha256: f.get("sha256") ?? "",
+      chunks: Number(f.get("chunks")),
+      storedAt: Number(f.get("storedAt")),
+    };
+  }
+
+  /**
+   * Reads and verifies a bundle. Throws `NotFoundError` if it does not exist
+   * and `CorruptBundleError` if a chunk is missing, a size is wrong or the
+   * sha256 does not match. A concurrent replace is retried transparently.
+   */
+  async get(bundleId: string): Promise<Bundle> {
+    for (let attempt = 1;; attempt++) {
+      const info = await this.info(bundleId);
+      if (info === null) throw new NotFoundError(`bundle "${bundleId}"`);
+      const keys = this.#context.keys;
+      const replies = await Promise.all(
+        Array.from(
+          { length: info.chunks },
+          (_, i) =>
+            this.#context.client.command(["GET", keys.bundleChunk(bundleId, info.version, i)], {
+              idempotent: true,
+            }),
+        ),
+      );
+      const missing = replies.findIndex((r) => !(r instanceof Uint8Array));
+      if (missing !== -1) {
+        // Replaced while we read (its old chunks were removed)? Read the new version.
+        const now = await this.info(bundleId);
+        if (now !== null && now.version !== info.version && attempt < 5) continue;
+        throw new CorruptBundleError(bundleId, `chunk ${missing} of ${info.chunks} is missing`);
+      }
+      const bytes = new Uint8Array(info.size);
+      let offset = 0;
+      for (const chunk of replies as Uint8Array[]) {
+        if (offset + chunk.length > info.size) {
+          throw new CorruptBundleError(
+            bundleId,
+            `chunks hold more than the recorded ${info.size} bytes`,
+          );
+        }
+        bytes.set(chunk, offset);
+        offset += chunk.length;
+      }
+      if (offset !== info.size) {
+        throw new CorruptBundleError(
+          bundleId,
+          `chunks hold ${offset} bytes, ${info.size} recorded`,
+        );
+      }
+      const sha256 = await digest(bytes);
+      if (sha256 !== info.sha256) {
+        throw new CorruptBundleError(
+          bundleId,
+          `sha256 ${sha256} does not match the recorded ${info.sha256}`,
+        );
+      }
+      return { ...info, bytes };
+    }
+  }
+
+  /** Removes a bundle and its chunks. Returns whether it existed. */
+  async remove(bundleId: string): Promise<boolean> {
+    checkId("bundleId", bundleId);
+    const reply = await this.#context.client.runScript(
+      REMOVE,
+      [this.#context.keys.bundle(bundleId)],
+      [],
+      {
+        durable: true,
+        idempotent: true,
+      },
+    ).catch((e) => {
+      throw mapScriptError(e, { what: `bundle "${bundleId}"` });
+    });
+    const [version, chunks] = reply as RespReply[];
+    const old = replyToString(version) ?? "";
+    await this.#removeChunks(bundleId, old, Number(chunks));
+    return old !== "";
+  }
+
+  async #removeChunks(bundleId: string, version: string, chunks: number): Promise<void> {
+    if (version === "" || chunks === 0) return;
+    const keys = Array.from(
+      { length: chunks },
+      (_, i) => this.#context.keys.bundleChunk(bundleId, version, i),
+    );
+    for (let i = 0; i < keys.length; i += 256) {
+      await this.#context.client.durable(["UNLINK", ...keys.slice(i, i + 256)], {
+        idempotent: true,
+      });
+    }
+  }
+}
+
+async function digest(bytes: Uint8Array): Promise<string> {
+  const hash = await crypto.subtle.digest("SHA-256", bytes as Uint8Array<ArrayBuffer>);
+  return [...new Uint8Array(hash)].map((b) => b.toString(16).padStart(2, "0")).join("");
+}

@@ -1,0 +1,332 @@
+/**
+ * Job records: create, get, list by status (paged), and update with
+ * optimistic concurrency. Terminal statuses cannot be left. Every write is
+ * one server-side script (atomic) and a durable write (WAIT per config), and
+ * carries a request id so a retry after a lost reply is recognised, never
+ * applied twice.
+ *
+ * @module
+ */
+
+import type { FenceToken, StoreContext } from "./_context.ts";
+import { LUA_PRELUDE, mapScriptError, mapWrongType } from "./_lua.ts";
+import { decodeJson, encodeJson, fenceArgs, hashToMap } from "./_payload.ts";
+import { NotFoundError, ValidationError } from "./errors.ts";
+import { checkId } from "./keys.ts";
+import { replyToNumber, replyToString, type RespReply } from "./resp.ts";
+import { Script } from "./script.ts";
+
+/** Job statuses. */
+export type JobStatus = "pending" | "running" | "succeeded" | "failed" | "cancelled";
+
+/** Every status, in lifecycle order. */
+export const JOB_STATUSES: readonly JobStatus[] = [
+  "pending",
+  "running",
+  "succeeded",
+  "failed",
+  "cancelled",
+];
+
+/** Statuses a job never leaves. */
+export const TERMINAL_STATUSES: readonly JobStatus[] = ["succeeded", "failed", "cancelled"];
+
+/** A stored job. */
+export interface Job {
+  /** Job id. */
+  readonly id: string;
+  /** Current status. */
+  readonly status: JobStatus;
+  /** Starts at 1; every update adds 1. */
+  readonly version: number;
+  /** The job's JSON payload. */
+  readonly data: unknown;
+  /** Server time of creation, ms since epoch. */
+  readonly createdAt: number;
+  /** Server time of the last write, ms since epoch. */
+  readonly updatedAt: number;
+}
+
+/** Options for {@link JobStore.create}. */
+export interface CreateJobOptions {
+  /** Initial status. @default {"pending"} */
+  status?: JobStatus;
+  /** Identifies this request so a retry is recognised. @default {a random UUID} */
+  requestId?: string;
+}
+
+/** A change for {@link JobStore.update}. */
+export interface JobUpdate {
+  /** The version the caller read; a different stored version is a conflict. */
+  expectedVersion: number;
+  /** New status. */
+  status?: JobStatus;
+  /** New payload (replaces the old one). */
+  data?: unknown;
+  /** Fencing token of the lease the writer holds; a superseded token is rejected. */
+  fence?: FenceToken;
+  /** Identifies this request so a retry is recognised. @default {a random UUID} */
+  requestId?: string;
+}
+
+/** Options for {@link JobStore.list}. */
+export interface ListJobsOptions {
+  /** Only jobs with this status. */
+  status?: JobStatus;
+  /** Page size, 1-1000. @default {100} */
+  limit?: number;
+  /** `nextCursor` of the previous page. */
+  cursor?: string;
+}
+
+/** One page of {@link JobStore.list}. */
+export interface JobPage {
+  /** Jobs in creation order. */
+  readonly jobs: readonly Job[];
+  /** Pass as `cursor` for the next page; undefined on the last page. */
+  readonly nextCursor: string | undefined;
+}
+
+const CREATE = new Script(
+  "job-create",
+  LUA_PRELUDE + `
+local err = expect_type(KEYS[1], 'hash') or expect_type(KEYS[2], 'zset') or expect_type(KEYS[3], 'zset')
+if err then return err end
+if redis.call('EXISTS', KEYS[1]) == 1 then
+  if redis.call('HGET', KEYS[1], 'requestId') == ARGV[4] and redis.call('HGET', KEYS[1], 'version') == '1' then
+    return tonumber(redis.call('HGET', KEYS[1], 'createdAt'))
+  end
+  return redis.error_reply('MNEXISTS')
+end
+local t = redis.call('TIME')
+local now = t[1] * 1000 + math.floor(t[2] / 1000)
+redis.call('HSET', KEYS[1], 'id', ARGV[1], 'status', ARGV[2], 'version', 1, 'data', ARGV[3],
+  'createdAt', now, 'updatedAt', now, 'requestId', ARGV[4])
+redis.call('ZADD', KEYS[2], now, ARGV[1])
+redis.call('ZADD', KEYS[3], now, ARGV[1])
+return now
+`,
+);
+
+const UPDATE = new Script(
+  "job-update",
+  LUA_PRELUDE + `
+local err = expect_type(KEYS[1], 'hash') or fence_check(KEYS[2], ARGV[6])
+if err then return err end
+if redis.call('EXISTS', KEYS[1]) == 0 then return redis.error_reply('MNNOTFOUND') end
+local f = redis.call('HMGET', KEYS[1], 'version', 'status', 'requestId', 'createdAt')
+local version = tonumber(f[1])
+local expected = tonumber(ARGV[2])
+if version ~= expected then
+  if f[3] == ARGV[5] and version == expected + 1 then return version end
+  return redis.error_reply('MNCONFLICT ' .. expected .. ' ' .. version)
+end
+local status = f[2]
+if ARGV[3] ~= '' and ARGV[3] ~= status then
+  if status == 'succeeded' or status == 'failed' or status == 'cancelled' then
+    return redis.error_reply('MNTRANSITION ' .. status .. ' ' .. ARGV[3])
+  end
+  local old_index = ARGV[7] .. status
+  local new_index = ARGV[7] .. ARGV[3]
+  local ierr = expect_type(new_index, 'zset') or expect_type(old_index, 'zset')
+  if ierr then return ierr end
+  redis.call('ZREM', old_index, ARGV[1])
+  redis.call('ZADD', new_index, f[4], ARGV[1])
+  redis.call('HSET', KEYS[1], 'status', ARGV[3])
+end
+if ARGV[8] == '1' then redis.call('HSET', KEYS[1], 'data', ARGV[4]) end
+local t = redis.call('TIME')
+redis.call('HSET', KEYS[1], 'version', version + 1, 'requestId', ARGV[5],
+  'updatedAt', t[1] * 1000 + math.floor(t[2] / 1000))
+return version + 1
+`,
+);
+
+/** Jobs of one namespace. Use through `StateStore.jobs`. */
+export class JobStore {
+  readonly #context: StoreContext;
+  readonly #maxDataBytes: number;
+
+  /** Creates the store; `maxDataBytes` limits a job's JSON payload. */
+  constructor(context: StoreContext, maxDataBytes: number) {
+    this.#context = context;
+    this.#maxDataBytes = maxDataBytes;
+  }
+
+  /**
+   * Creates a job at version 1. Throws `AlreadyExistsError` if the id is
+   * taken (unless it was taken by this same request, retried).
+   */
+  async create(id: string, data: unknown, options: CreateJobOptions = {}): Promise<Job> {
+    checkId("jobId", id);
+    const status = checkStatus(options.status ?? "pending");
+    const payload = encodeJson("job data", data, this.#maxDataBytes);
+    const requestId = options.requestId ?? crypto.randomUUID();
+    const keys = this.#context.keys;
+    const reply = await this.#context.client.runScript(
+      CREATE,
+      [keys.job(id), keys.jobIndex(), keys.jobStatusIndex(status)],
+      [id, status, payload, requestId],
+      { durable: true, idempotent: true },
+    ).catch((e) => {
+      throw mapScriptError(e, { what: `job "${id}"` });
+    });
+    const createdAt = replyToNumber(reply);
+    return { id, status, version: 1, data: JSON.parse(payload), createdAt, updatedAt: createdAt };
+  }
+
+  /** Reads a job, or throws `NotFoundError`. */
+  async get(id: string): Promise<Job> {
+    checkId("jobId", id);
+    const job = await this.#read(id);
+    if (job === undefined) throw new NotFoundError(`job "${id}"`);
+    return job;
+  }
+
+  async #read(id: string): Promise<Job | undefined> {
+    const reply = await this.#context.client.command(["HGETALL", this.#context.keys.job(id)], {
+      idempotent: true,
+    }).catch((e) => {
+      throw mapWrongType(e, this.#context.keys.job(id), "hash");
+    });
+    return toJob(hashToMap(reply));
+  }
+
+  /**
+   * Applies a change if `expectedVersion` matches; otherwise throws
+   * `VersionConflictError`. Leaving a terminal status throws
+   * `InvalidTransitionError`; a superseded fencing token throws `FencedError`.
+   * Returns the job as stored after the change.
+   */
+  async update(id: string, change: JobUpdate): Promise<Job> {
+    checkId("jobId", id);
+    if (!Number.isSafeInteger(change.expectedVersion) || change.expectedVersion < 1) {
+      throw new ValidationError(
+        "expectedVersion",
+        `${change.expectedVersion} is not a version (1 or more)`,
+      );
+    }
+    const status = change.status === undefined ? "" : checkStatus(change.status);
+    const hasData = "data" in change;
+    const payload = hasData ? encodeJson("job data", change.data, this.#maxDataBytes) : "";
+    const keys = this.#context.keys;
+    const fence = fenceArgs(change.fence, (name) => keys.lease(name));
+    const requestId = change.requestId ?? crypto.randomUUID();
+    await this.#context.client.runScript(
+      UPDATE,
+      [keys.job(id), fence.key],
+      [
+        id,
+        change.expectedVersion,
+        status,
+        payload,
+        requestId,
+        fence.token,
+        keys.jobStatusIndex(""),
+        hasData ? "1" : "0",
+      ],
+      { durable: true, idempotent: true },
+    ).catch((e) => {
+      throw mapScriptError(e, { what: `job "${id}"`, lease: change.fence?.lease });
+    });
+    return await this.get(id);
+  }
+
+  /** Lists jobs in creation order, optionally by status, one page at a time. */
+  async list(options: ListJobsOptions = {}): Promise<JobPage> {
+    const limit = options.limit ?? 100;
+    if (!Number.isInteger(limit) || limit < 1 || limit > 1000) {
+      throw new ValidationError("limit", `${limit} is not a page size in 1-1000`);
+    }
+    const keys = this.#context.keys;
+    const index = options.status === undefined
+      ? keys.jobIndex()
+      : keys.jobStatusIndex(checkStatus(options.status));
+    let after = parseCursor(options.cursor);
+    const ids: { id: string; score: number }[] = [];
+    let exhausted = false;
+    while (ids.length < limit && !exhausted) {
+      const batch = limit - ids.length + 50;
+      const reply = await this.#context.client.command(
+        [
+          "ZRANGE",
+          index,
+          after === undefined ? "-inf" : after.score,
+          "+inf",
+          "BYSCORE",
+          "LIMIT",
+          0,
+          batch,
+          "WITHSCORES",
+        ],
+        { idempotent: true },
+      ).catch((e) => {
+        throw mapWrongType(e, index, "zset");
+      });
+      const entries = reply as RespReply[];
+      exhausted = entries.length / 2 < batch;
+      let progressed = false;
+      for (let i = 0; i + 1 < entries.length && ids.length < limit; i += 2) {
+        const id = replyToString(entries[i]) ?? "";
+        const score = Number(replyToString(entries[i + 1]));
+        if (
+          after !== undefined && (score < after.score || (score === after.score && id <= after.id))
+        ) continue;
+        ids.push({ id, score });
+        progressed = true;
+      }
+      if (!progressed && !exhausted) {
+        // A whole batch shared the cursor's score: step past it by id.
+        const last = entries.length >= 2 ? replyToString(entries[entries.length - 2]) ?? "" : "";
+        after = { score: after!.score, id: last };
+      } else if (ids.length > 0) {
+        after = ids[ids.length - 1];
+      }
+    }
+    const jobs = (await Promise.all(ids.map((e) => this.#read(e.id)))).filter((j): j is Job =>
+      j !== undefined
+    );
+    const last = ids.at(-1);
+    return {
+      jobs,
+      nextCursor: ids.length === limit && last !== undefined
+        ? `${last.score}:${last.id}`
+        : undefined,
+    };
+  }
+}
+
+function checkStatus(status: string): JobStatus {
+  if (!(JOB_STATUSES as readonly string[]).includes(status)) {
+    throw new ValidationError(
+      "status",
+      `${JSON.stringify(status)} is not one of ${JOB_STATUSES.join(", ")}`,
+    );
+  }
+  return status as JobStatus;
+}
+
+function parseCursor(cursor: string | undefined): { score: number; id: string } | undefined {
+  if (cursor === undefined) return undefined;
+  const colon = cursor.indexOf(":");
+  const score = Number(cursor.slice(0, colon));
+  if (colon < 1 || !Number.isFinite(score)) {
+    throw new ValidationError(
+      "cursor",
+      `${JSON.stringify(cursor)} is not a cursor from a previous page`,
+    );
+  }
+  return { score, id: cursor.slice(colon + 1) };
+}
+
+function toJob(fields: Map<string, string>): Job | undefined {
+  if (fields.size === 0) return undefined;
+  return {
+    id: fields.get("id") ?? "",
+    status: (fields.get("status") ?? "pending") as JobStatus,
+    version: Number(fields.get("version")),
+    data: decodeJson(fields.get("data") ?? "null"),
+    createdAt: Number(fields.get("createdAt")),
+    updatedAt: Number(fields.get("updatedAt")),
+  };
+}
