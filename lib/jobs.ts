@@ -96,7 +96,7 @@ if redis.call('EXISTS', KEYS[1]) == 1 then
   if redis.call('HGET', KEYS[1], 'requestId') == ARGV[4] and redis.call('HGET', KEYS[1], 'version') == '1' then
     return tonumber(redis.call('HGET', KEYS[1], 'createdAt'))
   end
-  return redis.error_reply('MNEXISTS')
+  return redis.error_reply('MNEXISTS record')
 end
 local t = redis.call('TIME')
 local now = t[1] * 1000 + math.floor(t[2] / 1000)
@@ -113,7 +113,7 @@ const UPDATE = new Script(
   LUA_PRELUDE + `
 local err = expect_type(KEYS[1], 'hash') or fence_check(KEYS[2], ARGV[6])
 if err then return err end
-if redis.call('EXISTS', KEYS[1]) == 0 then return redis.error_reply('MNNOTFOUND') end
+if redis.call('EXISTS', KEYS[1]) == 0 then return redis.error_reply('MNNOTFOUND record') end
 local f = redis.call('HMGET', KEYS[1], 'version', 'status', 'requestId', 'createdAt')
 local version = tonumber(f[1])
 local expected = tonumber(ARGV[2])

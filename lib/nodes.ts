@@ -67,7 +67,7 @@ const HEARTBEAT = new Script(
 local err = expect_type(KEYS[1], 'hash')
 if err then return err end
 local status = redis.call('HGET', KEYS[1], 'status')
-if not status then return redis.error_reply('MNNOTFOUND') end
+if not status then return redis.error_reply('MNNOTFOUND record') end
 if status == 'left' then return redis.error_reply('MNTRANSITION left up') end
 redis.call('HSET', KEYS[1], 'lastSeen', now)
 return now
@@ -79,7 +79,7 @@ const LEAVE = new Script(
   LUA_PRELUDE + NOW + `
 local err = expect_type(KEYS[1], 'hash')
 if err then return err end
-if redis.call('EXISTS', KEYS[1]) == 0 then return redis.error_reply('MNNOTFOUND') end
+if redis.call('EXISTS', KEYS[1]) == 0 then return redis.error_reply('MNNOTFOUND record') end
 redis.call('HSET', KEYS[1], 'status', 'left', 'leftAt', now)
 return now
 `,

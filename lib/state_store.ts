@@ -67,7 +67,8 @@ export class StateStore implements StoreContext, AsyncDisposable {
     this.client = client;
     this.keys = new Keys(client.config.namespace);
     const limits = { ...STATE_DEFAULTS, ...options };
-    for (const [name, value] of Object.entries(limits)) {
+    for (const name of Object.keys(STATE_DEFAULTS) as (keyof StateStoreOptions)[]) {
+      const value = limits[name];
       if (!Number.isInteger(value) || value < 1024) {
         throw new RangeError(
           `StateStoreOptions.${name} must be a whole number of bytes >= 1024, got ${value}`,
@@ -89,9 +90,10 @@ export class StateStore implements StoreContext, AsyncDisposable {
     config: Config,
     options: StateStoreOptions & { client?: ClientOptions } = {},
   ): Promise<StateStore> {
-    const client = await RedisHaClient.connect(config, options.client);
+    const { client: clientOptions, ...limits } = options;
+    const client = await RedisHaClient.connect(config, clientOptions);
     try {
-      const store = new StateStore(client, options);
+      const store = new StateStore(client, limits);
       store.#closeClient = true;
       return store;
     } catch (error) {

@@ -8,6 +8,7 @@ import { LocalCluster, type LocalClusterOptions } from "../../lib/local_cluster.
 import { RedisProcess, type RedisServerOptions } from "../../lib/redis_process.ts";
 import { type Config, configFromOptions, type ConfigOptions } from "../../lib/config.ts";
 import { formatEndpoint } from "../../lib/endpoint.ts";
+import { StateStore, type StateStoreOptions } from "../../lib/state_store.ts";
 
 export { LocalCluster, RedisProcess };
 export { waitFor } from "../../lib/wait.ts";
@@ -118,4 +119,9 @@ export async function missingKeys(
   await using conn = await proc.connect();
   const exists = await Promise.all(keys.map((k) => conn.send(["EXISTS", k])));
   return keys.filter((_, i) => exists[i] !== 1);
+}
+
+/** A state store over a fresh client for `config`; closing it closes the client. */
+export function openStore(config: Config, options: StateStoreOptions = {}): Promise<StateStore> {
+  return StateStore.connect(config, options);
 }

@@ -1,0 +1,128 @@
+import { assert, assertEquals, assertRejects } from "./_harness/assert.ts";
+import { openStore, singleConfig, startRedis } from "./_harness/mod.ts";
+import {
+  AlreadyExistsError,
+  InvalidTransitionError,
+  KeyTypeError,
+  NotFoundError,
+  ValidationError,
+  VersionConflictError,
+} from "../lib/errors.ts";
+
+Deno.test("JobStore creates, reads and updates a job with optimistic concurrency", async () => {
+  await using redis = await startRedis();
+  await using store = await openStore(singleConfig(redis));
+  const created = await store.jobs.create("job-1", { task: "index", n: 1 });
+  assertEquals(created.version, 1);
+  assertEquals(created.status, "pending");
+  const read = await store.jobs.get("job-1");
+  assertEquals(read.data, { task: "index", n: 1 });
+  assert(read.createdAt > 0 && read.updatedAt === read.createdAt);
+  const updated = await store.jobs.update("job-1", {
+    expectedVersion: 1,
+    status: "running",
+    data: { n: 2 },
+  });
+  assertEquals(updated.version, 2);
+  assertEquals(updated.status, "running");
+  assertEquals(updated.data, { n: 2 });
+  const statusOnly = await store.jobs.update("job-1", { expectedVersion: 2, status: "running" });
+  assertEquals(statusOnly.data, { n: 2 }, "an update without data keeps the data");
+  const conflict = await assertRejects(
+    () => store.jobs.update("job-1", { expectedVersion: 1, status: "failed" }),
+    VersionConflictError,
+  );
+  assertEquals([conflict.expected, conflict.actual], [1, 3]);
+  assertEquals((await store.jobs.get("job-1")).version, 3, "a conflicting update writes nothing");
+});
+
+Deno.test("JobStore recognises a retried request instead of reporting a conflict or duplicate", async () => {
+  await using redis = await startRedis();
+  await using store = await openStore(singleConfig(redis));
+  await store.jobs.create("j", {}, { requestId: "create-1" });
+  // The same create again (as after a lost reply) succeeds; another request is a duplicate.
+  await store.jobs.create("j", {}, { requestId: "create-1" });
+  await assertRejects(
+    () => store.jobs.create("j", {}, { requestId: "create-2" }),
+    AlreadyExistsError,
+  );
+  await store.jobs.update("j", { expectedVersion: 1, status: "running", requestId: "u1" });
+  const again = await store.jobs.update("j", {
+    expectedVersion: 1,
+    status: "running",
+    requestId: "u1",
+  });
+  assertEquals(again.version, 2, "the retried update is applied once");
+});
+
+Deno.test("JobStore never leaves a terminal status", async () => {
+  await using redis = await startRedis();
+  await using store = await openStore(singleConfig(redis));
+  await store.jobs.create("j", {});
+  await store.jobs.update("j", { expectedVersion: 1, status: "succeeded" });
+  const error = await assertRejects(
+    () => store.jobs.update("j", { expectedVersion: 2, status: "running" }),
+    InvalidTransitionError,
+  );
+  assertEquals([error.from, error.to], ["succeeded", "running"]);
+  // Data may still be annotated while the status stays terminal.
+  const annotated = await store.jobs.update("j", {
+    expectedVersion: 2,
+    data: { note: "archived" },
+  });
+  assertEquals(annotated.status, "succeeded");
+});
+
+Deno.test("JobStore lists jobs by status in pages", async () => {
+  await using redis = await startRedis();
+  await using store = await openStore(singleConfig(redis));
+  for (let i = 0; i < 25; i++) await store.jobs.create(`job-${String(i).padStart(2, "0")}`, { i });
+  for (let i = 0; i < 10; i++) {
+    await store.jobs.update(`job-${String(i).padStart(2, "0")}`, {
+      expectedVersion: 1,
+      status: "running",
+    });
+  }
+  const seen: string[] = [];
+  let cursor: string | undefined;
+  do {
+    const page = await store.jobs.list({ limit: 7, cursor });
+    seen.push(...page.jobs.map((j) => j.id));
+    cursor = page.nextCursor;
+  } while (cursor !== undefined);
+  assertEquals(seen.length, 25);
+  assertEquals(new Set(seen).size, 25);
+  const running = await store.jobs.list({ status: "running", limit: 100 });
+  assertEquals(running.jobs.length, 10);
+  assert(running.jobs.every((j) => j.status === "running"));
+  assertEquals((await store.jobs.list({ status: "pending" })).jobs.length, 15);
+  assertEquals(running.nextCursor, undefined);
+});
+
+Deno.test("JobStore rejects bad input with typed errors and writes nothing", async () => {
+  await using redis = await startRedis();
+  await using store = await openStore(singleConfig(redis), { maxRecordBytes: 1024 });
+  await assertRejects(() => store.jobs.create("", {}), ValidationError);
+  await assertRejects(() => store.jobs.create("x".repeat(200), {}), ValidationError);
+  await assertRejects(() => store.jobs.create("a:b", {}), ValidationError);
+  await assertRejects(() => store.jobs.create("j", { big: 1n }), ValidationError);
+  const cyclic: Record<string, unknown> = {};
+  cyclic.self = cyclic;
+  await assertRejects(() => store.jobs.create("j", cyclic), ValidationError);
+  await assertRejects(() => store.jobs.create("j", undefined), ValidationError);
+  await assertRejects(() => store.jobs.create("j", "x".repeat(2000)), ValidationError);
+  await assertRejects(
+    () => store.jobs.create("j", {}, { status: "bogus" as "pending" }),
+    ValidationError,
+  );
+  await assertRejects(() => store.jobs.get("missing"), NotFoundError);
+  await assertRejects(() => store.jobs.update("missing", { expectedVersion: 1 }), NotFoundError);
+  await assertRejects(() => store.jobs.update("j", { expectedVersion: 0 }), ValidationError);
+  await assertRejects(() => store.jobs.list({ limit: 0 }), ValidationError);
+  await assertRejects(() => store.jobs.list({ cursor: "garbage" }), ValidationError);
+  // A key of the wrong type left by something else.
+  await store.client.command(["SET", store.keys.job("taken"), "not a hash"]);
+  const error = await assertRejects(() => store.jobs.create("taken", {}), KeyTypeError);
+  assertEquals(error.key, store.keys.job("taken"));
+  assertEquals(await store.client.command(["DBSIZE"]), 1, "nothing else was written");
+});

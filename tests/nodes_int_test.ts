@@ -1,0 +1,42 @@
+import { assert, assertEquals, assertRejects } from "./_harness/assert.ts";
+import { openStore, singleConfig, startRedis, waitFor } from "./_harness/mod.ts";
+import { InvalidTransitionError, NotFoundError, ValidationError } from "../lib/errors.ts";
+
+Deno.test("NodeRegistry lists nodes up, then down when heartbeats stop, then left after leave", async () => {
+  await using redis = await startRedis();
+  await using store = await openStore(singleConfig(redis));
+  await store.nodes.register("box-1", { ttlMs: 300, meta: { ip: "192.168.4.29" } });
+  await store.nodes.register("box-2", { ttlMs: 60_000 });
+  let nodes = await store.nodes.list();
+  assertEquals(nodes.map((n) => [n.id, n.status]), [["box-1", "up"], ["box-2", "up"]]);
+  assertEquals(nodes[0].meta, { ip: "192.168.4.29" });
+  // box-1 stops heartbeating: it shows as down, not dropped.
+  await waitFor(async () => {
+    const n = (await store.nodes.list()).find((x) => x.id === "box-1")!;
+    return n.status === "down"
+      ? { done: true, value: n }
+      : { done: false, observed: `${n.status}, age ${n.lastSeenAgeMs}ms` };
+  }, { what: "box-1 to be listed down", timeoutMs: 5000 });
+  await store.nodes.heartbeat("box-1");
+  nodes = await store.nodes.list();
+  assertEquals(nodes.find((n) => n.id === "box-1")?.status, "up");
+  assert(nodes.find((n) => n.id === "box-1")!.lastSeenAgeMs < 300);
+  await store.nodes.leave("box-2");
+  assertEquals((await store.nodes.list()).find((n) => n.id === "box-2")?.status, "left");
+  await assertRejects(() => store.nodes.heartbeat("box-2"), InvalidTransitionError);
+  await store.nodes.register("box-2", { ttlMs: 60_000 });
+  assertEquals(
+    (await store.nodes.list()).find((n) => n.id === "box-2")?.status,
+    "up",
+    "re-registering brings it back",
+  );
+});
+
+Deno.test("NodeRegistry rejects bad input", async () => {
+  await using redis = await startRedis();
+  await using store = await openStore(singleConfig(redis));
+  await assertRejects(() => store.nodes.heartbeat("never-registered"), NotFoundError);
+  await assertRejects(() => store.nodes.leave("never-registered"), NotFoundError);
+  await assertRejects(() => store.nodes.register("n", { ttlMs: 5 }), ValidationError);
+  await assertRejects(() => store.nodes.register("bad id", { ttlMs: 1000 }), ValidationError);
+});
