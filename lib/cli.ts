@@ -1,6 +1,7 @@
 /**
- * The `mn-redis-ha` command line: a small subcommand table over
- * `node:util` `parseArgs` (strict: unknown flags are errors).
+ * The `mn-redis-ha` command line: a table of subcommands (one or two words,
+ * e.g. `join`, `node start`) over `node:util` `parseArgs` in strict mode, so
+ * unknown flags are errors.
  *
  * Every configuration flag mirrors an `MN_REDIS_*` variable
  * (`--wait-replicas` ↔ `MN_REDIS_WAIT_REPLICAS`) and overrides it.
@@ -10,24 +11,16 @@
  */
 
 import { parseArgs } from "node:util";
-import { collectStatus, formatStatus } from "./commands/status.ts";
-import { runProbe } from "./commands/probe.ts";
-import { type Config, CONFIG_VARIABLES, flagForVariable, parseConfig } from "./config.ts";
+import type { CliIo, CommandSpec } from "./commands/_spec.ts";
+import { COMMANDS } from "./commands/table.ts";
+import { CONFIG_VARIABLES, flagForVariable, parseConfig } from "./config.ts";
 import { ConfigError, RedisHaError, UsageError } from "./errors.ts";
 import { configureCliLogging, type LogFormat, resetLogging } from "./log.ts";
 
-/** Where the CLI writes. stdout carries only results; stderr carries logs and errors. */
-export interface CliIo {
-  /** Writes a result line (stdout). */
-  stdout: (text: string) => void;
-  /** Writes a diagnostic line (stderr). */
-  stderr: (text: string) => void;
-  /** Reads an environment variable. */
-  getEnv: (name: string) => string | undefined;
-}
+export type { CliIo } from "./commands/_spec.ts";
 
 const SECRET_VARIABLES = new Set(["MN_REDIS_PASSWORD", "MN_REDIS_SENTINEL_PASSWORD"]);
-/** Configuration flags: every variable except the secrets. */
+/** Connection flags: every variable except the secrets. */
 const CONFIG_FLAGS = new Map(
   CONFIG_VARIABLES.filter((v) => !SECRET_VARIABLES.has(v)).map((
     v,
@@ -48,119 +41,124 @@ const CONFIG_HELP = `Connection flags (each overrides its MN_REDIS_* variable):
   --reconnect-attempts N           MN_REDIS_RECONNECT_ATTEMPTS (default 10)
   --reconnect-backoff-ms MS        MN_REDIS_RECONNECT_BACKOFF_MS (default 250)
   --reconnect-max-backoff-ms MS    MN_REDIS_RECONNECT_MAX_BACKOFF_MS (default 2000)
-  --namespace NAME                 MN_REDIS_NAMESPACE (default mirror_neuron)
-Passwords come only from MN_REDIS_PASSWORD and MN_REDIS_SENTINEL_PASSWORD (never flags).
+  --namespace NAME                 MN_REDIS_NAMESPACE (default mirror_neuron)`;
+
+const COMMON_HELP =
+  `Passwords come only from MN_REDIS_PASSWORD and MN_REDIS_SENTINEL_PASSWORD (never flags).
 Output flags:
   --log-format text|json           log lines on stderr (default text)
   --help                           this help`;
 
-interface Subcommand {
-  readonly summary: string;
-  readonly usage: string;
-  readonly example: string;
-  readonly flags: Record<string, { type: "boolean" | "string" }>;
-  readonly run: (config: Config, flags: Record<string, unknown>, io: CliIo) => Promise<number>;
-}
-
-const COMMANDS: Record<string, Subcommand> = {
-  status: {
-    summary: "Show mode, confirmed primary, replicas with lag, sentinels and the WAIT setting",
-    usage: "mn-redis-ha status [--json] [connection flags]",
-    example: "MN_REDIS_HA_MODE=sentinel MN_REDIS_SENTINELS=10.0.0.1:26379,10.0.0.2:26379 \\\n" +
-      "  MN_REDIS_SENTINEL_MASTER=mirror-neuron mn-redis-ha status --json",
-    flags: { json: { type: "boolean" } },
-    run: async (config, flags, io) => {
-      const report = await collectStatus(config);
-      io.stdout(flags.json === true ? JSON.stringify(report, null, 2) : formatStatus(report));
-      return 0;
-    },
-  },
-  probe: {
-    summary: "Write a probe record as a durable write and read it back from the primary",
-    usage: "mn-redis-ha probe [connection flags]",
-    example: "MN_REDIS_URL=redis://127.0.0.1:6379 MN_REDIS_WAIT_REPLICAS=1 mn-redis-ha probe",
-    flags: {},
-    run: async (config, _flags, io) => {
-      const result = await runProbe(config);
-      io.stdout(`probe_write_read_ok primary=${result.primary}`);
-      return 0;
-    },
-  },
-};
-
 /** The top-level help text. */
 export function usage(): string {
-  const width = Math.max(...Object.keys(COMMANDS).map((c) => c.length));
+  const width = Math.max(...COMMANDS.map((c) => c.name.length));
   return [
     "Usage: mn-redis-ha <command> [flags]",
     "",
     "Commands:",
-    ...Object.entries(COMMANDS).map(([name, c]) => `  ${name.padEnd(width)}  ${c.summary}`),
+    ...COMMANDS.map((c) => `  ${c.name.padEnd(width)}  ${c.summary}`),
     "",
     "Run 'mn-redis-ha <command> --help' for a command's flags and an example.",
   ].join("\n");
 }
 
-function commandHelp(name: string, command: Subcommand): string {
+function commandHelp(command: CommandSpec): string {
+  const flags = Object.entries(command.flags);
+  const width = Math.max(
+    0,
+    ...flags.map(([name, f]) => name.length + (f.type === "string" ? 6 : 0)),
+  );
   return [
     `Usage: ${command.usage}`,
     "",
     command.summary + ".",
     "",
-    ...(Object.keys(command.flags).length > 0
-      ? [`Command flags:\n${Object.keys(command.flags).map((f) => `  --${f}`).join("\n")}`, ""]
+    ...(flags.length > 0
+      ? [
+        "Flags:",
+        ...flags.map(([name, f]) =>
+          `  --${(name + (f.type === "string" ? " VALUE" : "")).padEnd(width + 2)}  ${f.help}` +
+          (f.default === undefined ? "" : ` (default ${f.default})`)
+        ),
+        "",
+      ]
       : []),
-    CONFIG_HELP,
+    ...(command.connection ? [CONFIG_HELP] : []),
+    COMMON_HELP,
     "",
-    `Example (${name}):`,
+    "Example:",
     `  ${command.example}`,
   ].join("\n");
+}
+
+function findCommand(
+  args: readonly string[],
+): { command: CommandSpec; rest: string[] } | undefined {
+  const two = `${args[0]} ${args[1]}`;
+  const byTwo = COMMANDS.find((c) => c.name === two);
+  if (byTwo !== undefined) return { command: byTwo, rest: args.slice(2) };
+  const byOne = COMMANDS.find((c) => c.name === args[0]);
+  if (byOne !== undefined) return { command: byOne, rest: args.slice(1) };
+  return undefined;
 }
 
 /**
  * Runs the CLI and returns the exit code: 0 success, 1 runtime failure,
  * 2 usage or configuration error. Never throws for user mistakes.
  */
-export async function runCli(args: readonly string[], io: CliIo): Promise<number> {
-  const [name, ...rest] = args;
+export async function runCli(
+  args: readonly string[],
+  io: CliIo,
+  signal: AbortSignal = new AbortController().signal,
+): Promise<number> {
+  const [name] = args;
   if (name === undefined || name === "--help" || name === "-h" || name === "help") {
     (name === undefined ? io.stderr : io.stdout)(usage());
     return name === undefined ? 2 : 0;
   }
-  const command = COMMANDS[name];
-  if (command === undefined) {
-    io.stderr(`mn-redis-ha: unknown command "${name}"\n\n${usage()}`);
+  const found = findCommand(args);
+  if (found === undefined) {
+    const group = COMMANDS.filter((c) => c.name.startsWith(`${name} `)).map((c) => c.name);
+    const what = group.length > 0
+      ? `"${name}" needs a subcommand: ${group.join(", ")}`
+      : `unknown command "${args.slice(0, 2).join(" ")}"`;
+    io.stderr(`mn-redis-ha: ${what}\n\n${usage()}`);
     return 2;
   }
-  let values: Record<string, unknown>;
+  const { command, rest } = found;
+  let values: Record<string, string | boolean | undefined>;
   try {
     const options: Record<string, { type: "boolean" | "string" }> = {
-      ...command.flags,
       help: { type: "boolean" },
       "log-format": { type: "string" },
     };
-    for (const flag of CONFIG_FLAGS.keys()) options[flag] = { type: "string" };
-    values = parseArgs({ args: [...rest], options, strict: true, allowPositionals: false }).values;
+    for (const [flag, spec] of Object.entries(command.flags)) options[flag] = { type: spec.type };
+    if (command.connection) {
+      for (const flag of CONFIG_FLAGS.keys()) options[flag] ??= { type: "string" };
+    }
+    values = parseArgs({ args: rest, options, strict: true, allowPositionals: false }).values;
   } catch (error) {
     const message = error instanceof Error ? error.message : String(error);
     const hint = /password/i.test(message)
       ? "\nPasswords are never accepted as flags; set MN_REDIS_PASSWORD or MN_REDIS_SENTINEL_PASSWORD"
       : "";
-    io.stderr(`mn-redis-ha ${name}: ${message}${hint}\n\n${commandHelp(name, command)}`);
+    io.stderr(`mn-redis-ha ${command.name}: ${message}${hint}\n\n${commandHelp(command)}`);
     return 2;
   }
   if (values.help === true) {
-    io.stdout(commandHelp(name, command));
+    io.stdout(commandHelp(command));
     return 0;
   }
   const logFormat = (values["log-format"] ?? "text") as string;
   if (logFormat !== "text" && logFormat !== "json") {
-    io.stderr(`mn-redis-ha ${name}: --log-format is "${logFormat}"; expected text or json`);
+    io.stderr(`mn-redis-ha ${command.name}: --log-format is "${logFormat}"; expected text or json`);
     return 2;
   }
   const getEnv = (variable: string): string | undefined => {
     const flag = flagForVariable(variable).slice(2);
-    const value = CONFIG_FLAGS.has(flag) ? values[flag] : undefined;
+    const value = command.connection && CONFIG_FLAGS.has(flag) && !(flag in command.flags)
+      ? values[flag]
+      : undefined;
     return typeof value === "string" ? value : io.getEnv(variable);
   };
   await configureCliLogging({
@@ -169,29 +167,38 @@ export async function runCli(args: readonly string[], io: CliIo): Promise<number
   });
   try {
     const config = parseConfig(getEnv);
-    return await command.run(config, values, io);
+    return await command.run({ flags: values, config, io, signal });
   } catch (error) {
     if (error instanceof ConfigError) {
       // Name the flag when the bad value came from one.
       const relabelled = new ConfigError(error.issues.map((issue) => {
         const flag = flagForVariable(issue.variable);
-        return typeof values[flag.slice(2)] === "string"
+        return command.connection && typeof values[flag.slice(2)] === "string"
           ? { ...issue, variable: `${flag} (${issue.variable})` }
           : issue;
       }));
-      io.stderr(`mn-redis-ha ${name}: ${relabelled.message}`);
+      io.stderr(`mn-redis-ha ${command.name}: ${relabelled.message}`);
       return 2;
     }
     if (error instanceof UsageError) {
-      io.stderr(`mn-redis-ha ${name}: ${error.message}`);
+      io.stderr(
+        `mn-redis-ha ${command.name}: ${error.message}\nRun 'mn-redis-ha ${command.name} --help' for usage.`,
+      );
       return 2;
     }
+    if (error instanceof Deno.errors.NotCapable) {
+      io.stderr(
+        `mn-redis-ha ${command.name}: not permitted: ${error.message}. The binary only reads and writes ` +
+          "its data dir (/var/lib/mn-redis-ha), /tmp and ./.tmp; pick a path there",
+      );
+      return 1;
+    }
     if (error instanceof RedisHaError) {
-      io.stderr(`mn-redis-ha ${name}: ${error.message}`);
+      io.stderr(`mn-redis-ha ${command.name}: ${error.message}`);
       return 1;
     }
     const message = error instanceof Error ? error.message : String(error);
-    io.stderr(`mn-redis-ha ${name}: unexpected error: ${message}`);
+    io.stderr(`mn-redis-ha ${command.name}: unexpected error: ${message}`);
     return 1;
   } finally {
     await resetLogging();

@@ -1,0 +1,368 @@
+/**
+ * `mn-redis-ha leave`: takes this box's Redis and Sentinel out of the
+ * cluster without losing an acknowledged write (the user doc's
+ * `scripts/redis_ha.sh leave`).
+ *
+ * If the local Redis is primary: writes are paused on it (`CLIENT PAUSE …
+ * WRITE`), the replicas catch up, Sentinel fails over, a majority of
+ * sentinels and `ROLE` confirm the new primary, and the paused clients are
+ * disconnected (their writes never ran; they retry on the new primary).
+ * Then the local Redis is detached (`REPLICAOF NO ONE`), the local
+ * Sentinel's monitor removed, and every other sentinel reset one at a time
+ * so none pulls the detached Redis back as a replica.
+ *
+ * @module
+ */
+
+import { RedisConnection } from "../connection.ts";
+import { type Endpoint, formatEndpoint } from "../endpoint.ts";
+import { RedisHaError, ReplyError } from "../errors.ts";
+import { parseInfo, parseReplicaLine } from "../info.ts";
+import { replyToMap, replyToNumber, replyToString, type RespReply } from "../resp.ts";
+import type { Secret } from "../secret.ts";
+import { SentinelResolver } from "../sentinel_resolver.ts";
+import { waitFor } from "../wait.ts";
+
+/** Options of `leave`, one per flag. */
+export interface LeaveOptions {
+  /** `--self-host`. */
+  selfHost: string;
+  /** `--redis-port`. @default {6379} */
+  redisPort: number;
+  /** `--sentinel-port`. @default {26379} */
+  sentinelPort: number;
+  /** `--sentinels`. */
+  sentinels: readonly Endpoint[];
+  /** `--master-name`. */
+  masterName: string;
+  /** `--purge-local`: FLUSHDB after detaching. */
+  purgeLocal: boolean;
+  /** `--timeout-ms`. */
+  timeoutMs: number;
+  /** `MN_REDIS_PASSWORD`. */
+  password?: Secret;
+  /** `MN_REDIS_SENTINEL_PASSWORD`. */
+  sentinelPassword?: Secret;
+  /** Progress lines (stderr). */
+  report: (line: string) => void;
+}
+
+/** What `leave` did. */
+export interface LeaveResult {
+  /** The role the local Redis had. */
+  readonly wasPrimary: boolean;
+  /** The cluster primary afterwards. */
+  readonly primary: string;
+  /** Whether the local data was flushed. */
+  readonly purged: boolean;
+  /** Sentinels that were reset. */
+  readonly resetSentinels: readonly string[];
+}
+
+/** Runs `leave`. */
+export async function leave(options: LeaveOptions): Promise<LeaveResult> {
+  const self = { host: options.selfHost, port: options.redisPort };
+  const selfAddress = formatEndpoint(self);
+  const selfSentinel = { host: options.selfHost, port: options.sentinelPort };
+  const others = options.sentinels.filter((s) =>
+    formatEndpoint(s) !== formatEndpoint(selfSentinel)
+  );
+
+  await using local = await RedisConnection.connect(self, { password: options.password }).catch(
+    (error) => {
+      throw new RedisHaError(
+        "CONFIG",
+        `No Redis answers at ${selfAddress}; this box never joined (or its Redis is down): ${error.message}`,
+      );
+    },
+  );
+  const localSentinel = await RedisConnection.connect(selfSentinel, {
+    password: options.sentinelPassword,
+  })
+    .catch(() => undefined);
+  try {
+    if (localSentinel !== undefined) {
+      const monitors = await localSentinel.send(["SENTINEL", "MASTER", options.masterName]).then(
+        () => true,
+        () => false,
+      );
+      if (!monitors) {
+        const role = parseInfo(replyToString(await local.send(["INFO", "replication"])) ?? "").get(
+          "role",
+        );
+        if (role === "master" && !(await knownToSentinels(options, selfAddress))) {
+          throw new RedisHaError(
+            "CONFIG",
+            `This box never joined "${options.masterName}": its sentinel ${
+              formatEndpoint(selfSentinel)
+            } does not ` +
+              "monitor it and no listed sentinel knows this Redis",
+          );
+        }
+      }
+    }
+
+    await using resolver = new SentinelResolver({
+      sentinels: options.sentinels,
+      masterName: options.masterName,
+      password: options.sentinelPassword,
+      perSentinelTimeoutMs: 1000,
+    });
+    let decision = await resolver.resolve({ waitAll: true });
+    const wasPrimary = formatEndpoint(decision.primary) === selfAddress;
+    if (wasPrimary) {
+      decision = await handOver(options, local, resolver, selfAddress);
+    }
+    options.report(`leave: detaching ${selfAddress} (REPLICAOF NO ONE)`);
+    await local.send(["REPLICAOF", "NO", "ONE"]);
+    await local.send(["CLIENT", "UNPAUSE"]).catch(() => {});
+    await local.send(["CONFIG", "REWRITE"]).catch(() => {});
+    if (localSentinel !== undefined) {
+      await localSentinel.send(["SENTINEL", "REMOVE", options.masterName]).catch(() => {});
+      options.report(
+        `leave: local sentinel ${
+          formatEndpoint(selfSentinel)
+        } no longer monitors "${options.masterName}"`,
+      );
+    }
+    let purged = false;
+    if (options.purgeLocal) {
+      await local.send(["FLUSHDB"]);
+      purged = true;
+      options.report(`leave: flushed the local database (--purge-local)`);
+    }
+    const resetSentinels = await resetOthers(
+      options,
+      others,
+      decision.primary,
+      selfAddress,
+      formatEndpoint(selfSentinel),
+    );
+    // Verify: detached, and no remaining sentinel lists it.
+    const role = await local.send(["ROLE"]);
+    if (!Array.isArray(role) || replyToString(role[0]) !== "master") {
+      throw new RedisHaError(
+        "ROLE_MISMATCH",
+        `${selfAddress} did not stay detached: ROLE ${JSON.stringify(role)}`,
+      );
+    }
+    return { wasPrimary, primary: formatEndpoint(decision.primary), purged, resetSentinels };
+  } finally {
+    await localSentinel?.close();
+  }
+}
+
+async function knownToSentinels(options: LeaveOptions, selfAddress: string): Promise<boolean> {
+  for (const s of options.sentinels) {
+    try {
+      await using conn = await RedisConnection.connect(s, {
+        password: options.sentinelPassword,
+        connectTimeoutMs: 1000,
+      });
+      const master = replyToMap(
+        await conn.send(["SENTINEL", "MASTER", options.masterName], { timeoutMs: 1000 }),
+      );
+      if (
+        `${replyToString(master.get("ip") ?? null)}:${
+          replyToString(master.get("port") ?? null)
+        }` === selfAddress
+      ) return true;
+      const replicas = await conn.send(["SENTINEL", "REPLICAS", options.masterName], {
+        timeoutMs: 1000,
+      });
+      if (
+        (replicas as RespReply[]).some((r) =>
+          replyToString(replyToMap(r).get("name") ?? null) === selfAddress
+        )
+      ) return true;
+    } catch {
+      // Unreachable or unaware: keep looking.
+    }
+  }
+  return false;
+}
+
+async function handOver(
+  options: LeaveOptions,
+  local: RedisConnection,
+  resolver: SentinelResolver,
+  selfAddress: string,
+): ReturnType<SentinelResolver["resolve"]> {
+  const info = parseInfo(replyToString(await local.send(["INFO", "replication"])) ?? "");
+  const online = [...info.entries()].filter(([k, v]) =>
+    /^slave\d+$/.test(k) && parseReplicaLine(v).get("state") === "online"
+  );
+  if (online.length === 0) {
+    throw new RedisHaError(
+      "ROLE_MISMATCH",
+      `${selfAddress} is the primary and has no online replica to fail over to; join another box first ` +
+        "(leaving now would take the cluster's data offline)",
+    );
+  }
+  const pauseMs = options.timeoutMs + 5000;
+  options.report(
+    `leave: ${selfAddress} is primary; pausing writes on it (CLIENT PAUSE ${pauseMs} WRITE)`,
+  );
+  await local.send(["CLIENT", "PAUSE", pauseMs, "WRITE"]);
+  try {
+    const offset = Number(
+      parseInfo(replyToString(await local.send(["INFO", "replication"])) ?? "").get(
+        "master_repl_offset",
+      ),
+    );
+    await waitFor(async () => {
+      const now = parseInfo(replyToString(await local.send(["INFO", "replication"])) ?? "");
+      const caught = [...now.entries()].filter(([k, v]) =>
+        /^slave\d+$/.test(k) && Number(parseReplicaLine(v).get("offset")) >= offset
+      ).length;
+      return caught > 0
+        ? { done: true, value: undefined }
+        : { done: false, observed: `no replica at offset ${offset} yet` };
+    }, {
+      what: "a replica to catch up with every acknowledged write",
+      timeoutMs: options.timeoutMs,
+      intervalMs: 50,
+    });
+    const asked = await askFailover(options);
+    options.report(`leave: sentinel ${asked} started a failover; waiting for a new primary`);
+    const decision = await waitFor(async () => {
+      const d = await resolver.resolve({ waitAll: true });
+      const agreeing = d.agreeing.length;
+      const majority = Math.floor(options.sentinels.length / 2) + 1;
+      if (
+        formatEndpoint(d.primary) === selfAddress ||
+        agreeing < Math.min(majority, d.answers.filter((a) => a.kind === "master").length)
+      ) {
+        return {
+          done: false,
+          observed: `primary ${formatEndpoint(d.primary)} reported by ${agreeing}`,
+        };
+      }
+      await using conn = await RedisConnection.connect(d.primary, {
+        password: options.password,
+        connectTimeoutMs: 1000,
+      });
+      const role = await conn.send(["ROLE"]);
+      return Array.isArray(role) && replyToString(role[0]) === "master"
+        ? { done: true, value: d }
+        : { done: false, observed: `${formatEndpoint(d.primary)} not yet master` };
+    }, {
+      what: "the sentinels to agree on a new primary",
+      timeoutMs: options.timeoutMs,
+      intervalMs: 200,
+    });
+    options.report(
+      `leave: new primary ${formatEndpoint(decision.primary)} confirmed by sentinels and ROLE`,
+    );
+    // Paused writers never ran their writes here; drop them so they retry on the new primary.
+    await local.send(["CLIENT", "KILL", "TYPE", "normal", "SKIPME", "yes"]);
+    await local.send(["CLIENT", "KILL", "TYPE", "pubsub", "SKIPME", "yes"]).catch(() => {});
+    return decision;
+  } catch (error) {
+    await local.send(["CLIENT", "UNPAUSE"]).catch(() => {});
+    throw error;
+  }
+}
+
+async function askFailover(options: LeaveOptions): Promise<string> {
+  let last: unknown;
+  for (const s of options.sentinels) {
+    try {
+      await using conn = await RedisConnection.connect(s, {
+        password: options.sentinelPassword,
+        connectTimeoutMs: 1000,
+      });
+      await conn.send(["SENTINEL", "FAILOVER", options.masterName], { timeoutMs: 2000 });
+      return formatEndpoint(s);
+    } catch (error) {
+      last = error;
+      if (error instanceof ReplyError && /INPROG/.test(error.reply)) return formatEndpoint(s);
+    }
+  }
+  throw new RedisHaError(
+    "NO_SENTINEL_REACHABLE",
+    `No sentinel accepted SENTINEL FAILOVER ${options.masterName}: ${
+      last instanceof Error ? last.message : last
+    }`,
+  );
+}
+
+/** Resets the other sentinels one at a time, each rediscovering the cluster before the next. */
+async function resetOthers(
+  options: LeaveOptions,
+  others: readonly Endpoint[],
+  primary: Endpoint,
+  selfAddress: string,
+  selfSentinel: string,
+): Promise<string[]> {
+  const reset: string[] = [];
+  const expectedReplicas = async (): Promise<number> => {
+    await using conn = await RedisConnection.connect(primary, {
+      password: options.password,
+      connectTimeoutMs: 1000,
+    });
+    const info = parseInfo(replyToString(await conn.send(["INFO", "replication"])) ?? "");
+    return [...info.entries()].filter(([k, v]) =>
+      /^slave\d+$/.test(k) && parseReplicaLine(v).get("state") === "online" &&
+      `${parseReplicaLine(v).get("ip")}:${parseReplicaLine(v).get("port")}` !== selfAddress
+    ).length;
+  };
+  for (const s of others) {
+    let conn: RedisConnection;
+    try {
+      conn = await RedisConnection.connect(s, {
+        password: options.sentinelPassword,
+        connectTimeoutMs: 1000,
+      });
+    } catch {
+      options.report(
+        `leave: warning: sentinel ${
+          formatEndpoint(s)
+        } is unreachable; reset it later (SENTINEL RESET ${options.masterName})`,
+      );
+      continue;
+    }
+    try {
+      await conn.send(["SENTINEL", "RESET", options.masterName]);
+      await waitFor(async () => {
+        const replicas =
+          (await conn.send(["SENTINEL", "REPLICAS", options.masterName])) as RespReply[];
+        const names = replicas.map((r) => replyToString(replyToMap(r).get("name") ?? null));
+        const peers =
+          (await conn.send(["SENTINEL", "SENTINELS", options.masterName])) as RespReply[];
+        const peerNames = peers.map((p) => {
+          const m = replyToMap(p);
+          return `${replyToString(m.get("ip") ?? null)}:${replyToString(m.get("port") ?? null)}`;
+        });
+        if (names.includes(selfAddress) || peerNames.includes(selfSentinel)) {
+          return { done: false, observed: `still lists ${selfAddress} or ${selfSentinel}` };
+        }
+        // Rediscovered the rest before the next sentinel is reset, so a quorum stays informed.
+        const master = replyToMap(await conn.send(["SENTINEL", "MASTER", options.masterName]));
+        const flags = replyToString(master.get("flags") ?? null) ?? "";
+        const replicaCount = replyToNumber(master.get("num-slaves") ?? 0);
+        const peerCount = replyToNumber(master.get("num-other-sentinels") ?? 0);
+        const wantReplicas = await expectedReplicas();
+        return flags === "master" && replicaCount >= wantReplicas && peerCount >= others.length - 1
+          ? { done: true, value: undefined }
+          : {
+            done: false,
+            observed: `flags ${flags}, ${replicaCount}/${wantReplicas} replicas, ${peerCount}/${
+              others.length - 1
+            } peers`,
+          };
+      }, {
+        what: `sentinel ${formatEndpoint(s)} to forget ${selfAddress}`,
+        timeoutMs: options.timeoutMs,
+        intervalMs: 200,
+      });
+      reset.push(formatEndpoint(s));
+      options.report(
+        `leave: sentinel ${formatEndpoint(s)} reset and no longer lists ${selfAddress}`,
+      );
+    } finally {
+      await conn.close();
+    }
+  }
+  return reset;
+}
