@@ -200,6 +200,7 @@ export async function join(options: JoinOptions): Promise<JoinResult> {
     intervalMs: 250,
   });
 
+  await protectDataDir(options.dataDir);
   return {
     role: isPrimary ? "primary" : "replica",
     primary: formatEndpoint(primary),
@@ -276,5 +277,19 @@ export function checkJoinOptions(options: Pick<JoinOptions, "quorum" | "sentinel
     throw new UsageError(
       `--quorum is ${options.quorum}; expected 1 to the number of --sentinels (${options.sentinels.length})`,
     );
+  }
+}
+
+/**
+ * Config files hold passwords: 0600 in a 0700 dir. Redis rewrites its config
+ * files with the default umask (CONFIG REWRITE, Sentinel state changes), so the
+ * modes are restored here and the dir is what keeps them private in between.
+ */
+async function protectDataDir(dataDir: string): Promise<void> {
+  await Deno.chmod(dataDir, 0o700);
+  for await (const entry of Deno.readDir(dataDir)) {
+    if (entry.isFile && entry.name.endsWith(".conf")) {
+      await Deno.chmod(`${dataDir}/${entry.name}`, 0o600);
+    }
   }
 }

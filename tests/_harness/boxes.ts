@@ -1,0 +1,180 @@
+/**
+ * "Boxes" on loopback for CLI tests: port sets and data dirs for `join`, and
+ * teardown that shuts down every daemon `join` started (they are daemonized,
+ * so they are not our children) and removes the dirs, even on failure.
+ */
+
+import { RedisConnection } from "../../lib/connection.ts";
+import { freePort } from "../../lib/redis_process.ts";
+import type { Secret } from "../../lib/secret.ts";
+import { tempDir, waitFor } from "./mod.ts";
+
+/** One box: its address, ports and data dir. */
+export interface Box {
+  readonly host: string;
+  readonly redisPort: number;
+  readonly sentinelPort: number;
+  readonly dataDir: string;
+}
+
+/** Output of one CLI subprocess. */
+export interface CliProcessRun {
+  code: number;
+  stdout: string;
+  stderr: string;
+}
+
+/** Runs `deno run -P=cli main.ts …` as a subprocess, the way operators run the CLI. */
+export async function mnCli(
+  args: string[],
+  env: Record<string, string> = {},
+): Promise<CliProcessRun> {
+  const output = await new Deno.Command("deno", {
+    args: ["run", "-P=cli", "--quiet", "main.ts", ...args],
+    env: { NO_COLOR: "1", ...env },
+    stdin: "null",
+    stdout: "piped",
+    stderr: "piped",
+  }).output();
+  const decoder = new TextDecoder();
+  return {
+    code: output.code,
+    stdout: decoder.decode(output.stdout),
+    stderr: decoder.decode(output.stderr),
+  };
+}
+
+/** A set of loopback boxes. */
+export class Boxes implements AsyncDisposable {
+  readonly boxes: Box[];
+  readonly masterName: string;
+  readonly #dir: AsyncDisposable & { path: string };
+  readonly #password: Secret | undefined;
+  readonly #sentinelPassword: Secret | undefined;
+
+  private constructor(
+    dir: AsyncDisposable & { path: string },
+    boxes: Box[],
+    masterName: string,
+    passwords: {
+      password?: Secret;
+      sentinelPassword?: Secret;
+    },
+  ) {
+    this.#dir = dir;
+    this.boxes = boxes;
+    this.masterName = masterName;
+    this.#password = passwords.password;
+    this.#sentinelPassword = passwords.sentinelPassword;
+  }
+
+  /** Allocates `count` boxes on 127.0.0.1. */
+  static async create(
+    count: number,
+    options: { password?: Secret; sentinelPassword?: Secret } = {},
+  ): Promise<Boxes> {
+    const dir = await tempDir("boxes-");
+    const boxes = Array.from({ length: count }, (_, i) => ({
+      host: "127.0.0.1",
+      redisPort: freePort(),
+      sentinelPort: freePort(),
+      dataDir: `${dir.path}/box${i + 1}`,
+    }));
+    return new Boxes(dir, boxes, `mn-${crypto.randomUUID().slice(0, 6)}`, options);
+  }
+
+  /** `--sentinels` value listing every box's sentinel. */
+  get sentinels(): string {
+    return this.boxes.map((b) => `${b.host}:${b.sentinelPort}`).join(",");
+  }
+
+  /** Arguments for `join` on box `i`, with test-friendly Sentinel timings. */
+  joinArgs(i: number, extra: string[] = []): string[] {
+    const b = this.boxes[i];
+    return [
+      "join",
+      "--self-host",
+      b.host,
+      "--redis-port",
+      String(b.redisPort),
+      "--sentinel-port",
+      String(b.sentinelPort),
+      "--sentinels",
+      this.sentinels,
+      "--master-name",
+      this.masterName,
+      "--data-dir",
+      b.dataDir,
+      "--down-after-ms",
+      "1000",
+      "--failover-timeout-ms",
+      "10000",
+      "--timeout-ms",
+      "30000",
+      ...extra,
+    ];
+  }
+
+  /** Arguments for `leave` on box `i`. */
+  leaveArgs(i: number, extra: string[] = []): string[] {
+    const b = this.boxes[i];
+    return [
+      "leave",
+      "--self-host",
+      b.host,
+      "--redis-port",
+      String(b.redisPort),
+      "--sentinel-port",
+      String(b.sentinelPort),
+      "--sentinels",
+      this.sentinels,
+      "--master-name",
+      this.masterName,
+      "--timeout-ms",
+      "30000",
+      ...extra,
+    ];
+  }
+
+  /** Connects to box `i`'s Redis. */
+  redis(i: number): Promise<RedisConnection> {
+    return RedisConnection.connect({ host: this.boxes[i].host, port: this.boxes[i].redisPort }, {
+      password: this.#password,
+    });
+  }
+
+  /** Connects to box `i`'s Sentinel. */
+  sentinel(i: number): Promise<RedisConnection> {
+    return RedisConnection.connect({ host: this.boxes[i].host, port: this.boxes[i].sentinelPort }, {
+      password: this.#sentinelPassword,
+    });
+  }
+
+  /** Shuts down every daemon the boxes may run, then removes their dirs. */
+  async [Symbol.asyncDispose](): Promise<void> {
+    const shutdown = async (connect: () => Promise<RedisConnection>): Promise<void> => {
+      try {
+        await using conn = await connect();
+        await conn.send(["SHUTDOWN", "NOSAVE"], { timeoutMs: 2000 }).catch(() => {});
+      } catch {
+        return; // Not running.
+      }
+      // Gone once it refuses connections: only then may its dir be removed.
+      await waitFor(async () => {
+        try {
+          await (await connect()).close();
+          return { done: false, observed: "still answering" };
+        } catch {
+          return { done: true, value: undefined };
+        }
+      }, { what: "a daemon to exit", timeoutMs: 10_000 }).catch(() => {});
+    };
+    await Promise.all(
+      this.boxes.flatMap((
+        _,
+        i,
+      ) => [shutdown(() => this.sentinel(i)), shutdown(() => this.redis(i))]),
+    );
+    await this.#dir[Symbol.asyncDispose]();
+  }
+}
