@@ -1,7 +1,9 @@
 /** The CLI's subcommand table: flags, help, examples and how each runs. */
 
 import { UsageError } from "../errors.ts";
+import { JOB_STATUSES, type JobStatus } from "../jobs.ts";
 import {
+  choiceFlag,
   type CommandContext,
   type CommandSpec,
   endpointsFlag,
@@ -11,6 +13,15 @@ import {
 } from "./_spec.ts";
 import { checkJoinOptions, join } from "./join.ts";
 import { leave } from "./leave.ts";
+import {
+  formatTable,
+  formatWarnings,
+  inspectJobs,
+  inspectLeases,
+  inspectNodes,
+  inspectTopology,
+} from "./inspect.ts";
+import { runNode } from "./node.ts";
 import { runProbe } from "./probe.ts";
 import { runLocalSmoke } from "./smoke_local.ts";
 import { collectStatus, formatStatus } from "./status.ts";
@@ -55,6 +66,244 @@ interface ClusterBase {
   masterName: string;
   timeoutMs: number;
 }
+
+const INSPECT_FLAGS = {
+  json: { type: "boolean", help: "print stable JSON instead of a table" },
+} as const;
+
+function colourAllowed(context: CommandContext): boolean {
+  return context.io.isTerminal === true && context.io.getEnv("NO_COLOR") === undefined;
+}
+
+function printView(
+  context: CommandContext,
+  json: unknown,
+  table: string,
+  warnings: readonly string[],
+): number {
+  if (context.flags.json === true) {
+    context.io.stdout(JSON.stringify(json, null, 2));
+  } else {
+    context.io.stdout(
+      table +
+        (warnings.length > 0 ? "\n\n" + formatWarnings(warnings, colourAllowed(context)) : ""),
+    );
+  }
+  return 0;
+}
+
+const INSPECT: readonly CommandSpec[] = [
+  {
+    name: "inspect topology",
+    summary: "Primary, replicas (lag, link), every sentinel (epoch, CKQUORUM) and warnings",
+    usage: "mn-redis-ha inspect topology [--json] [connection flags]",
+    example:
+      "mn-redis-ha inspect topology --ha-mode sentinel --sentinels 10.0.0.1:26379,10.0.0.2:26379 " +
+      "--sentinel-master mirror-neuron",
+    flags: INSPECT_FLAGS,
+    connection: true,
+    run: async (context) => {
+      const view = await inspectTopology(context.config);
+      const lines = [
+        `primary  ${view.primary.address}  role ${view.primary.role}  config-epoch ${
+          view.primary.configEpoch ?? "-"
+        }  replid ${view.primary.replid}`,
+        `leader   ${view.leader ?? "-"}`,
+        "",
+        formatTable(
+          ["REPLICA", "STATE", "LAG(s)", "BEHIND(bytes)"],
+          view.replicas.map((r) => [r.address, r.state, String(r.lagSeconds), String(r.offsetLag)]),
+        ),
+      ];
+      if (view.sentinels.length > 0) {
+        lines.push(
+          "",
+          formatTable(
+            ["SENTINEL", "REACHABLE", "REPORTS", "EPOCH", "QUORUM", "CKQUORUM"],
+            view.sentinels.map((s) => [
+              s.address,
+              s.reachable ? "yes" : "no",
+              s.reports ?? "-",
+              String(s.configEpoch ?? "-"),
+              String(s.quorum ?? "-"),
+              s.ckquorum ?? s.error ?? "-",
+            ]),
+          ),
+        );
+      }
+      return printView(context, view, lines.join("\n"), view.warnings);
+    },
+  },
+  {
+    name: "inspect nodes",
+    summary: "Runtime nodes with status, last heartbeat age and who is leader",
+    usage: "mn-redis-ha inspect nodes [--json] [connection flags]",
+    example: "mn-redis-ha inspect nodes --json",
+    flags: INSPECT_FLAGS,
+    connection: true,
+    run: async (context) => {
+      const view = await inspectNodes(context.config);
+      const table = formatTable(
+        ["NODE", "STATUS", "LAST-SEEN", "LEADER", "META"],
+        view.nodes.map((
+          n,
+        ) => [
+          n.id,
+          n.status,
+          `${(n.lastSeenAgeMs / 1000).toFixed(1)}s`,
+          n.leader ? "*" : "",
+          JSON.stringify(n.meta),
+        ]),
+      );
+      return printView(context, view, table, view.warnings);
+    },
+  },
+  {
+    name: "inspect leases",
+    summary: "Every lease in the namespace: holder, fencing token, time left",
+    usage: "mn-redis-ha inspect leases [--json] [connection flags]",
+    example: "mn-redis-ha inspect leases",
+    flags: INSPECT_FLAGS,
+    connection: true,
+    run: async (context) => {
+      const view = await inspectLeases(context.config);
+      const rows =
+        (view.leases as { lease: string; holder: string; token: number; ttlMs: number }[])
+          .map((l) => [l.lease, l.holder, String(l.token), `${(l.ttlMs / 1000).toFixed(1)}s`]);
+      return printView(
+        context,
+        view,
+        formatTable(["LEASE", "HOLDER", "TOKEN", "TTL"], rows),
+        view.warnings,
+      );
+    },
+  },
+  {
+    name: "inspect jobs",
+    summary: "Jobs with status and version (first page)",
+    usage: "mn-redis-ha inspect jobs [--status S] [--limit N] [--json] [connection flags]",
+    example: "mn-redis-ha inspect jobs --status running",
+    flags: {
+      ...INSPECT_FLAGS,
+      status: { type: "string", help: `only this status (${JOB_STATUSES.join(", ")})` },
+      limit: { type: "string", help: "page size", default: "100" },
+    },
+    connection: true,
+    run: async (context) => {
+      const status = context.flags.status === undefined
+        ? undefined
+        : choiceFlag(context.flags, "status", JOB_STATUSES, "pending" as JobStatus);
+      const view = await inspectJobs(context.config, {
+        status,
+        limit: intFlag(context.flags, "limit", 100, 1, 1000),
+      });
+      const rows =
+        (view.jobs as { id: string; status: string; version: number; updatedAt: string }[])
+          .map((j) => [j.id, j.status, String(j.version), j.updatedAt]);
+      return printView(
+        context,
+        view,
+        formatTable(["JOB", "STATUS", "VERSION", "UPDATED"], rows),
+        [],
+      );
+    },
+  },
+];
+
+const NODE_START: CommandSpec = {
+  name: "node start",
+  summary:
+    "Run a MirrorNeuron runtime node: join Redis HA, register, heartbeat, compete for leader",
+  usage:
+    "mn-redis-ha node start --box1-ip IP --box2-ip IP --box 1|2 [--redis-ha-mode sentinel] [flags]",
+  example: "mn-redis-ha node start --box1-ip 192.168.4.29 --box2-ip 192.168.4.35 --box 1 " +
+    "--redis-ha-mode sentinel --redis-sentinels 192.168.4.29:26379,192.168.4.35:26379 " +
+    "--sentinel-master mirror-neuron --redis-wait-replicas 1",
+  flags: {
+    "box1-ip": { type: "string", help: "box 1's address (required)" },
+    "box2-ip": { type: "string", help: "box 2's address (required)" },
+    box: { type: "string", help: "which box this is: 1 or 2 (required)" },
+    "redis-ha-mode": {
+      type: "string",
+      help: "single or sentinel",
+      default: "MN_REDIS_HA_MODE or single",
+    },
+    "redis-sentinels": {
+      type: "string",
+      help: "sentinels, host:port,…",
+      default: "box1-ip:26379,box2-ip:26379",
+    },
+    "sentinel-master": {
+      type: "string",
+      help: "master name",
+      default: "MN_REDIS_SENTINEL_MASTER or mirror-neuron",
+    },
+    "redis-wait-replicas": {
+      type: "string",
+      help: "replicas a durable write waits for",
+      default: "MN_REDIS_WAIT_REPLICAS",
+    },
+    "skip-redis-ha": {
+      type: "boolean",
+      help: "do not run join: Redis and Sentinel are managed externally",
+    },
+    "node-id": { type: "string", help: "this node's id", default: "box<N>" },
+    "redis-port": { type: "string", help: "local Redis port for the join", default: "6379" },
+    "sentinel-port": { type: "string", help: "local Sentinel port for the join", default: "26379" },
+    quorum: { type: "string", help: "Sentinel quorum for the join", default: "1 on two boxes" },
+    "data-dir": { type: "string", help: "data dir for the join", default: DEFAULT_DATA_DIR },
+    "heartbeat-ttl-ms": { type: "string", help: "node heartbeat TTL", default: "15000" },
+    "lease-ttl-ms": { type: "string", help: "leader lease TTL", default: "10000" },
+  },
+  connection: true,
+  run: async (context) => {
+    const { flags, config, io, signal } = context;
+    const box1Ip = hostFlag(flags, "box1-ip");
+    const box2Ip = hostFlag(flags, "box2-ip");
+    const box = choiceFlag(flags, "box", ["1", "2"], "1");
+    if (flags.box === undefined) throw new UsageError("--box is required; expected 1 or 2");
+    const haMode = choiceFlag(flags, "redis-ha-mode", ["single", "sentinel"], config.haMode);
+    const sentinelPort = intFlag(flags, "sentinel-port", 26379, 1, 65535);
+    const sentinels = flags["redis-sentinels"] === undefined
+      ? (config.sentinels.length > 0
+        ? [...config.sentinels]
+        : [box1Ip, box2Ip].map((host) => ({ host, port: sentinelPort })))
+      : endpointsFlag(flags, "redis-sentinels");
+    const sentinelMaster = typeof flags["sentinel-master"] === "string"
+      ? flags["sentinel-master"]
+      : config.sentinelMaster ?? "mirror-neuron";
+    await runNode(
+      {
+        box1Ip,
+        box2Ip,
+        box: Number(box) as 1 | 2,
+        haMode,
+        sentinels,
+        sentinelMaster,
+        waitReplicas: intFlag(flags, "redis-wait-replicas", config.waitReplicas, 0, 64),
+        skipRedisHa: flags["skip-redis-ha"] === true,
+        nodeId: typeof flags["node-id"] === "string" ? flags["node-id"] : `box${box}`,
+        redisPort: intFlag(flags, "redis-port", 6379, 1, 65535),
+        sentinelPort,
+        quorum: intFlag(
+          flags,
+          "quorum",
+          sentinels.length <= 2 ? 1 : Math.floor(sentinels.length / 2) + 1,
+          1,
+          64,
+        ),
+        dataDir: typeof flags["data-dir"] === "string" ? flags["data-dir"] : DEFAULT_DATA_DIR,
+        heartbeatTtlMs: intFlag(flags, "heartbeat-ttl-ms", 15_000, 300, 3_600_000),
+        leaseTtlMs: intFlag(flags, "lease-ttl-ms", 10_000, 300, 3_600_000),
+      },
+      config,
+      (line) => io.stdout(line),
+      (line) => io.stderr(line),
+      signal,
+    );
+    return 0;
+  },
+};
 
 /** Every subcommand, in help order. */
 export const COMMANDS: readonly CommandSpec[] = [
@@ -176,6 +425,8 @@ export const COMMANDS: readonly CommandSpec[] = [
       return 0;
     },
   },
+  ...INSPECT,
+  NODE_START,
   {
     name: "smoke local",
     summary:
