@@ -28,4 +28,4 @@ const code = await runCli(Deno.args, {
 }, interrupt.signal);
 Deno.removeSignalListener("SIGINT", onSignal);
 Deno.removeSignalListener("SIGTERM", onSignal);
-Deno.exit(interrupt.signal.aborted && code === 0 ? 130 : code);
+Deno.exit(code);

@@ -38,6 +38,20 @@ export function checkId(field: string, id: unknown): string {
   return id;
 }
 
+/** Holder ids: like record ids, plus `:` (they are values, never part of a key). */
+const HOLDER_PATTERN = /^[A-Za-z0-9_@-][A-Za-z0-9_.@:-]{0,127}$/;
+
+/** Throws {@link ValidationError} unless `holder` is a valid lease holder id. Returns it. */
+export function checkHolder(holder: unknown): string {
+  if (typeof holder !== "string" || !HOLDER_PATTERN.test(holder)) {
+    throw new ValidationError(
+      "holder",
+      `${JSON.stringify(holder)} is not a holder id: expected 1-128 of A-Z a-z 0-9 _ . - @ :`,
+    );
+  }
+  return holder;
+}
+
 /** Builds every key of one namespace. */
 export class Keys {
   /** The namespace prefix (`MN_REDIS_NAMESPACE`). */

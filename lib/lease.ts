@@ -19,7 +19,7 @@ import type { FenceToken, StoreContext } from "./_context.ts";
 import { LUA_PRELUDE, mapScriptError } from "./_lua.ts";
 import { LeaseHeldError, LeaseLostError, ReplyError, ValidationError } from "./errors.ts";
 import { LUA_NEXT_TOKEN } from "./fencing.ts";
-import { checkId } from "./keys.ts";
+import { checkHolder, checkId } from "./keys.ts";
 import { replyToNumber, replyToString, type RespReply } from "./resp.ts";
 import { Script } from "./script.ts";
 
@@ -327,7 +327,7 @@ export async function acquireLease(
   options: AcquireLeaseOptions,
 ): Promise<Lease> {
   checkLeaseName(name);
-  checkId("holder", options.holder);
+  checkHolder(options.holder);
   checkTtl(options.ttlMs);
   const sentAt = performance.now();
   const reply = await context.client.runScript(

@@ -46,16 +46,12 @@ function formatValue(value: unknown): string {
   }
 }
 
-/** Formats one record as a text line. */
+/** Formats one record as a text line (its properties are already in the message). */
 export function formatTextLine(record: LogRecord): string {
   const time = new Date(record.timestamp).toISOString();
-  const extra = Object.entries(record.properties)
-    .map(([k, v]) => `${k}=${formatValue(v)}`)
-    .join(" ");
   return `${time} ${record.level.toUpperCase()} ${record.category.join(".")}: ${
     renderMessage(record)
-  }` +
-    (extra === "" ? "" : ` ${extra}`);
+  }`;
 }
 
 /** Formats one record as a JSON line. */
