@@ -410,6 +410,8 @@ async function withDeadline(
   try {
     return await Promise.race([
       connecting.catch((error) => {
+        // A permission refusal is the operator's setting, not a network fault: never retried.
+        if (error instanceof Deno.errors.NotCapable) throw error;
         const reason = error instanceof Error ? error.message : String(error);
         throw new ConnectionError(`Cannot connect to ${where}: ${reason}`, {
           endpoint: where,

@@ -1,0 +1,95 @@
+/**
+ * Two "boxes" as network namespaces joined by a veth pair, for two-box tests.
+ * Needs root and iproute2. Deleting the namespaces on dispose removes the
+ * veth pair and every firewall rule inside them.
+ */
+
+/** Two namespaces with an address each on one /24. */
+export class TwoBoxNet implements AsyncDisposable {
+  readonly local: { ns: string; ip: string };
+  readonly remote: { ns: string; ip: string };
+
+  private constructor(local: { ns: string; ip: string }, remote: { ns: string; ip: string }) {
+    this.local = local;
+    this.remote = remote;
+  }
+
+  /** True when this process may create namespaces (root with `ip`). */
+  static async available(): Promise<boolean> {
+    try {
+      const out = await new Deno.Command("ip", {
+        args: ["netns", "list"],
+        stdout: "null",
+        stderr: "null",
+      }).output();
+      return out.success;
+    } catch {
+      return false;
+    }
+  }
+
+  /** Creates the namespaces, the veth pair and the addresses. */
+  static async create(): Promise<TwoBoxNet> {
+    const id = crypto.randomUUID().slice(0, 6);
+    const subnet = `10.${100 + Math.floor(Math.random() * 100)}.${Math.floor(Math.random() * 250)}`;
+    const net = new TwoBoxNet({ ns: `mn${id}a`, ip: `${subnet}.1` }, {
+      ns: `mn${id}b`,
+      ip: `${subnet}.2`,
+    });
+    try {
+      const va = `v${id}a`;
+      const vb = `v${id}b`;
+      for (
+        const args of [
+          ["netns", "add", net.local.ns],
+          ["netns", "add", net.remote.ns],
+          ["link", "add", va, "type", "veth", "peer", "name", vb],
+          ["link", "set", va, "netns", net.local.ns],
+          ["link", "set", vb, "netns", net.remote.ns],
+          ["-n", net.local.ns, "addr", "add", `${net.local.ip}/24`, "dev", va],
+          ["-n", net.remote.ns, "addr", "add", `${net.remote.ip}/24`, "dev", vb],
+          ["-n", net.local.ns, "link", "set", va, "up"],
+          ["-n", net.remote.ns, "link", "set", vb, "up"],
+          ["-n", net.local.ns, "link", "set", "lo", "up"],
+          ["-n", net.remote.ns, "link", "set", "lo", "up"],
+        ]
+      ) await ip(args);
+      return net;
+    } catch (error) {
+      await net[Symbol.asyncDispose]();
+      throw error;
+    }
+  }
+
+  /** Drops every TCP connection the remote box opens towards the local box (one-way reachability). */
+  async blockRemoteToLocal(): Promise<void> {
+    await ip([
+      "netns",
+      "exec",
+      this.remote.ns,
+      "iptables",
+      "-A",
+      "OUTPUT",
+      "-d",
+      this.local.ip,
+      "-p",
+      "tcp",
+      "--syn",
+      "-j",
+      "DROP",
+    ]);
+  }
+
+  /** Deletes both namespaces. */
+  async [Symbol.asyncDispose](): Promise<void> {
+    await ip(["netns", "del", this.local.ns]).catch(() => {});
+    await ip(["netns", "del", this.remote.ns]).catch(() => {});
+  }
+}
+
+async function ip(args: string[]): Promise<void> {
+  const out = await new Deno.Command("ip", { args, stdout: "piped", stderr: "piped" }).output();
+  if (!out.success) {
+    throw new Error(`ip ${args.join(" ")} failed: ${new TextDecoder().decode(out.stderr)}`);
+  }
+}

@@ -1,0 +1,93 @@
+import { assert, assertEquals } from "../_harness/assert.ts";
+import { TwoBoxNet } from "../_harness/netns.ts";
+import { parseRemoteShell } from "../../lib/commands/smoke_two_box.ts";
+
+const available = await TwoBoxNet.available();
+
+async function smoke(
+  net: TwoBoxNet,
+  extra: string[] = [],
+): Promise<{ code: number; stdout: string; stderr: string }> {
+  const out = await new Deno.Command("ip", {
+    args: [
+      "netns",
+      "exec",
+      net.local.ns,
+      "deno",
+      "run",
+      "-P=cli",
+      "--quiet",
+      "--no-prompt",
+      "main.ts",
+      "smoke",
+      "two-box",
+      "--remote-host",
+      net.remote.ns,
+      "--local-ip",
+      net.local.ip,
+      "--remote-ip",
+      net.remote.ip,
+      "--remote-shell",
+      `ip netns exec ${net.remote.ns}`,
+      "--dir",
+      ".tmp",
+      ...extra,
+    ],
+    env: { NO_COLOR: "1" },
+    stdin: "null",
+    stdout: "piped",
+    stderr: "piped",
+  }).output();
+  const d = new TextDecoder();
+  return { code: out.code, stdout: d.decode(out.stdout), stderr: d.decode(out.stderr) };
+}
+
+Deno.test({
+  name: "mn-redis-ha smoke two-box passes between two network namespaces, local as initial primary",
+  ignore: !available,
+  fn: async () => {
+    await using net = await TwoBoxNet.create();
+    const r = await smoke(net);
+    assertEquals(r.code, 0, r.stderr);
+    assert(r.stdout.includes(`two_box_initial_write_ok=${net.local.ip}:6390`), r.stdout);
+    assert(r.stdout.includes("two_box_post_failover_write_read_ok"), r.stdout);
+    assert(!r.stdout.includes("Remote cannot reach"), r.stdout);
+  },
+});
+
+Deno.test({
+  name:
+    "mn-redis-ha smoke two-box falls back to a remote primary when the remote cannot reach local Redis",
+  ignore: !available,
+  fn: async () => {
+    await using net = await TwoBoxNet.create();
+    await net.blockRemoteToLocal();
+    const r = await smoke(net);
+    assertEquals(r.code, 0, r.stderr);
+    assert(
+      r.stdout.includes(
+        `Remote cannot reach local Redis at ${net.local.ip}:6390; using remote as initial primary.`,
+      ),
+      r.stdout,
+    );
+    assert(r.stdout.includes("not a production Sentinel topology"), r.stdout);
+    assert(r.stdout.includes(`two_box_initial_write_ok=${net.remote.ip}:6390`), r.stdout);
+    assert(r.stdout.includes("two_box_post_failover_write_read_ok"), r.stdout);
+    // Forcing the unreachable side as primary fails clearly instead.
+    const forced = await smoke(net, ["--initial-primary", "local"]);
+    assertEquals(forced.code, 1);
+    assert(forced.stderr.includes("cannot reach"), forced.stderr);
+  },
+});
+
+Deno.test("parseRemoteShell() defaults to ssh <remote-host> and rejects an empty value", () => {
+  assertEquals(parseRemoteShell(undefined, "192.168.4.173"), ["ssh", "192.168.4.173"]);
+  assertEquals(parseRemoteShell("ip netns exec b", "x"), ["ip", "netns", "exec", "b"]);
+  let threw = false;
+  try {
+    parseRemoteShell("  ", "x");
+  } catch {
+    threw = true;
+  }
+  assert(threw);
+});
