@@ -188,8 +188,11 @@ export async function runCli(
     }
     if (error instanceof Deno.errors.NotCapable) {
       io.stderr(
-        `mn-redis-ha ${command.name}: not permitted: ${error.message}. The binary only reads and writes ` +
-          "its data dir (/var/lib/mn-redis-ha), /tmp and ./.tmp; pick a path there",
+        `mn-redis-ha ${command.name}: not permitted: ${
+          error.message.replace(/, run again with.*$/, "")
+        }. ` +
+          "The permission set this runs under does not allow it (the binary reads and writes only " +
+          "/var/lib/mn-redis-ha, /tmp and ./.tmp; the smoke task only loopback and ./.tmp)",
       );
       return 1;
     }

@@ -13,7 +13,7 @@ if [ -z "$standin" ]; then
   standin="$out/denort-standin"
   cp /bin/true "$standin"
 fi
-DENORT_BIN="$(realpath "$standin")" deno compile -P=cli --output "$out/mn-redis-ha" main.ts >"$out/log" 2>&1 || {
+DENORT_BIN="$(realpath "$standin")" deno compile -P=cli --no-prompt --output "$out/mn-redis-ha" main.ts >"$out/log" 2>&1 || {
   cat "$out/log" >&2
   echo "compile graph check: deno compile failed" >&2
   exit 1

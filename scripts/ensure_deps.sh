@@ -35,13 +35,18 @@ missing=()
 command -v redis-server >/dev/null 2>&1 || missing+=(redis-server)
 command -v redis-sentinel >/dev/null 2>&1 || missing+=(redis-sentinel)
 command -v redis-cli >/dev/null 2>&1 || missing+=(redis-tools)
+if [ "${1:-}" = "--for-tests" ]; then
+  # The two-box tests build two network namespaces and cut one direction with iptables.
+  command -v ip >/dev/null 2>&1 || missing+=(iproute2)
+  command -v iptables >/dev/null 2>&1 || missing+=(iptables)
+fi
 if [ "${#missing[@]}" -gt 0 ]; then
   if ! command -v apt-get >/dev/null 2>&1; then
     say "missing ${missing[*]} and no apt-get here; install Redis 7 with Sentinel from your package manager"
     exit 1
   fi
-  say "installing ${missing[*]} (apt-get install -y redis-server redis-sentinel redis-tools)"
+  say "installing ${missing[*]} (apt-get install -y ${missing[*]})"
   as_root env DEBIAN_FRONTEND=noninteractive apt-get update -qq >&2
-  as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq redis-server redis-sentinel redis-tools >&2
+  as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${missing[@]}" >&2
   # Debian starts the packaged services where systemd runs; the project starts its own on free ports.
 fi

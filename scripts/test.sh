@@ -4,7 +4,7 @@
 # and ends with one plain "N passed, N failed" line.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-bash scripts/ensure_deps.sh
+bash scripts/ensure_deps.sh --for-tests
 export DENO_NO_UPDATE_CHECK=1 NO_COLOR=1
 started=$(date +%s)
 mkdir -p .tmp
