@@ -119,9 +119,11 @@ export async function runCli(
   const found = findCommand(args);
   if (found === undefined) {
     const group = COMMANDS.filter((c) => c.name.startsWith(`${name} `)).map((c) => c.name);
-    const what = group.length > 0
+    const what = group.length === 0
+      ? `unknown command "${name}"`
+      : args[1] === undefined || args[1].startsWith("-")
       ? `"${name}" needs a subcommand: ${group.join(", ")}`
-      : `unknown command "${args.slice(0, 2).join(" ")}"`;
+      : `unknown command "${name} ${args[1]}"; "${name}" takes: ${group.join(", ")}`;
     io.stderr(`mn-redis-ha: ${what}\n\n${usage()}`);
     return 2;
   }

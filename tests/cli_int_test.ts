@@ -104,3 +104,49 @@ Deno.test("mn-redis-ha probe names the sentinels when none is reachable, JSON lo
   assertEquals(record.level, "warning");
   assertEquals(record.attempt, 1);
 });
+
+Deno.test("mn-redis-ha inspect topology prints a table and stable JSON with the operational warnings", async () => {
+  await using cluster = await startCluster({ replicas: 1, sentinels: 2, quorum: 1 });
+  const env = {
+    MN_REDIS_HA_MODE: "sentinel",
+    MN_REDIS_SENTINELS: cluster.sentinelEndpoints.map(formatEndpoint).join(","),
+    MN_REDIS_SENTINEL_MASTER: cluster.masterName,
+  };
+  const table = await cli(["inspect", "topology"], env);
+  assertEquals(table.code, 0, table.stderr);
+  assert(
+    table.stdout.includes(`primary  ${formatEndpoint(cluster.nodes[0].endpoint)}  role master`),
+    table.stdout,
+  );
+  assert(
+    /SENTINEL\s+REACHABLE\s+REPORTS\s+EPOCH\s+QUORUM\s+CKQUORUM/.test(table.stdout),
+    table.stdout,
+  );
+  assert(table.stdout.includes(formatEndpoint(cluster.nodes[1].endpoint)), table.stdout);
+  for (const w of ["only 2 sentinel(s)", "quorum is 1", "no leader"]) {
+    assert(table.stdout.includes(`warning: ${w}`), table.stdout);
+  }
+  assert(!table.stdout.includes("\x1b["), "no colour when stdout is not a terminal");
+  // A replica promoted by hand: two nodes claim master.
+  await using r = await cluster.nodes[1].connect();
+  await r.send(["REPLICAOF", "NO", "ONE"]);
+  const json = await cli(["inspect", "topology", "--json"], env);
+  assertEquals(json.code, 0, json.stderr);
+  const view = JSON.parse(json.stdout);
+  for (
+    const key of [
+      "mode",
+      "primary",
+      "replicas",
+      "sentinels",
+      "claimingMaster",
+      "leader",
+      "warnings",
+    ]
+  ) assert(key in view, key);
+  assertEquals(view.claimingMaster.length, 2);
+  assert(
+    view.warnings.some((w: string) => w.includes("more than one node claims to be master")),
+    json.stdout,
+  );
+});

@@ -69,3 +69,89 @@ Deno.test("runCli() rejects a bad --log-format", async () => {
   assertEquals(r.code, 2);
   assert(r.stderr.includes("expected text or json"));
 });
+
+Deno.test("runCli() gives every subcommand --help with an example", async () => {
+  const { COMMANDS } = await import("../lib/commands/table.ts");
+  for (const command of COMMANDS) {
+    const r = await cli([...command.name.split(" "), "--help"]);
+    assertEquals(r.code, 0, command.name);
+    assert(r.stdout.includes(`Usage: mn-redis-ha ${command.name}`), command.name);
+    assert(
+      r.stdout.includes("Example:\n  mn-redis-ha") || r.stdout.includes("Example:\n  MN_REDIS"),
+      command.name,
+    );
+  }
+});
+
+Deno.test("runCli() rejects bad operator input with exit 2 and a message naming the flag", async () => {
+  const cases: [string[], string][] = [
+    [["node"], '"node" needs a subcommand: node start'],
+    [["inspect", "everything"], "unknown command"],
+    [["leave", "--self-host", "127.0.0.1", "--master-name", "m"], "--sentinels is required"],
+    [[
+      "leave",
+      "--self-host",
+      "127.0.0.1",
+      "--sentinels",
+      "127.0.0.1:26379",
+      "--master-name",
+      "m",
+      "--redis-port",
+      "0",
+    ], "--redis-port is 0"],
+    [["node", "start", "--box1-ip", "10.0.0.1", "--box2-ip", "10.0.0.2"], "--box is required"],
+    [
+      ["node", "start", "--box1-ip", "10.0.0.1", "--box2-ip", "10.0.0.2", "--box", "3"],
+      '--box is "3"',
+    ],
+    [[
+      "node",
+      "start",
+      "--box1-ip",
+      "10.0.0.1",
+      "--box2-ip",
+      "10.0.0.2",
+      "--box",
+      "1",
+      "--redis-ha-mode",
+      "cluster",
+    ], "--redis-ha-mode"],
+    [
+      ["smoke", "two-box", "--local-ip", "10.0.0.1", "--remote-ip", "10.0.0.2"],
+      "--remote-host is required",
+    ],
+    [[
+      "smoke",
+      "two-box",
+      "--remote-host",
+      "h",
+      "--local-ip",
+      "10.0.0.1",
+      "--remote-ip",
+      "10.0.0.2",
+      "--remote-network",
+      "overlay",
+    ], "--remote-network"],
+    [[
+      "smoke",
+      "two-box",
+      "--remote-host",
+      "h",
+      "--local-ip",
+      "10.0.0.1",
+      "--remote-ip",
+      "10.0.0.2",
+      "--initial-primary",
+      "both",
+    ], "--initial-primary"],
+    [["smoke", "local", "--docker"], "--docker is not supported"],
+    [["inspect", "jobs", "--status", "bogus"], "--status"],
+    [["inspect", "jobs", "--limit", "0"], "--limit is 0"],
+  ];
+  for (const [args, expected] of cases) {
+    const r = await cli(args);
+    assertEquals(r.code, 2, `${args.join(" ")}: ${r.stderr}`);
+    assert(r.stderr.includes(expected), `${args.join(" ")}: ${r.stderr}`);
+    assertNoStack(r.stderr);
+  }
+});

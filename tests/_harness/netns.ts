@@ -80,7 +80,24 @@ export class TwoBoxNet implements AsyncDisposable {
     ]);
   }
 
-  /** Deletes both namespaces. */
+  /** Runs a command inside a namespace; returns its output. */
+  async exec(
+    ns: string,
+    args: string[],
+    env: Record<string, string> = {},
+  ): Promise<{ code: number; stdout: string; stderr: string }> {
+    const out = await new Deno.Command("ip", {
+      args: ["netns", "exec", ns, ...args],
+      env: { NO_COLOR: "1", ...env },
+      stdin: "null",
+      stdout: "piped",
+      stderr: "piped",
+    }).output();
+    const d = new TextDecoder();
+    return { code: out.code, stdout: d.decode(out.stdout), stderr: d.decode(out.stderr) };
+  }
+
+  /** Deletes both namespaces. Processes still running inside must be stopped first. */
   async [Symbol.asyncDispose](): Promise<void> {
     await ip(["netns", "del", this.local.ns]).catch(() => {});
     await ip(["netns", "del", this.remote.ns]).catch(() => {});

@@ -1,6 +1,7 @@
 import { assert, assertEquals } from "../_harness/assert.ts";
 import { Boxes, mnCli } from "../_harness/boxes.ts";
-import { waitFor } from "../_harness/mod.ts";
+import { tempDir, waitFor } from "../_harness/mod.ts";
+import { TwoBoxNet } from "../_harness/netns.ts";
 import { parseInfo } from "../../lib/info.ts";
 import { replyToMap, replyToNumber, replyToString } from "../../lib/resp.ts";
 import { Secret } from "../../lib/secret.ts";
@@ -147,4 +148,75 @@ Deno.test("mn-redis-ha join rejects bad input with a clear message and exit 2", 
   } finally {
     listener.close();
   }
+});
+
+Deno.test({
+  name:
+    "mn-redis-ha join builds a cluster of two network-namespace boxes that announce their own addresses",
+  ignore: !(await TwoBoxNet.available()),
+  fn: async () => {
+    await using net = await TwoBoxNet.create();
+    await using dir = await tempDir("netns-join-");
+    const sentinels = `${net.local.ip}:26379,${net.remote.ip}:26379`;
+    const boxes = [net.local, net.remote];
+    const join = (i: number, extra: string[] = []) =>
+      net.exec(boxes[i].ns, [
+        "deno",
+        "run",
+        "-P=cli",
+        "--quiet",
+        "--no-prompt",
+        "main.ts",
+        "join",
+        "--self-host",
+        boxes[i].ip,
+        "--sentinels",
+        sentinels,
+        "--master-name",
+        "mirror-neuron",
+        "--quorum",
+        "1",
+        "--data-dir",
+        `${dir.path}/box${i + 1}`,
+        "--down-after-ms",
+        "1000",
+        "--timeout-ms",
+        "30000",
+        ...extra,
+      ]);
+    try {
+      const first = await join(0, ["--bootstrap"]);
+      assertEquals(first.code, 0, first.stderr);
+      assert(first.stdout.includes(`role=primary primary=${net.local.ip}:6379`), first.stdout);
+      const second = await join(1);
+      assertEquals(second.code, 0, second.stderr);
+      assert(second.stdout.includes(`role=replica primary=${net.local.ip}:6379`), second.stdout);
+      // The replica announces its box address (not loopback) to the primary and the sentinels.
+      const info = await net.exec(net.local.ns, [
+        "redis-cli",
+        "-h",
+        net.local.ip,
+        "INFO",
+        "replication",
+      ]);
+      assert(info.stdout.includes(`ip=${net.remote.ip},port=6379`), info.stdout);
+      const seen = await net.exec(net.remote.ns, [
+        "redis-cli",
+        "-h",
+        net.remote.ip,
+        "-p",
+        "26379",
+        "SENTINEL",
+        "GET-MASTER-ADDR-BY-NAME",
+        "mirror-neuron",
+      ]);
+      assertEquals(seen.stdout.trim().split("\n"), [net.local.ip, "6379"]);
+    } finally {
+      for (const b of boxes) {
+        for (const port of ["26379", "6379"]) {
+          await net.exec(b.ns, ["redis-cli", "-h", b.ip, "-p", port, "SHUTDOWN", "NOSAVE"]);
+        }
+      }
+    }
+  },
 });
