@@ -32,4 +32,4 @@ else
 fi
 [ -n "$wait" ] && export MN_REDIS_WAIT_REPLICAS="$wait"
 if command -v mn-redis-ha >/dev/null 2>&1; then exec mn-redis-ha "$@"; fi
-exec deno run -P=cli --config "$root/deno.json" "$root/main.ts" "$@"
+exec deno run -P=cli --quiet --no-prompt --config "$root/deno.json" "$root/main.ts" "$@"

@@ -5,4 +5,4 @@
 set -euo pipefail
 root="$(cd "$(dirname "$0")/.." && pwd)"
 if command -v mn-redis-ha >/dev/null 2>&1; then exec mn-redis-ha node start "$@"; fi
-exec deno run -P=cli --config "$root/deno.json" "$root/main.ts" node start "$@"
+exec deno run -P=cli --quiet --no-prompt --config "$root/deno.json" "$root/main.ts" node start "$@"

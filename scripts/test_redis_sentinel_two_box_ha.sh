@@ -8,4 +8,4 @@
 set -euo pipefail
 root="$(cd "$(dirname "$0")/.." && pwd)"
 if command -v mn-redis-ha >/dev/null 2>&1; then exec mn-redis-ha smoke two-box "$@"; fi
-exec deno run -P=cli --no-prompt --config "$root/deno.json" "$root/main.ts" smoke two-box "$@"
+exec deno run -P=cli --quiet --no-prompt --config "$root/deno.json" "$root/main.ts" smoke two-box "$@"
