@@ -142,12 +142,7 @@ export class RedisProcess implements AsyncDisposable {
   static startServer(options: RedisServerOptions): Promise<RedisProcess> {
     return RedisProcess.#start("redis", options, (port, dir) => {
       const lines = [
-        `port ${port}`,
-        `bind ${options.host ?? "127.0.0.1"}`,
-        "protected-mode no",
-        "daemonize no",
-        `dir ${dir}`,
-        `logfile ${dir}/redis-${port}.log`,
+        ...baseConfig("redis", port, dir, options.host),
         `dbfilename dump-${port}.rdb`,
         'save ""',
         "appendonly no",
@@ -179,12 +174,7 @@ export class RedisProcess implements AsyncDisposable {
     return RedisProcess.#start("sentinel", options, (port, dir) => {
       const m = options.monitor;
       const lines = [
-        `port ${port}`,
-        `bind ${options.host ?? "127.0.0.1"}`,
-        "protected-mode no",
-        "daemonize no",
-        `dir ${dir}`,
-        `logfile ${dir}/sentinel-${port}.log`,
+        ...baseConfig("sentinel", port, dir, options.host),
         "sentinel resolve-hostnames no",
         `sentinel monitor ${m.name} ${m.primary.host} ${m.primary.port} ${m.quorum}`,
         `sentinel down-after-milliseconds ${m.name} ${m.downAfterMs ?? 1000}`,
@@ -355,6 +345,23 @@ export class RedisProcess implements AsyncDisposable {
   [Symbol.asyncDispose](): Promise<void> {
     return this.stop();
   }
+}
+
+/** Config lines every foreground test process shares. */
+function baseConfig(
+  kind: "redis" | "sentinel",
+  port: number,
+  dir: string,
+  host = "127.0.0.1",
+): string[] {
+  return [
+    `port ${port}`,
+    `bind ${host}`,
+    "protected-mode no",
+    "daemonize no",
+    `dir ${dir}`,
+    `logfile ${dir}/${kind}-${port}.log`,
+  ];
 }
 
 async function tlsConfig(dir: string, port: number, tls: TlsFiles): Promise<string[]> {

@@ -17,32 +17,7 @@ export interface Box {
   readonly dataDir: string;
 }
 
-/** Output of one CLI subprocess. */
-export interface CliProcessRun {
-  code: number;
-  stdout: string;
-  stderr: string;
-}
-
-/** Runs `deno run -P=cli main.ts …` as a subprocess, the way operators run the CLI. */
-export async function mnCli(
-  args: string[],
-  env: Record<string, string> = {},
-): Promise<CliProcessRun> {
-  const output = await new Deno.Command("deno", {
-    args: ["run", "-P=cli", "--quiet", "main.ts", ...args],
-    env: { NO_COLOR: "1", ...env },
-    stdin: "null",
-    stdout: "piped",
-    stderr: "piped",
-  }).output();
-  const decoder = new TextDecoder();
-  return {
-    code: output.code,
-    stdout: decoder.decode(output.stdout),
-    stderr: decoder.decode(output.stderr),
-  };
-}
+export { mnCli } from "./process.ts";
 
 /** A set of loopback boxes. */
 export class Boxes implements AsyncDisposable {
@@ -88,11 +63,10 @@ export class Boxes implements AsyncDisposable {
     return this.boxes.map((b) => `${b.host}:${b.sentinelPort}`).join(",");
   }
 
-  /** Arguments for `join` on box `i`, with test-friendly Sentinel timings. */
-  joinArgs(i: number, extra: string[] = []): string[] {
+  /** Flags `join` and `leave` share for box `i`. */
+  #clusterArgs(i: number): string[] {
     const b = this.boxes[i];
     return [
-      "join",
       "--self-host",
       b.host,
       "--redis-port",
@@ -103,37 +77,29 @@ export class Boxes implements AsyncDisposable {
       this.sentinels,
       "--master-name",
       this.masterName,
+      "--timeout-ms",
+      "30000",
+    ];
+  }
+
+  /** Arguments for `join` on box `i`, with test-friendly Sentinel timings. */
+  joinArgs(i: number, extra: string[] = []): string[] {
+    return [
+      "join",
+      ...this.#clusterArgs(i),
       "--data-dir",
-      b.dataDir,
+      this.boxes[i].dataDir,
       "--down-after-ms",
       "1000",
       "--failover-timeout-ms",
       "10000",
-      "--timeout-ms",
-      "30000",
       ...extra,
     ];
   }
 
   /** Arguments for `leave` on box `i`. */
   leaveArgs(i: number, extra: string[] = []): string[] {
-    const b = this.boxes[i];
-    return [
-      "leave",
-      "--self-host",
-      b.host,
-      "--redis-port",
-      String(b.redisPort),
-      "--sentinel-port",
-      String(b.sentinelPort),
-      "--sentinels",
-      this.sentinels,
-      "--master-name",
-      this.masterName,
-      "--timeout-ms",
-      "30000",
-      ...extra,
-    ];
+    return ["leave", ...this.#clusterArgs(i), ...extra];
   }
 
   /** Connects to box `i`'s Redis. */

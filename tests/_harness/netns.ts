@@ -4,6 +4,8 @@
  * veth pair and every firewall rule inside them.
  */
 
+import { type ProcessRun, runProcess } from "./process.ts";
+
 /** Two namespaces with an address each on one /24. */
 export class TwoBoxNet implements AsyncDisposable {
   readonly local: { ns: string; ip: string };
@@ -81,20 +83,8 @@ export class TwoBoxNet implements AsyncDisposable {
   }
 
   /** Runs a command inside a namespace; returns its output. */
-  async exec(
-    ns: string,
-    args: string[],
-    env: Record<string, string> = {},
-  ): Promise<{ code: number; stdout: string; stderr: string }> {
-    const out = await new Deno.Command("ip", {
-      args: ["netns", "exec", ns, ...args],
-      env: { NO_COLOR: "1", ...env },
-      stdin: "null",
-      stdout: "piped",
-      stderr: "piped",
-    }).output();
-    const d = new TextDecoder();
-    return { code: out.code, stdout: d.decode(out.stdout), stderr: d.decode(out.stderr) };
+  exec(ns: string, args: string[], env: Record<string, string> = {}): Promise<ProcessRun> {
+    return runProcess("ip", ["netns", "exec", ns, ...args], { env });
   }
 
   /** Deletes both namespaces. Processes still running inside must be stopped first. */

@@ -2,6 +2,7 @@ import { assert, assertEquals } from "../_harness/assert.ts";
 import { Boxes, mnCli } from "../_harness/boxes.ts";
 import { tempDir, waitFor } from "../_harness/mod.ts";
 import { TwoBoxNet } from "../_harness/netns.ts";
+import { MN_CLI } from "../_harness/process.ts";
 import { parseInfo } from "../../lib/info.ts";
 import { replyToMap, replyToNumber, replyToString } from "../../lib/resp.ts";
 import { Secret } from "../../lib/secret.ts";
@@ -161,12 +162,7 @@ Deno.test({
     const boxes = [net.local, net.remote];
     const join = (i: number, extra: string[] = []) =>
       net.exec(boxes[i].ns, [
-        "deno",
-        "run",
-        "-P=cli",
-        "--quiet",
-        "--no-prompt",
-        "main.ts",
+        ...MN_CLI,
         "join",
         "--self-host",
         boxes[i].ip,

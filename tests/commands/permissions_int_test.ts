@@ -1,29 +1,21 @@
 import { assert, assertEquals } from "../_harness/assert.ts";
+import { type ProcessRun, runProcess } from "../_harness/process.ts";
 
 /** Runs main.ts under a named permission set, never interactively, with a hard deadline. */
-async function runUnder(
-  set: string,
-  args: string[],
-): Promise<{ code: number; stderr: string; ms: number }> {
+async function runUnder(set: string, args: string[]): Promise<ProcessRun & { ms: number }> {
   const started = performance.now();
-  const child = new Deno.Command("deno", {
-    args: ["run", `-P=${set}`, "--no-prompt", "--quiet", "main.ts", ...args],
-    env: { NO_COLOR: "1" },
-    stdin: "null",
-    stdout: "piped",
-    stderr: "piped",
-  }).spawn();
-  const timer = setTimeout(() => child.kill("SIGKILL"), 30_000); // a prompt would hang here
-  try {
-    const out = await child.output();
-    return {
-      code: out.code,
-      stderr: new TextDecoder().decode(out.stderr),
-      ms: performance.now() - started,
-    };
-  } finally {
-    clearTimeout(timer);
-  }
+  // A prompt would hang: the deadline turns that into a failure.
+  const run = await runProcess("deno", [
+    "run",
+    `-P=${set}`,
+    "--no-prompt",
+    "--quiet",
+    "main.ts",
+    ...args,
+  ], {
+    timeoutMs: 30_000,
+  });
+  return { ...run, ms: performance.now() - started };
 }
 
 Deno.test("the smoke permission set refuses writes outside ./.tmp cleanly, without a prompt", async () => {

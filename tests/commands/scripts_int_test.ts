@@ -1,18 +1,10 @@
 import { assert, assertEquals } from "../_harness/assert.ts";
 import { startCluster } from "../_harness/mod.ts";
 import { formatEndpoint } from "../../lib/endpoint.ts";
+import { type ProcessRun, runProcess } from "../_harness/process.ts";
 
-async function bash(args: string[]): Promise<{ code: number; stdout: string; stderr: string }> {
-  const out = await new Deno.Command("bash", {
-    args,
-    env: { NO_COLOR: "1" },
-    stdin: "null",
-    stdout: "piped",
-    stderr: "piped",
-  })
-    .output();
-  const d = new TextDecoder();
-  return { code: out.code, stdout: d.decode(out.stdout), stderr: d.decode(out.stderr) };
+function bash(args: string[]): Promise<ProcessRun> {
+  return runProcess("bash", args);
 }
 
 Deno.test("scripts/cluster_cli.sh turns the documented connection flags into MN_REDIS_* and runs the CLI", async () => {

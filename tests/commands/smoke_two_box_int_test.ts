@@ -1,45 +1,27 @@
 import { assert, assertEquals } from "../_harness/assert.ts";
 import { TwoBoxNet } from "../_harness/netns.ts";
+import { MN_CLI, type ProcessRun } from "../_harness/process.ts";
 import { parseRemoteShell } from "../../lib/commands/smoke_two_box.ts";
 
 const available = await TwoBoxNet.available();
 
-async function smoke(
-  net: TwoBoxNet,
-  extra: string[] = [],
-): Promise<{ code: number; stdout: string; stderr: string }> {
-  const out = await new Deno.Command("ip", {
-    args: [
-      "netns",
-      "exec",
-      net.local.ns,
-      "deno",
-      "run",
-      "-P=cli",
-      "--quiet",
-      "--no-prompt",
-      "main.ts",
-      "smoke",
-      "two-box",
-      "--remote-host",
-      net.remote.ns,
-      "--local-ip",
-      net.local.ip,
-      "--remote-ip",
-      net.remote.ip,
-      "--remote-shell",
-      `ip netns exec ${net.remote.ns}`,
-      "--dir",
-      ".tmp",
-      ...extra,
-    ],
-    env: { NO_COLOR: "1" },
-    stdin: "null",
-    stdout: "piped",
-    stderr: "piped",
-  }).output();
-  const d = new TextDecoder();
-  return { code: out.code, stdout: d.decode(out.stdout), stderr: d.decode(out.stderr) };
+function smoke(net: TwoBoxNet, extra: string[] = []): Promise<ProcessRun> {
+  return net.exec(net.local.ns, [
+    ...MN_CLI,
+    "smoke",
+    "two-box",
+    "--remote-host",
+    net.remote.ns,
+    "--local-ip",
+    net.local.ip,
+    "--remote-ip",
+    net.remote.ip,
+    "--remote-shell",
+    `ip netns exec ${net.remote.ns}`,
+    "--dir",
+    ".tmp",
+    ...extra,
+  ]);
 }
 
 Deno.test({
