@@ -115,3 +115,4 @@ export { composeToken, decomposeToken, FENCE_BITS, nextTokenParts } from "./lib/
 export type { FenceParts, FenceState } from "./lib/fencing.ts";
 export { checkId, jobLeaseName, Keys, LEADER_LEASE } from "./lib/keys.ts";
 export { Script } from "./lib/script.ts";
+export { GroupWait } from "./lib/durable_write.ts";

@@ -17,13 +17,13 @@ import {
   ReplyError,
   RetriesExhaustedError,
   RoleMismatchError,
-  WaitError,
 } from "./errors.ts";
+import { GroupWait } from "./durable_write.ts";
 import { HaEvents } from "./events.ts";
 import { libraryLogger } from "./log.ts";
 import { classifyFailure, isAuthReply } from "./reconnect.ts";
 import type { MasterDecision } from "./resolver_decision.ts";
-import { replyToNumber, replyToString, type RespArg, type RespReply } from "./resp.ts";
+import { replyToString, type RespArg, type RespReply } from "./resp.ts";
 import type { Script } from "./script.ts";
 import { SentinelResolver } from "./sentinel_resolver.ts";
 import { type SentinelEvent, SentinelWatcher } from "./sentinel_watcher.ts";
@@ -82,8 +82,8 @@ interface Session {
   readonly hot: RedisConnection;
   /** Durable writes and their WAIT. */
   readonly durable: RedisConnection;
-  /** The WAIT that will cover durable writes acknowledged in the current tick. */
-  pendingWait: Promise<RespReply> | undefined;
+  /** Group-commit WAIT on the durable connection; undefined when WAIT is off. */
+  readonly wait: GroupWait | undefined;
   retired: boolean;
 }
 
@@ -248,23 +248,8 @@ export class RedisHaClient implements AsyncDisposable {
     };
   }
 
-  async #durableOn(session: Session, reply: Promise<RespReply>): Promise<RespReply> {
-    // WAIT covers every write this connection sent before it, so it goes out
-    // only after the write's reply arrived (a script may be sent late, after
-    // an EVALSHA/EVAL round). Writes whose replies arrive in the same tick
-    // share one WAIT: group commit.
-    const result = await reply;
-    const required = this.config.waitReplicas;
-    if (required === 0) return result;
-    session.pendingWait ??= Promise.resolve().then(() => {
-      session.pendingWait = undefined;
-      return session.durable.send(["WAIT", required, this.config.waitTimeoutMs]);
-    });
-    const count = replyToNumber(await session.pendingWait);
-    if (count < required) {
-      throw new WaitError({ acked: count, required, timeoutMs: this.config.waitTimeoutMs });
-    }
-    return result;
+  #durableOn(session: Session, reply: Promise<RespReply>): Promise<RespReply> {
+    return session.wait === undefined ? reply : session.wait.confirm(reply);
   }
 
   async #withRetry<T>(
@@ -405,7 +390,12 @@ export class RedisHaClient implements AsyncDisposable {
       }
       const replid = /master_replid:([0-9a-f]+)/.exec(replyToString(infoReply) ?? "")?.[1] ?? "";
       const primary: PrimaryInfo = { endpoint, address, role, configEpoch, replid };
-      const session: Session = { primary, hot, durable, pendingWait: undefined, retired: false };
+      const wait = this.config.waitReplicas === 0 ? undefined : new GroupWait(
+        (args) => durable.send(args),
+        this.config.waitReplicas,
+        this.config.waitTimeoutMs,
+      );
+      const session: Session = { primary, hot, durable, wait, retired: false };
       hot.onClose(() => this.#retire(session, true));
       durable.onClose(() => this.#retire(session, true));
       const previous = this.#lastPrimary;
