@@ -12,7 +12,7 @@
 import { delay } from "../_delay.ts";
 import { type Config, configFromOptions } from "../config.ts";
 import { type Endpoint, formatEndpoint } from "../endpoint.ts";
-import { LeaseHeldError } from "../errors.ts";
+import { LeaseHeldError, WaitError } from "../errors.ts";
 import { LEADER_LEASE } from "../keys.ts";
 import { acquireLease, type Lease } from "../lease.ts";
 import { libraryLogger } from "../log.ts";
@@ -97,10 +97,26 @@ export async function runNode(
 
   await using store = await StateStore.connect(config);
   const holder = `${options.nodeId}:${crypto.randomUUID().slice(0, 8)}`;
-  await store.nodes.register(options.nodeId, {
-    ttlMs: options.heartbeatTtlMs,
-    meta: { box: options.box, ip: selfHost, holder, pid: Deno.pid },
-  });
+  // With WAIT on, the first box of a cluster cannot confirm writes until a replica joins: wait.
+  while (true) {
+    try {
+      await store.nodes.register(options.nodeId, {
+        ttlMs: options.heartbeatTtlMs,
+        meta: { box: options.box, ip: selfHost, holder, pid: Deno.pid },
+      });
+      break;
+    } catch (error) {
+      if (!(error instanceof WaitError)) throw error;
+      progress(`node: waiting for a replica to confirm the registration: ${error.message}`);
+      await delay(1000, signal).catch(() => {});
+      if (signal.aborted) {
+        // Stopped before the registration was confirmed: it may still be on the primary.
+        await store.nodes.leave(options.nodeId).catch(() => {});
+        report(`node_stopped id=${options.nodeId}`);
+        return;
+      }
+    }
+  }
   report(
     `node_started id=${options.nodeId} box=${options.box} primary=${store.client.primary?.address}`,
   );

@@ -57,3 +57,52 @@ export function mnCli(
   const [command, ...prefix] = MN_CLI;
   return runProcess(command, [...prefix, ...args], { env });
 }
+
+/** A long-running subprocess whose output is collected as it arrives. */
+export interface CollectingProcess {
+  /** Everything printed to stdout so far. */
+  stdout(): string;
+  /** Everything printed to stderr so far. */
+  stderr(): string;
+  /** Sends a signal (no-op once it exited). */
+  kill(signal: Deno.Signal): void;
+  /** Resolves when it exited and its output was read to the end. */
+  done: Promise<Deno.CommandStatus>;
+}
+
+/** Spawns `command args…` and collects its output while it runs. */
+export function spawnCollecting(
+  command: string,
+  args: readonly string[],
+  env: Record<string, string> = {},
+): CollectingProcess {
+  const child = new Deno.Command(command, {
+    args: [...args],
+    env: { NO_COLOR: "1", ...env },
+    stdin: "null",
+    stdout: "piped",
+    stderr: "piped",
+  }).spawn();
+  const text = { stdout: "", stderr: "" };
+  const collect = async (
+    stream: ReadableStream<Uint8Array>,
+    key: "stdout" | "stderr",
+  ): Promise<void> => {
+    for await (const chunk of stream.pipeThrough(new TextDecoderStream())) text[key] += chunk;
+  };
+  const reading = Promise.all([collect(child.stdout, "stdout"), collect(child.stderr, "stderr")]);
+  let exited = false;
+  const done = child.status.then(async (status) => {
+    exited = true;
+    await reading;
+    return status;
+  });
+  return {
+    stdout: () => text.stdout,
+    stderr: () => text.stderr,
+    kill: (signal) => {
+      if (!exited) child.kill(signal);
+    },
+    done,
+  };
+}

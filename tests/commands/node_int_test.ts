@@ -1,6 +1,8 @@
 import { assert, assertEquals } from "../_harness/assert.ts";
 import { cli } from "../_harness/cli.ts";
-import { startCluster, waitFor } from "../_harness/mod.ts";
+import { startCluster, tempDir, waitFor } from "../_harness/mod.ts";
+import { TwoBoxNet } from "../_harness/netns.ts";
+import { type CollectingProcess, spawnCollecting } from "../_harness/process.ts";
 import { formatEndpoint } from "../../lib/endpoint.ts";
 
 function startNode(
@@ -113,4 +115,133 @@ Deno.test("mn-redis-ha node start: two nodes, one leader, hand-over on SIGTERM, 
       outputs[i] = await child.output();
     }
   }
+});
+
+Deno.test({
+  name:
+    "scripts/start_cluster_node.sh on two network-namespace boxes: join, WAIT 1, one leader, clean stop",
+  ignore: !(await TwoBoxNet.available()),
+  fn: async () => {
+    await using net = await TwoBoxNet.create();
+    await using dir = await tempDir("node-netns-");
+    const sentinels = `${net.local.ip}:26379,${net.remote.ip}:26379`;
+    const boxes = [net.local, net.remote];
+    const common = [
+      "--box1-ip",
+      net.local.ip,
+      "--box2-ip",
+      net.remote.ip,
+      "--redis-ha-mode",
+      "sentinel",
+      "--redis-sentinels",
+      sentinels,
+      "--sentinel-master",
+      "mirror-neuron",
+      "--redis-wait-replicas",
+      "1",
+      "--lease-ttl-ms",
+      "3000",
+      "--heartbeat-ttl-ms",
+      "3000",
+    ];
+    const start = (i: number): CollectingProcess =>
+      spawnCollecting("ip", [
+        "netns",
+        "exec",
+        boxes[i].ns,
+        "bash",
+        "scripts/start_cluster_node.sh",
+        ...common,
+        "--box",
+        String(i + 1),
+        "--data-dir",
+        `${dir.path}/box${i + 1}`,
+      ]);
+    const inspect = async (): Promise<
+      { nodes: { id: string; status: string; leader: boolean }[] }
+    > => {
+      const r = await net.exec(net.local.ns, [
+        "bash",
+        "scripts/cluster_cli.sh",
+        "--box1-ip",
+        net.local.ip,
+        "--box2-ip",
+        net.remote.ip,
+        "--self-ip",
+        net.local.ip,
+        "--redis-ha-mode",
+        "sentinel",
+        "--redis-sentinels",
+        sentinels,
+        "--sentinel-master",
+        "mirror-neuron",
+        "--",
+        "inspect",
+        "nodes",
+        "--json",
+      ]);
+      if (r.code !== 0) throw new Error(r.stderr);
+      return JSON.parse(r.stdout);
+    };
+    const nodes: CollectingProcess[] = [];
+    try {
+      nodes.push(start(0));
+      // Box 1 bootstraps the primary; box 2 joins it once box 1's sentinel monitors it.
+      await waitFor(async () => {
+        const r = await net.exec(net.local.ns, [
+          "redis-cli",
+          "-h",
+          net.local.ip,
+          "-p",
+          "26379",
+          "SENTINEL",
+          "GET-MASTER-ADDR-BY-NAME",
+          "mirror-neuron",
+        ]);
+        return r.stdout.includes(net.local.ip)
+          ? { done: true, value: undefined }
+          : { done: false, observed: r.stdout + r.stderr };
+      }, { what: "box 1 to bootstrap the primary", timeoutMs: 60_000, intervalMs: 250 });
+      nodes.push(start(1));
+      // Box 1 waits for a replica to confirm its registration (WAIT 1) until box 2 has synced.
+      await waitFor(
+        () =>
+          nodes.every((n, i) => n.stdout().includes(`node_started id=box${i + 1}`))
+            ? { done: true, value: undefined }
+            : { done: false, observed: nodes.map((n) => n.stdout() + n.stderr()).join(" | ") },
+        { what: "both nodes to confirm their registration", timeoutMs: 60_000, intervalMs: 250 },
+      );
+      const view = await waitFor(async () => {
+        const v = await inspect();
+        const up = v.nodes.filter((n) => n.status === "up").length;
+        return up === 2 && v.nodes.some((n) => n.leader)
+          ? { done: true, value: v }
+          : { done: false, observed: JSON.stringify(v) };
+      }, { what: "both nodes up with a leader", timeoutMs: 60_000, intervalMs: 500 });
+      assertEquals(view.nodes.map((n) => n.id), ["box1", "box2"]);
+      const info = await net.exec(net.local.ns, [
+        "redis-cli",
+        "-h",
+        net.local.ip,
+        "INFO",
+        "replication",
+      ]);
+      assert(info.stdout.includes(`ip=${net.remote.ip},port=6379,state=online`), info.stdout);
+    } finally {
+      for (const node of nodes) node.kill("SIGTERM");
+      await Promise.all(nodes.map((n) => n.done));
+      for (const b of boxes) {
+        for (const port of ["26379", "6379"]) {
+          await net.exec(b.ns, ["redis-cli", "-h", b.ip, "-p", port, "SHUTDOWN", "NOSAVE"]);
+        }
+      }
+    }
+    for (const node of nodes) {
+      assertEquals((await node.done).code, 0, node.stderr());
+      assert(
+        node.stdout().includes("node_started") && node.stdout().includes("node_stopped"),
+        node.stdout(),
+      );
+    }
+  },
 });
