@@ -11,14 +11,8 @@ import { backoffDelayMs } from "./backoff.ts";
 import type { Config } from "./config.ts";
 import { type ConnectOptions, RedisConnection } from "./connection.ts";
 import { type Endpoint, formatEndpoint } from "./endpoint.ts";
-import {
-  AuthError,
-  OutcomeUnknownError,
-  ReplyError,
-  RetriesExhaustedError,
-  RoleMismatchError,
-} from "./errors.ts";
-import { GroupWait } from "./durable_write.ts";
+import { AuthError, OutcomeUnknownError, ReplyError, RetriesExhaustedError } from "./errors.ts";
+import { openSession, type PrimaryInfo, type Session } from "./_session.ts";
 import { HaEvents } from "./events.ts";
 import { libraryLogger } from "./log.ts";
 import { classifyFailure, isAuthReply } from "./reconnect.ts";
@@ -28,21 +22,9 @@ import type { Script } from "./script.ts";
 import { SentinelResolver } from "./sentinel_resolver.ts";
 import { type SentinelEvent, SentinelWatcher } from "./sentinel_watcher.ts";
 
-const logger = libraryLogger("client");
+export type { PrimaryInfo } from "./_session.ts";
 
-/** The primary the client is connected to, confirmed with `ROLE`. */
-export interface PrimaryInfo {
-  /** Where it listens. */
-  readonly endpoint: Endpoint;
-  /** `host:port`. */
-  readonly address: string;
-  /** What `ROLE` said (`master` unless single mode points at a replica). */
-  readonly role: string;
-  /** Sentinel `config-epoch` when it was resolved (sentinel mode only). */
-  readonly configEpoch: number | undefined;
-  /** Its `master_replid` from `INFO replication`. */
-  readonly replid: string;
-}
+const logger = libraryLogger("client");
 
 /** Options for {@link RedisHaClient.connect}. */
 export interface ClientOptions {
@@ -74,17 +56,6 @@ export interface CommandOptions {
   idempotent?: boolean;
   /** Aborts retries (a command already written still runs on the server). */
   signal?: AbortSignal;
-}
-
-interface Session {
-  readonly primary: PrimaryInfo;
-  /** Reads, hot writes (lease renewals) and the probe: never behind a WAIT. */
-  readonly hot: RedisConnection;
-  /** Durable writes and their WAIT. */
-  readonly durable: RedisConnection;
-  /** Group-commit WAIT on the durable connection; undefined when WAIT is off. */
-  readonly wait: GroupWait | undefined;
-  retired: boolean;
 }
 
 /**
@@ -366,54 +337,27 @@ export class RedisHaClient implements AsyncDisposable {
     } else {
       endpoint = this.config.url;
     }
-    const connectOptions = this.#connectOptions();
-    const opened = await Promise.allSettled([
-      RedisConnection.connect(endpoint, connectOptions),
-      RedisConnection.connect(endpoint, connectOptions),
-    ]);
-    const failed = opened.find((r) => r.status === "rejected");
-    if (failed !== undefined) {
-      await Promise.all(opened.map((r) => r.status === "fulfilled" ? r.value.close() : undefined));
-      throw (failed as PromiseRejectedResult).reason;
+    const session = await openSession(endpoint, {
+      connect: this.#connectOptions(),
+      requireMaster: this.config.haMode === "sentinel",
+      configEpoch,
+      wait: { replicas: this.config.waitReplicas, timeoutMs: this.config.waitTimeoutMs },
+    });
+    session.hot.onClose(() => this.#retire(session, true));
+    session.durable.onClose(() => this.#retire(session, true));
+    const previous = this.#lastPrimary;
+    const address = session.primary.address;
+    this.#session = session;
+    this.#lastPrimary = session.primary;
+    if (previous !== undefined && previous.address !== address) {
+      const detail = { from: previous.address, to: address, configEpoch };
+      this.events.emit("failover", detail);
+      logger.warn("Redis primary changed from {from} to {to} (config-epoch {configEpoch})", {
+        ...detail,
+        configEpoch: configEpoch ?? null,
+      });
     }
-    const [hot, durable] = opened.map((r) => (r as PromiseFulfilledResult<RedisConnection>).value);
-    const address = formatEndpoint(endpoint);
-    try {
-      const timeoutMs = this.#options.connectTimeoutMs ?? 2000;
-      const [roleReply, infoReply] = await Promise.all([
-        hot.send(["ROLE"], { timeoutMs }),
-        hot.send(["INFO", "replication"], { timeoutMs }),
-      ]);
-      const role = Array.isArray(roleReply) ? replyToString(roleReply[0]) ?? "unknown" : "unknown";
-      if (this.config.haMode === "sentinel" && role !== "master") {
-        throw new RoleMismatchError(address, role);
-      }
-      const replid = /master_replid:([0-9a-f]+)/.exec(replyToString(infoReply) ?? "")?.[1] ?? "";
-      const primary: PrimaryInfo = { endpoint, address, role, configEpoch, replid };
-      const wait = this.config.waitReplicas === 0 ? undefined : new GroupWait(
-        (args) => durable.send(args),
-        this.config.waitReplicas,
-        this.config.waitTimeoutMs,
-      );
-      const session: Session = { primary, hot, durable, wait, retired: false };
-      hot.onClose(() => this.#retire(session, true));
-      durable.onClose(() => this.#retire(session, true));
-      const previous = this.#lastPrimary;
-      this.#session = session;
-      this.#lastPrimary = primary;
-      if (previous !== undefined && previous.address !== address) {
-        const detail = { from: previous.address, to: address, configEpoch };
-        this.events.emit("failover", detail);
-        logger.warn("Redis primary changed from {from} to {to} (config-epoch {configEpoch})", {
-          ...detail,
-          configEpoch: configEpoch ?? null,
-        });
-      }
-      return session;
-    } catch (error) {
-      await Promise.all([hot.close(), durable.close()]);
-      throw error;
-    }
+    return session;
   }
 
   /**
