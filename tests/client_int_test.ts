@@ -153,6 +153,11 @@ Deno.test("RedisHaClient survives kill -9 of the primary under WAIT 1 without lo
   await using client = await RedisHaClient.connect(config);
   const failovers: string[] = [];
   client.events.on("failover", ({ to }) => failovers.push(to));
+  const sentinelEvents: string[] = [];
+  client.events.on(
+    "sentinel-event",
+    ({ channel, sentinel }) => sentinelEvents.push(`${channel}@${sentinel}`),
+  );
   const loop = startWriteLoop(client, `${config.namespace}:w`);
   try {
     await waitForProgress(loop, 100, "writes before the kill");
@@ -176,6 +181,9 @@ Deno.test("RedisHaClient survives kill -9 of the primary under WAIT 1 without lo
     assertEquals(unexpected.length, 0, `write errors: ${unexpected.map(String).join("; ")}`);
     assertEquals(await missingKeys(cluster.node(final), loop.acked), []);
     assert(failovers.includes(formatEndpoint(promoted)));
+    // The switch was announced over pub/sub by at least two sentinels the client subscribed to.
+    const announcers = new Set(sentinelEvents.filter((e) => e.startsWith("+switch-master@")));
+    assert(announcers.size >= 2, `+switch-master seen from: ${[...announcers].join(", ")}`);
   } finally {
     await loop.stop();
   }
