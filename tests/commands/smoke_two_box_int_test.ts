@@ -34,6 +34,11 @@ Deno.test({
     assert(r.stdout.includes(`two_box_initial_write_ok=${net.local.ip}:6390`), r.stdout);
     assert(r.stdout.includes("two_box_post_failover_write_read_ok"), r.stdout);
     assert(!r.stdout.includes("Remote cannot reach"), r.stdout);
+    // The other documented choices: the remote side as initial primary, bridge-style binding.
+    const remote = await smoke(net, ["--initial-primary", "remote", "--remote-network", "bridge"]);
+    assertEquals(remote.code, 0, remote.stderr);
+    assert(remote.stdout.includes(`two_box_initial_write_ok=${net.remote.ip}:6390`), remote.stdout);
+    assert(remote.stdout.includes("two_box_post_failover_write_read_ok"), remote.stdout);
   },
 });
 
