@@ -104,7 +104,7 @@ export { NodeRegistry } from "./lib/nodes.ts";
 export type { NodeInfo, NodeStatus, RegisterNodeOptions } from "./lib/nodes.ts";
 export { BundleStore } from "./lib/bundles.ts";
 export type { Bundle, BundleInfo } from "./lib/bundles.ts";
-export { acquireLease, campaign, Lease, observeLease } from "./lib/lease.ts";
+export { acquireLease, campaign, keepAliveTiming, Lease, observeLease } from "./lib/lease.ts";
 export type {
   AcquireLeaseOptions,
   CampaignOptions,

@@ -220,32 +220,16 @@ export class Lease implements AsyncDisposable, FenceToken {
     await this.release().catch(() => {});
   }
 
-  /** Starts the background keep-alive. */
+  /** Starts the background keep-alive (options checked by {@link keepAliveTiming}). */
   startKeepAlive(options: KeepAliveOptions, acquiredSentAt: number): void {
-    const ttl = this.#ttlMs;
-    const drift = options.driftMs ?? Math.floor(ttl / 10);
-    const deadline = options.renewDeadlineMs ?? Math.floor((ttl * 2) / 3);
-    const period = options.retryPeriodMs ?? Math.floor(ttl / 4);
-    if (deadline + drift > ttl) {
-      throw new ValidationError(
-        "keepAlive.renewDeadlineMs",
-        `${deadline}ms plus drift ${drift}ms exceeds the lease TTL ${ttl}ms; the holder would learn of ` +
-          "the loss after another holder could be granted the lease",
-      );
-    }
-    if (period <= 0 || period >= deadline) {
-      throw new ValidationError(
-        "keepAlive.retryPeriodMs",
-        `${period}ms must be positive and below renewDeadlineMs (${deadline}ms)`,
-      );
-    }
+    const { periodMs, deadlineMs } = keepAliveTiming(this.#ttlMs, options);
     if (options.onLost !== undefined) {
       const onLost = options.onLost;
       this.#lost.signal.addEventListener("abort", () => onLost(this.#lost.signal.reason), {
         once: true,
       });
     }
-    this.#keeper = this.#keep(period, deadline, acquiredSentAt);
+    this.#keeper = this.#keep(periodMs, deadlineMs, acquiredSentAt);
   }
 
   async #keep(periodMs: number, deadlineMs: number, acquiredSentAt: number): Promise<void> {
@@ -294,6 +278,34 @@ export class Lease implements AsyncDisposable, FenceToken {
   }
 }
 
+/**
+ * The keep-alive's renewal period and loss deadline for a TTL, with the
+ * Kubernetes defaults. Throws {@link ValidationError} when the holder could
+ * learn of a loss only after another holder could be granted the lease.
+ */
+export function keepAliveTiming(
+  ttlMs: number,
+  options: KeepAliveOptions,
+): { periodMs: number; deadlineMs: number } {
+  const drift = options.driftMs ?? Math.floor(ttlMs / 10);
+  const deadline = options.renewDeadlineMs ?? Math.floor((ttlMs * 2) / 3);
+  const period = options.retryPeriodMs ?? Math.floor(ttlMs / 4);
+  if (deadline + drift > ttlMs) {
+    throw new ValidationError(
+      "keepAlive.renewDeadlineMs",
+      `${deadline}ms plus drift ${drift}ms exceeds the lease TTL ${ttlMs}ms; the holder would learn of ` +
+        "the loss after another holder could be granted the lease",
+    );
+  }
+  if (period <= 0 || period >= deadline) {
+    throw new ValidationError(
+      "keepAlive.retryPeriodMs",
+      `${period}ms must be positive and below renewDeadlineMs (${deadline}ms)`,
+    );
+  }
+  return { periodMs: period, deadlineMs: deadline };
+}
+
 function checkLeaseName(name: string): string {
   return checkId("lease name", name);
 }
@@ -329,6 +341,8 @@ export async function acquireLease(
   checkLeaseName(name);
   checkHolder(options.holder);
   checkTtl(options.ttlMs);
+  // Check keep-alive timing before the grant, so a bad option never leaves a lease behind.
+  if (options.keepAlive !== undefined) keepAliveTiming(options.ttlMs, options.keepAlive);
   const sentAt = performance.now();
   const reply = await context.client.runScript(
     ACQUIRE,

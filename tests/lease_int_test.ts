@@ -196,6 +196,11 @@ Deno.test("keep-alive holds a lease past its TTL and reports a loss before anyon
       }),
     ValidationError,
   );
+  assertEquals(
+    await observeLease(store, "leader"),
+    null,
+    "a rejected keep-alive option grants nothing",
+  );
 });
 
 Deno.test("a grant lost in a failover is never reissued: the next token is higher and the lost one is fenced", async () => {
