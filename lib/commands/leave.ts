@@ -81,25 +81,19 @@ export async function leave(options: LeaveOptions): Promise<LeaveResult> {
   })
     .catch(() => undefined);
   try {
-    if (localSentinel !== undefined) {
-      const monitors = await localSentinel.send(["SENTINEL", "MASTER", options.masterName]).then(
-        () => true,
-        () => false,
+    // A box that never joined: its sentinel does not monitor the master and no sentinel knows it.
+    const monitors = localSentinel === undefined
+      ? false
+      : await localSentinel.send(["SENTINEL", "MASTER", options.masterName]).then(() => true, () =>
+        false);
+    if (!monitors && !(await knownToSentinels(options, selfAddress))) {
+      throw new RedisHaError(
+        "CONFIG",
+        `This box never joined "${options.masterName}": its sentinel ${
+          formatEndpoint(selfSentinel)
+        } ` +
+          `does not monitor it and no listed sentinel knows ${selfAddress}`,
       );
-      if (!monitors) {
-        const role = parseInfo(replyToString(await local.send(["INFO", "replication"])) ?? "").get(
-          "role",
-        );
-        if (role === "master" && !(await knownToSentinels(options, selfAddress))) {
-          throw new RedisHaError(
-            "CONFIG",
-            `This box never joined "${options.masterName}": its sentinel ${
-              formatEndpoint(selfSentinel)
-            } does not ` +
-              "monitor it and no listed sentinel knows this Redis",
-          );
-        }
-      }
     }
 
     await using resolver = new SentinelResolver({

@@ -1,6 +1,6 @@
 import { assert, assertEquals } from "../_harness/assert.ts";
 import { Boxes, mnCli } from "../_harness/boxes.ts";
-import { startWriteLoop, waitFor } from "../_harness/mod.ts";
+import { startRedis, startWriteLoop, waitFor } from "../_harness/mod.ts";
 import { RedisHaClient } from "../../lib/client.ts";
 import { configFromOptions } from "../../lib/config.ts";
 import { WaitError } from "../../lib/errors.ts";
@@ -134,4 +134,12 @@ Deno.test("mn-redis-ha leave refuses when there is no other Redis, or the box ne
   const never = await mnCli(boxes.leaveArgs(1));
   assertEquals(never.code, 1);
   assert(never.stderr.includes("never joined"), never.stderr);
+  // A Redis that runs but was never part of the cluster is refused too, and left untouched.
+  await using stranger = await startRedis({ port: boxes.boxes[1].redisPort });
+  const refused = await mnCli(boxes.leaveArgs(1));
+  assertEquals(refused.code, 1);
+  assert(refused.stderr.includes("never joined"), refused.stderr);
+  await using conn = await stranger.connect();
+  const role = await conn.send(["ROLE"]);
+  assertEquals(Array.isArray(role) ? replyToString(role[0]) : null, "master");
 });
