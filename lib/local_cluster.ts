@@ -12,7 +12,7 @@ import { RedisProcess, type TlsFiles } from "./redis_process.ts";
 import { replyToMap, replyToNumber, replyToString } from "./resp.ts";
 import type { Secret } from "./secret.ts";
 import { waitFor } from "./wait.ts";
-import { parseInfo } from "./info.ts";
+import { parseInfo, replicasFromInfo } from "./info.ts";
 
 /** Options for {@link LocalCluster.start}. */
 export interface LocalClusterOptions {
@@ -141,10 +141,8 @@ export class LocalCluster implements AsyncDisposable {
       const expected = this.nodes.filter((n) =>
         !n.exited && formatEndpoint(n.endpoint) !== formatEndpoint(primary)
       ).length;
-      const offset = Number(fields.get("master_repl_offset") ?? "0");
-      const online = [...fields.entries()].filter(([k, v]) =>
-        /^slave\d+$/.test(k) && /state=online/.test(v) &&
-        Number(/offset=(\d+)/.exec(v)?.[1] ?? -1) >= offset
+      const online = replicasFromInfo(fields).filter((r) =>
+        r.state === "online" && r.offsetLag === 0
       ).length;
       return online >= expected
         ? { done: true, value: undefined }

@@ -10,7 +10,7 @@ import type { Config } from "../config.ts";
 import { RedisConnection } from "../connection.ts";
 import { formatEndpoint, parseEndpoint } from "../endpoint.ts";
 import { ReplyError } from "../errors.ts";
-import { parseInfo, parseReplicaLine } from "../info.ts";
+import { parseInfo, replicasFromInfo } from "../info.ts";
 import type { JobStatus } from "../jobs.ts";
 import { LEADER_LEASE } from "../keys.ts";
 import { observeLease } from "../lease.ts";
@@ -98,16 +98,12 @@ export async function inspectTopology(config: Config): Promise<TopologyView> {
   const info = parseInfo(
     replyToString(await client.command(["INFO", "replication"], { idempotent: true })) ?? "",
   );
-  const masterOffset = Number(info.get("master_repl_offset") ?? 0);
-  const replicas = [...info.entries()].filter(([k]) => /^slave\d+$/.test(k)).map(([, v]) => {
-    const f = parseReplicaLine(v);
-    return {
-      address: formatEndpoint({ host: f.get("ip") ?? "?", port: Number(f.get("port") ?? 0) }),
-      state: f.get("state") ?? "unknown",
-      lagSeconds: Number(f.get("lag") ?? 0),
-      offsetLag: Math.max(0, masterOffset - Number(f.get("offset") ?? 0)),
-    };
-  });
+  const replicas = replicasFromInfo(info).map((r) => ({
+    address: r.address,
+    state: r.state,
+    lagSeconds: r.lagSeconds,
+    offsetLag: r.offsetLag,
+  }));
   const sentinels: SentinelView[] = [];
   const known = new Set<string>([primary.address, ...replicas.map((r) => r.address)]);
   if (config.haMode === "sentinel") {

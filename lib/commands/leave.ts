@@ -17,7 +17,7 @@
 import { RedisConnection } from "../connection.ts";
 import { type Endpoint, formatEndpoint } from "../endpoint.ts";
 import { RedisHaError, ReplyError } from "../errors.ts";
-import { parseInfo, parseReplicaLine } from "../info.ts";
+import { parseInfo, replicasFromInfo } from "../info.ts";
 import { replyToMap, replyToNumber, replyToString, type RespReply } from "../resp.ts";
 import type { Secret } from "../secret.ts";
 import { SentinelResolver } from "../sentinel_resolver.ts";
@@ -183,9 +183,7 @@ async function handOver(
   selfAddress: string,
 ): ReturnType<SentinelResolver["resolve"]> {
   const info = parseInfo(replyToString(await local.send(["INFO", "replication"])) ?? "");
-  const online = [...info.entries()].filter(([k, v]) =>
-    /^slave\d+$/.test(k) && parseReplicaLine(v).get("state") === "online"
-  );
+  const online = replicasFromInfo(info).filter((r) => r.state === "online");
   if (online.length === 0) {
     throw new RedisHaError(
       "ROLE_MISMATCH",
@@ -206,9 +204,7 @@ async function handOver(
     );
     await waitFor(async () => {
       const now = parseInfo(replyToString(await local.send(["INFO", "replication"])) ?? "");
-      const caught = [...now.entries()].filter(([k, v]) =>
-        /^slave\d+$/.test(k) && Number(parseReplicaLine(v).get("offset")) >= offset
-      ).length;
+      const caught = replicasFromInfo(now).filter((r) => r.offset >= offset).length;
       return caught > 0
         ? { done: true, value: undefined }
         : { done: false, observed: `no replica at offset ${offset} yet` };
@@ -296,10 +292,8 @@ async function resetOthers(
       connectTimeoutMs: 1000,
     });
     const info = parseInfo(replyToString(await conn.send(["INFO", "replication"])) ?? "");
-    return [...info.entries()].filter(([k, v]) =>
-      /^slave\d+$/.test(k) && parseReplicaLine(v).get("state") === "online" &&
-      `${parseReplicaLine(v).get("ip")}:${parseReplicaLine(v).get("port")}` !== selfAddress
-    ).length;
+    return replicasFromInfo(info).filter((r) => r.state === "online" && r.address !== selfAddress)
+      .length;
   };
   for (const s of others) {
     let conn: RedisConnection;

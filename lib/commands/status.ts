@@ -8,7 +8,7 @@
 import { RedisHaClient } from "../client.ts";
 import type { Config } from "../config.ts";
 import { formatEndpoint } from "../endpoint.ts";
-import { parseInfo, parseReplicaLine } from "../info.ts";
+import { parseInfo, replicasFromInfo } from "../info.ts";
 import type { SentinelAnswer } from "../resolver_decision.ts";
 import { replyToString } from "../resp.ts";
 import { SentinelResolver } from "../sentinel_resolver.ts";
@@ -67,19 +67,12 @@ export async function collectStatus(config: Config): Promise<StatusReport> {
   const primary = client.primary!;
   const info = replyToString(await client.command(["INFO", "replication"], { idempotent: true })) ??
     "";
-  const fields = parseInfo(info);
-  const masterOffset = Number(fields.get("master_repl_offset") ?? "0");
-  const replicas: ReplicaStatus[] = [];
-  for (const [key, value] of fields) {
-    if (!/^slave\d+$/.test(key)) continue;
-    const f = parseReplicaLine(value);
-    replicas.push({
-      address: formatEndpoint({ host: f.get("ip") ?? "?", port: Number(f.get("port") ?? 0) }),
-      state: f.get("state") ?? "unknown",
-      lagSeconds: Number(f.get("lag") ?? 0),
-      offsetLag: Math.max(0, masterOffset - Number(f.get("offset") ?? 0)),
-    });
-  }
+  const replicas: ReplicaStatus[] = replicasFromInfo(parseInfo(info)).map((r) => ({
+    address: r.address,
+    state: r.state,
+    lagSeconds: r.lagSeconds,
+    offsetLag: r.offsetLag,
+  }));
   let sentinels: SentinelStatus[] = [];
   if (config.haMode === "sentinel") {
     await using resolver = new SentinelResolver({

@@ -87,6 +87,26 @@ export class TwoBoxNet implements AsyncDisposable {
     return runProcess("ip", ["netns", "exec", ns, ...args], { env });
   }
 
+  /**
+   * Shuts down the Redis/Sentinel daemons a test started on `ports` in both
+   * boxes (deleting a namespace does not stop the processes inside it).
+   */
+  async shutdownDaemons(ports: readonly number[]): Promise<void> {
+    for (const box of [this.local, this.remote]) {
+      for (const port of ports) {
+        await this.exec(box.ns, [
+          "redis-cli",
+          "-h",
+          box.ip,
+          "-p",
+          String(port),
+          "SHUTDOWN",
+          "NOSAVE",
+        ]);
+      }
+    }
+  }
+
   /** Deletes both namespaces. Processes still running inside must be stopped first. */
   async [Symbol.asyncDispose](): Promise<void> {
     await ip(["netns", "del", this.local.ns]).catch(() => {});

@@ -208,11 +208,7 @@ Deno.test({
       ]);
       assertEquals(seen.stdout.trim().split("\n"), [net.local.ip, "6379"]);
     } finally {
-      for (const b of boxes) {
-        for (const port of ["26379", "6379"]) {
-          await net.exec(b.ns, ["redis-cli", "-h", b.ip, "-p", port, "SHUTDOWN", "NOSAVE"]);
-        }
-      }
+      await net.shutdownDaemons([26379, 6379]);
     }
   },
 });

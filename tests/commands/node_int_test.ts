@@ -230,11 +230,7 @@ Deno.test({
     } finally {
       for (const node of nodes) node.kill("SIGTERM");
       await Promise.all(nodes.map((n) => n.done));
-      for (const b of boxes) {
-        for (const port of ["26379", "6379"]) {
-          await net.exec(b.ns, ["redis-cli", "-h", b.ip, "-p", port, "SHUTDOWN", "NOSAVE"]);
-        }
-      }
+      await net.shutdownDaemons([26379, 6379]);
     }
     for (const node of nodes) {
       assertEquals((await node.done).code, 0, node.stderr());
