@@ -6,7 +6,10 @@
  * @module
  */
 
-import { runCli } from "./lib/cli.ts";
+import { INTERRUPT_EXIT_CODES, InterruptError, runCli } from "./lib/cli.ts";
+
+/** How long a command may clean up after SIGINT/SIGTERM before the process exits anyway. */
+const CLEANUP_GRACE_MS = 900;
 
 const encoder = new TextEncoder();
 const write = (stream: { writeSync(p: Uint8Array): number }, text: string): void => {
@@ -15,17 +18,24 @@ const write = (stream: { writeSync(p: Uint8Array): number }, text: string): void
   while (offset < bytes.length) offset += stream.writeSync(bytes.subarray(offset));
 };
 
-// Ctrl-C / SIGTERM abort the running command, which then cleans up and exits.
+// Ctrl-C / SIGTERM abort the running command, which cleans up and returns 130 / 143. Should the
+// cleanup not finish within the grace period, the process exits with that code anyway.
 const interrupt = new AbortController();
-const onSignal = (): void => interrupt.abort(new Error("interrupted by signal"));
-Deno.addSignalListener("SIGINT", onSignal);
-Deno.addSignalListener("SIGTERM", onSignal);
+const listeners = (["SIGINT", "SIGTERM"] as const).map((signal) => {
+  const listener = (): void => {
+    if (interrupt.signal.aborted) return;
+    interrupt.abort(new InterruptError(signal));
+    const timer = setTimeout(() => Deno.exit(INTERRUPT_EXIT_CODES[signal]), CLEANUP_GRACE_MS);
+    Deno.unrefTimer(timer);
+  };
+  Deno.addSignalListener(signal, listener);
+  return { signal, listener };
+});
 const code = await runCli(Deno.args, {
   stdout: (text) => write(Deno.stdout, text),
   stderr: (text) => write(Deno.stderr, text),
   getEnv: (name) => Deno.env.get(name),
   isTerminal: Deno.stdout.isTerminal(),
 }, interrupt.signal);
-Deno.removeSignalListener("SIGINT", onSignal);
-Deno.removeSignalListener("SIGTERM", onSignal);
+for (const { signal, listener } of listeners) Deno.removeSignalListener(signal, listener);
 Deno.exit(code);

@@ -22,6 +22,8 @@ export interface PrimaryInfo {
   readonly configEpoch: number | undefined;
   /** Its `master_replid` from `INFO replication`. */
   readonly replid: string;
+  /** The primary it replicates from, `host:port`, when `ROLE` says it is a replica. */
+  readonly replicaOf?: string;
 }
 
 /** A connection pair to one confirmed primary. */
@@ -72,18 +74,25 @@ export async function openSession(
   const address = formatEndpoint(endpoint);
   try {
     const timeoutMs = options.connect.connectTimeoutMs ?? 2000;
+    const signal = options.connect.signal;
     const [roleReply, infoReply] = await Promise.all([
-      hot.send(["ROLE"], { timeoutMs }),
-      hot.send(["INFO", "replication"], { timeoutMs }),
+      hot.send(["ROLE"], { timeoutMs, signal }),
+      hot.send(["INFO", "replication"], { timeoutMs, signal }),
     ]);
     const role = Array.isArray(roleReply) ? replyToString(roleReply[0]) ?? "unknown" : "unknown";
     if (options.requireMaster && role !== "master") throw new RoleMismatchError(address, role);
+    const replicaOf = role === "slave" && Array.isArray(roleReply)
+      ? formatEndpoint({
+        host: replyToString(roleReply[1]) ?? "?",
+        port: Number(replyToString(roleReply[2])),
+      })
+      : undefined;
     const replid = /master_replid:([0-9a-f]+)/.exec(replyToString(infoReply) ?? "")?.[1] ?? "";
     const wait = options.wait.replicas === 0
       ? undefined
       : new GroupWait((args) => durable.send(args), options.wait.replicas, options.wait.timeoutMs);
     return {
-      primary: { endpoint, address, role, configEpoch: options.configEpoch, replid },
+      primary: { endpoint, address, role, configEpoch: options.configEpoch, replid, replicaOf },
       hot,
       durable,
       wait,

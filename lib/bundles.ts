@@ -45,15 +45,19 @@ const COMMIT = new Script(
 local err = expect_type(KEYS[1], 'hash')
 if err then return err end
 local chunks = tonumber(ARGV[4])
+local old = redis.call('HMGET', KEYS[1], 'version', 'chunks', 'prevVersion', 'prevChunks')
+if old[1] == ARGV[1] then
+  -- A retry of a commit that already happened: report the same old version.
+  return {old[3] or '', tonumber(old[4] or '0')}
+end
 for i = 0, chunks - 1 do
   if redis.call('EXISTS', ARGV[6] .. i) == 0 then
     return redis.error_reply('MNPARTIAL ' .. i)
   end
 end
-local old = redis.call('HMGET', KEYS[1], 'version', 'chunks', 'prevVersion', 'prevChunks')
-if old[1] == ARGV[1] then
-  -- A retry of a commit that already happened: report the same old version.
-  return {old[3] or '', tonumber(old[4] or '0')}
+-- Chunks are written with an expiry so a put that dies midway leaves nothing for long; keep them now.
+for i = 0, chunks - 1 do
+  redis.call('PERSIST', ARGV[6] .. i)
 end
 local t = redis.call('TIME')
 redis.call('HSET', KEYS[1], 'version', ARGV[1], 'size', ARGV[2], 'sha256', ARGV[3], 'chunks', chunks,
@@ -73,6 +77,12 @@ redis.call('DEL', KEYS[1])
 return {old[1] or '', tonumber(old[2] or '0')}
 `,
 );
+
+/**
+ * How long the chunks of a put live before its commit keeps them: a put that
+ * dies midway (crash, lost connection) leaves no chunk behind for longer.
+ */
+export const PENDING_CHUNK_TTL_MS = 600_000;
 
 /** Bundle archives of one namespace. Use through `StateStore.bundles`. */
 export class BundleStore {
@@ -107,35 +117,42 @@ export class BundleStore {
     const version = crypto.randomUUID().replaceAll("-", "").slice(0, 16);
     const sha256 = await digest(bytes);
     const chunks = Math.ceil(bytes.length / this.#chunkBytes);
-    // Chunks go out a few at a time: bounded memory, each a separate replicated value.
-    const parallel = 4;
-    for (let first = 0; first < chunks; first += parallel) {
-      const writes = [];
-      for (let i = first; i < Math.min(chunks, first + parallel); i++) {
-        const chunk = bytes.subarray(i * this.#chunkBytes, (i + 1) * this.#chunkBytes);
-        writes.push(
-          client.durable(["SET", keys.bundleChunk(bundleId, version, i), chunk], {
-            idempotent: true,
-          }),
-        );
+    let reply: RespReply;
+    try {
+      // Chunks go out a few at a time: bounded memory, each a separate replicated value. Until
+      // the commit keeps them, they expire: a put that dies midway leaves nothing behind for long.
+      const parallel = 4;
+      for (let first = 0; first < chunks; first += parallel) {
+        const writes = [];
+        for (let i = first; i < Math.min(chunks, first + parallel); i++) {
+          const chunk = bytes.subarray(i * this.#chunkBytes, (i + 1) * this.#chunkBytes);
+          const key = keys.bundleChunk(bundleId, version, i);
+          writes.push(
+            client.durable(["SET", key, chunk, "PX", PENDING_CHUNK_TTL_MS], { idempotent: true }),
+          );
+        }
+        const results = await Promise.allSettled(writes);
+        for (const r of results) if (r.status === "rejected") throw r.reason;
       }
-      await Promise.all(writes);
+      reply = await client.runScript(
+        COMMIT,
+        [keys.bundle(bundleId)],
+        [
+          version,
+          bytes.length,
+          sha256,
+          chunks,
+          this.#chunkBytes,
+          keys.bundleChunkPrefix(bundleId, version),
+        ],
+        { durable: true, idempotent: true },
+      ).catch((e) => {
+        throw mapScriptError(e, { what: `bundle "${bundleId}"` });
+      });
+    } catch (error) {
+      await this.#abandonPut(bundleId, version, chunks);
+      throw error;
     }
-    const reply = await client.runScript(
-      COMMIT,
-      [keys.bundle(bundleId)],
-      [
-        version,
-        bytes.length,
-        sha256,
-        chunks,
-        this.#chunkBytes,
-        keys.bundleChunkPrefix(bundleId, version),
-      ],
-      { durable: true, idempotent: true },
-    ).catch((e) => {
-      throw mapScriptError(e, { what: `bundle "${bundleId}"` });
-    });
     const [oldVersion, oldChunks] = reply as RespReply[];
     await this.#removeChunks(bundleId, replyToString(oldVersion) ?? "", Number(oldChunks));
     const info = await this.info(bundleId);
@@ -143,6 +160,21 @@ export class BundleStore {
       throw new NotFoundError(`bundle "${bundleId}"`, "it was removed while being stored");
     }
     return info;
+  }
+
+  /**
+   * Removes the chunks of a put that failed, unless its commit went through
+   * after all (an unknown outcome). Best effort: chunks left behind expire
+   * after {@link PENDING_CHUNK_TTL_MS}.
+   */
+  async #abandonPut(bundleId: string, version: string, chunks: number): Promise<void> {
+    try {
+      const current = await this.info(bundleId).catch(() => null);
+      if (current?.version === version) return;
+      await this.#removeChunks(bundleId, version, chunks);
+    } catch {
+      // The chunks expire on their own.
+    }
   }
 
   /** Reads the bundle's metadata, or `null` if it does not exist. */

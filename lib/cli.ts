@@ -102,9 +102,34 @@ function findCommand(
   return undefined;
 }
 
+/** The signals that interrupt a command, and the exit code each gives (128 + signal number). */
+export const INTERRUPT_EXIT_CODES: Readonly<Record<"SIGINT" | "SIGTERM", number>> = {
+  SIGINT: 130,
+  SIGTERM: 143,
+};
+
+/** The reason a command's signal is aborted with when the process gets SIGINT or SIGTERM. */
+export class InterruptError extends Error {
+  /** Error class name. */
+  override readonly name = "InterruptError";
+  /** The signal received. */
+  readonly signal: "SIGINT" | "SIGTERM";
+  /** The exit code it maps to (130 or 143). */
+  readonly exitCode: number;
+
+  /** Creates the reason for `signal`. */
+  constructor(signal: "SIGINT" | "SIGTERM") {
+    super(`interrupted by ${signal}`);
+    this.signal = signal;
+    this.exitCode = INTERRUPT_EXIT_CODES[signal];
+  }
+}
+
 /**
  * Runs the CLI and returns the exit code: 0 success, 1 runtime failure,
- * 2 usage or configuration error. Never throws for user mistakes.
+ * 2 usage or configuration error, 130/143 interrupted by SIGINT/SIGTERM
+ * (`signal` aborted with an {@link InterruptError}). Never throws for user
+ * mistakes.
  */
 export async function runCli(
   args: readonly string[],
@@ -169,8 +194,13 @@ export async function runCli(
   });
   try {
     const config = parseConfig(getEnv);
-    return await command.run({ flags: values, config, io, signal });
+    const code = await command.run({ flags: values, config, io, signal });
+    return signal.reason instanceof InterruptError ? signal.reason.exitCode : code;
   } catch (error) {
+    if (signal.reason instanceof InterruptError) {
+      io.stderr(`mn-redis-ha ${command.name}: ${signal.reason.message}; stopped`);
+      return signal.reason.exitCode;
+    }
     if (error instanceof ConfigError) {
       // Name the flag when the bad value came from one.
       const relabelled = new ConfigError(error.issues.map((issue) => {

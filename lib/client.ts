@@ -3,20 +3,42 @@
  * single or sentinel mode, with reconnect, an active probe, Sentinel event
  * hints and group-committed `WAIT` for durable writes.
  *
+ * Reconnecting is shared: commands that meet a broken or replaced primary
+ * wait for one reconnect loop (one warning per attempt, one line per
+ * failover), which backs off, re-resolves and confirms the new primary with
+ * `ROLE`. Every wait is bounded: connects and handshakes by
+ * `connectTimeoutMs`, sentinel queries by `sentinelTimeoutMs`, a hung primary
+ * by the probe, the reconnect loop by `MN_REDIS_RECONNECT_ATTEMPTS`, each
+ * operation by its `signal`/`timeoutMs`, and `close()` by one second.
+ *
  * @module
  */
 
+import { abortable } from "./_abortable.ts";
 import { delay } from "./_delay.ts";
 import { backoffDelayMs } from "./backoff.ts";
 import type { Config } from "./config.ts";
 import { type ConnectOptions, RedisConnection } from "./connection.ts";
 import { type Endpoint, formatEndpoint } from "./endpoint.ts";
-import { AuthError, OutcomeUnknownError, ReplyError, RetriesExhaustedError } from "./errors.ts";
+import {
+  AbortedError,
+  AuthError,
+  ConnectionError,
+  NotPrimaryError,
+  OutcomeUnknownError,
+  ReplyError,
+  RetriesExhaustedError,
+  WaitError,
+} from "./errors.ts";
 import { openSession, type PrimaryInfo, type Session } from "./_session.ts";
 import { HaEvents } from "./events.ts";
 import { libraryLogger } from "./log.ts";
 import { classifyFailure, isAuthReply } from "./reconnect.ts";
-import type { MasterDecision } from "./resolver_decision.ts";
+import {
+  eventInstanceAddress,
+  type MasterDecision,
+  parseSwitchMaster,
+} from "./resolver_decision.ts";
 import { replyToString, type RespArg, type RespReply } from "./resp.ts";
 import type { Script } from "./script.ts";
 import { SentinelResolver } from "./sentinel_resolver.ts";
@@ -34,10 +56,22 @@ export interface ClientOptions {
   probeIntervalMs?: number;
   /** How long the probe waits for `ROLE`. @default {1000} */
   probeTimeoutMs?: number;
-  /** Connect plus handshake deadline per node. @default {2000} */
+  /**
+   * Deadline per node for TCP connect, TLS handshake and the
+   * AUTH/SELECT/PING handshake, and for the `ROLE` confirmation. @default {2000}
+   */
   connectTimeoutMs?: number;
-  /** Per-sentinel query deadline. @default {500} */
+  /** Per-sentinel deadline for connect plus answer, and for a subscription. @default {500} */
   sentinelTimeoutMs?: number;
+  /**
+   * Default deadline of every operation (`command`, `durable`, `runScript`),
+   * retries included; a call's own `timeoutMs` overrides it. On expiry the
+   * call rejects with {@link AbortedError}. @default {undefined} (bounded by
+   * the reconnect attempts and the probe only)
+   */
+  operationTimeoutMs?: number;
+  /** Aborts `connect` (it then rejects with {@link AbortedError}). */
+  signal?: AbortSignal;
   /** Random source for backoff jitter. @default {Math.random} */
   random?: () => number;
   /**
@@ -54,8 +88,14 @@ export interface CommandOptions {
    * but the connection failed before the reply). @default {false}
    */
   idempotent?: boolean;
-  /** Aborts retries (a command already written still runs on the server). */
+  /**
+   * Abandons the command and its retries: it rejects with
+   * {@link AbortedError}, whose `mayHaveApplied` says whether it had been
+   * written (a written command still runs on the server).
+   */
   signal?: AbortSignal;
+  /** Deadline for this call, retries included. @default {ClientOptions.operationTimeoutMs} */
+  timeoutMs?: number;
 }
 
 /**
@@ -80,12 +120,20 @@ export class RedisHaClient implements AsyncDisposable {
   readonly #watcher: SentinelWatcher | undefined;
   readonly #closing = new AbortController();
   readonly #background = new Set<Promise<unknown>>();
+  readonly #reverifying = new WeakMap<Session, Promise<boolean>>();
   #session: Session | undefined;
   #establishing: Promise<Session> | undefined;
   #lastPrimary: PrimaryInfo | undefined;
   #lastDecision: MasterDecision | undefined;
   #hint = new AbortController();
   #probe: Promise<void> | undefined;
+  /** Consecutive failures (sessions lost, reconnect attempts failed) since a command last succeeded. */
+  #failures = 0;
+  /** Commands that failed on a lost session and were retried, since the last reconnect. */
+  #retried = 0;
+  /** The latest `+switch-master` target, and how many switches were seen. */
+  #switchTarget: string | undefined;
+  #switches = 0;
 
   private constructor(config: Config, options: ClientOptions) {
     this.config = config;
@@ -115,12 +163,18 @@ export class RedisHaClient implements AsyncDisposable {
 
   /**
    * Creates a client and connects to the confirmed primary, retrying
-   * reconnectable failures per the configuration.
+   * reconnectable failures per the configuration. Permanent failures (wrong
+   * credentials, a "sentinel" that is not one, TLS on one side only, an
+   * unknown master name) fail at once; `options.signal` aborts it.
    */
   static async connect(config: Config, options: ClientOptions = {}): Promise<RedisHaClient> {
     const client = new RedisHaClient(config, options);
     try {
-      await client.#withRetry(() => Promise.resolve(undefined), { idempotent: true });
+      await client.#sessionFor(
+        options.signal === undefined
+          ? client.#closing.signal
+          : AbortSignal.any([options.signal, client.#closing.signal]),
+      );
     } catch (error) {
       await client.close();
       throw error;
@@ -150,22 +204,21 @@ export class RedisHaClient implements AsyncDisposable {
    * write's `WAIT`.
    */
   command(args: readonly RespArg[], options: CommandOptions = {}): Promise<RespReply> {
-    return this.#withRetry((s) => s.hot.send(args), {
-      idempotent: options.idempotent ?? false,
-      signal: options.signal,
-    });
+    return this.#withRetry((s, signal) => s.hot.send(args, { signal }), options);
   }
 
   /**
    * Runs a durable write. With `MN_REDIS_WAIT_REPLICAS` > 0 it returns only
    * after `WAIT` confirmed that many replicas; fewer gives {@link WaitError}.
-   * Concurrent durable writes share one `WAIT` (group commit).
+   * Concurrent durable writes share one `WAIT` (group commit). A
+   * {@link WaitError} makes the client re-check the primary: an idempotent
+   * write is then retried on a new primary, any other is reported.
    */
   durable(args: readonly RespArg[], options: CommandOptions = {}): Promise<RespReply> {
-    return this.#withRetry((s) => this.#durableOn(s, s.durable.send(args)), {
-      idempotent: options.idempotent ?? false,
-      signal: options.signal,
-    });
+    return this.#withRetry(
+      (s, signal) => this.#durableOn(s, s.durable.send(args, { signal }), signal),
+      options,
+    );
   }
 
   /**
@@ -181,16 +234,23 @@ export class RedisHaClient implements AsyncDisposable {
     args: readonly RespArg[] | ((primary: PrimaryInfo) => readonly RespArg[]),
     options: CommandOptions & { durable?: boolean } = {},
   ): Promise<RespReply> {
-    const retry = { idempotent: options.idempotent ?? false, signal: options.signal };
     const argsFor = (s: Session): readonly RespArg[] =>
       typeof args === "function" ? args(s.primary) : args;
     if (options.durable === true) {
       return this.#withRetry(
-        (s) => this.#durableOn(s, script.run((a) => s.durable.send(a), keys, argsFor(s))),
-        retry,
+        (s, signal) =>
+          this.#durableOn(
+            s,
+            script.run((a) => s.durable.send(a, { signal }), keys, argsFor(s)),
+            signal,
+          ),
+        options,
       );
     }
-    return this.#withRetry((s) => script.run((a) => s.hot.send(a), keys, argsFor(s)), retry);
+    return this.#withRetry(
+      (s, signal) => script.run((a) => s.hot.send(a, { signal }), keys, argsFor(s)),
+      options,
+    );
   }
 
   /**
@@ -201,7 +261,13 @@ export class RedisHaClient implements AsyncDisposable {
    */
   openConnection(options: { signal?: AbortSignal } = {}): Promise<RedisConnection> {
     return this.#withRetry(
-      (s) => RedisConnection.connect(s.primary.endpoint, this.#connectOptions()),
+      (s, signal) =>
+        RedisConnection.connect(s.primary.endpoint, {
+          ...this.#connectOptions(),
+          signal: signal === undefined
+            ? this.#closing.signal
+            : AbortSignal.any([signal, this.#closing.signal]),
+        }),
       { idempotent: true, signal: options.signal },
     );
   }
@@ -219,106 +285,198 @@ export class RedisHaClient implements AsyncDisposable {
     };
   }
 
-  #durableOn(session: Session, reply: Promise<RespReply>): Promise<RespReply> {
-    return session.wait === undefined ? reply : session.wait.confirm(reply);
+  #durableOn(
+    session: Session,
+    reply: Promise<RespReply>,
+    signal: AbortSignal | undefined,
+  ): Promise<RespReply> {
+    return session.wait === undefined ? reply : session.wait.confirm(reply, signal);
+  }
+
+  /** The caller's signal combined with its deadline; undefined when it has neither (the hot path). */
+  #callSignal(options: CommandOptions): AbortSignal | undefined {
+    const timeoutMs = options.timeoutMs ?? this.#options.operationTimeoutMs;
+    if (timeoutMs === undefined) return options.signal;
+    const deadline = AbortSignal.timeout(timeoutMs);
+    return options.signal === undefined ? deadline : AbortSignal.any([options.signal, deadline]);
   }
 
   async #withRetry<T>(
-    op: (session: Session) => Promise<T>,
-    options: { idempotent: boolean; signal?: AbortSignal },
+    op: (session: Session, signal: AbortSignal | undefined) => Promise<T>,
+    options: CommandOptions,
   ): Promise<T> {
+    const idempotent = options.idempotent ?? false;
+    const signal = this.#callSignal(options);
+    const waitSignal = signal === undefined
+      ? this.#closing.signal
+      : AbortSignal.any([signal, this.#closing.signal]);
     const started = performance.now();
     for (let attempt = 1;; attempt++) {
-      options.signal?.throwIfAborted();
-      this.#closing.signal.throwIfAborted();
-      let session: Session | undefined;
+      const session = await this.#sessionFor(waitSignal);
       try {
-        session = await this.#getSession();
-        const result = await op(session);
-        if (attempt > 1) {
-          this.events.emit("reconnected", { primary: session.primary.address, attempts: attempt });
-          logger.info("Redis command succeeded on {primary} after {attempts} attempts", {
-            primary: session.primary.address,
-            attempts: attempt,
-          });
-        }
+        const result = await op(session, signal);
+        this.#failures = 0;
         return result;
       } catch (error) {
+        if (error instanceof AbortedError) throw error;
         if (isAuthReply(error)) {
-          const where = session?.primary.address ?? formatEndpoint(this.config.url);
           throw new AuthError(
-            `Authentication to ${where} failed (${error.prefix}); check MN_REDIS_USERNAME and MN_REDIS_PASSWORD`,
-            { endpoint: where, cause: error },
+            `Authentication to ${session.primary.address} failed (${error.prefix}); check MN_REDIS_USERNAME and MN_REDIS_PASSWORD`,
+            { endpoint: session.primary.address, cause: error },
           );
         }
-        const action = classifyFailure(error, { idempotent: options.idempotent });
-        if (action === "fatal") throw error;
-        const where = session?.primary.address ?? this.#lastPrimary?.address ??
-          (this.#resolver === undefined ? formatEndpoint(this.config.url) : undefined);
-        if (action === "outcome-unknown") {
-          if (session !== undefined) this.#retire(session, true);
-          throw new OutcomeUnknownError(where ?? "the primary", error);
+        if (error instanceof WaitError) {
+          // A shortfall may mean the primary was replaced: re-check before anything else is sent there.
+          const replaced = await this.#reverify(session);
+          if (!(replaced && idempotent)) throw error;
+        } else {
+          if (
+            this.config.haMode === "single" && error instanceof ReplyError &&
+            error.prefix === "READONLY"
+          ) {
+            throw new NotPrimaryError(session.primary.address, session.primary.replicaOf, error);
+          }
+          const action = classifyFailure(error, { idempotent });
+          if (action === "fatal") throw error;
+          if (action === "outcome-unknown") {
+            this.#sessionFailed(session, error);
+            throw new OutcomeUnknownError(session.primary.address, error);
+          }
+          this.#sessionFailed(session, error);
         }
-        // Rejected commands (READONLY, …) let the old connections drain; broken ones are gone anyway.
-        if (session !== undefined) this.#retire(session, false);
+        this.#retried++;
         if (attempt >= this.config.reconnectAttempts) {
           throw new RetriesExhaustedError({
             attempts: attempt,
-            lastPrimary: where,
+            lastPrimary: session.primary.address,
             elapsedMs: performance.now() - started,
             cause: error,
           });
         }
-        const delayMs = backoffDelayMs(attempt, {
-          backoffMs: this.config.reconnectBackoffMs,
-          maxBackoffMs: this.config.reconnectMaxBackoffMs,
-          random: this.#options.random,
-        });
-        const message = error instanceof Error ? error.message : String(error);
-        this.events.emit("reconnecting", { attempt, delayMs, error: message, primary: where });
-        logger.warn(
-          "Redis reconnecting (attempt {attempt} of {attempts}, retry in {delayMs}ms, last primary {primary}): {error}",
-          {
-            attempt,
-            attempts: this.config.reconnectAttempts,
-            delayMs,
-            primary: where ?? null,
-            error: message,
-          },
-        );
-        await this.#sleepUnlessFailover(delayMs, options.signal);
       }
     }
   }
 
-  /** Sleeps, but wakes early when Sentinel announces a failover. */
-  async #sleepUnlessFailover(ms: number, signal: AbortSignal | undefined): Promise<void> {
+  /** The confirmed session, or the shared reconnect loop's next one; `signal` gives up waiting. */
+  #sessionFor(signal: AbortSignal): Promise<Session> {
+    const current = this.#session;
+    if (current !== undefined && !current.retired) return Promise.resolve(current);
+    if (this.#establishing === undefined) {
+      const establishing = this.#reconnectLoop().finally(() => {
+        if (this.#establishing === establishing) this.#establishing = undefined;
+      });
+      this.#establishing = establishing;
+    }
+    return abortable(this.#establishing, signal).catch((error) => {
+      if (signal.aborted && error === signal.reason) {
+        throw new AbortedError({
+          mayHaveApplied: false,
+          reason: this.#closing.signal.aborted ? new Error("client closed") : signal.reason,
+          what: "Redis command waiting for the primary",
+        });
+      }
+      throw error;
+    });
+  }
+
+  /**
+   * The one reconnect loop: backs off by the consecutive failures, resolves
+   * and confirms the primary. An attempt is cut short (and not counted) when
+   * Sentinel announces a change; permanent failures end it at once.
+   */
+  async #reconnectLoop(): Promise<Session> {
+    const started = performance.now();
+    let attempts = 0;
+    while (true) {
+      this.#closing.signal.throwIfAborted();
+      if (this.#failures > 0) {
+        await this.#sleepUnlessFailover(
+          backoffDelayMs(this.#failures, {
+            backoffMs: this.config.reconnectBackoffMs,
+            maxBackoffMs: this.config.reconnectMaxBackoffMs,
+            random: this.#options.random,
+          }),
+        );
+      }
+      const hint = this.#hint.signal;
+      const switches = this.#switches;
+      try {
+        const session = await this.#establish(AbortSignal.any([this.#closing.signal, hint]));
+        if (this.#switches !== switches && this.#switchTarget !== session.primary.address) {
+          // Sentinel moved the primary while this one was being confirmed.
+          await Promise.all([session.hot.close(), session.durable.close()]);
+          continue;
+        }
+        this.#install(session, attempts);
+        return session;
+      } catch (error) {
+        this.#closing.signal.throwIfAborted();
+        if (hint.aborted) continue; // Sentinel announced a change mid-attempt: start over at once.
+        if (isAuthReply(error)) {
+          throw new AuthError(
+            `Authentication to ${
+              this.#target() ?? "the primary"
+            } failed (${error.prefix}); check MN_REDIS_USERNAME and MN_REDIS_PASSWORD`,
+            { endpoint: this.#target() ?? "", cause: error },
+          );
+        }
+        if (classifyFailure(error, { idempotent: true }) === "fatal") throw error;
+        attempts++;
+        this.#failures++;
+        const message = error instanceof Error ? error.message : String(error);
+        if (this.#failures >= this.config.reconnectAttempts) {
+          const failures = this.#failures;
+          this.#failures = 0;
+          throw new RetriesExhaustedError({
+            attempts: failures,
+            lastPrimary: this.#target(),
+            elapsedMs: performance.now() - started,
+            cause: error,
+          });
+        }
+        const delayMs = this.#nextDelayMs();
+        this.events.emit("reconnecting", {
+          attempt: this.#failures,
+          delayMs,
+          error: message,
+          primary: this.#target(),
+        });
+        logger.warn(
+          "Redis reconnecting (attempt {attempt} of {attempts}, next in up to {delayMs}ms, last primary {primary}): {error}",
+          {
+            attempt: this.#failures,
+            attempts: this.config.reconnectAttempts,
+            delayMs,
+            primary: this.#target() ?? null,
+            error: message,
+          },
+        );
+      }
+    }
+  }
+
+  /** The address to name in errors: the last primary, or the single-mode URL. */
+  #target(): string | undefined {
+    return this.#lastPrimary?.address ??
+      (this.#resolver === undefined ? formatEndpoint(this.config.url) : undefined);
+  }
+
+  /** Sleeps, but wakes early when Sentinel announces a failover; `close()` ends it. */
+  async #sleepUnlessFailover(ms: number): Promise<void> {
     const hint = this.#hint.signal;
-    const signals = [hint, this.#closing.signal];
-    if (signal !== undefined) signals.push(signal);
     try {
-      await delay(ms, AbortSignal.any(signals));
+      await delay(ms, AbortSignal.any([hint, this.#closing.signal]));
     } catch (error) {
-      signal?.throwIfAborted();
       this.#closing.signal.throwIfAborted();
       if (!hint.aborted) throw error;
     }
   }
 
-  #getSession(): Promise<Session> {
-    const current = this.#session;
-    if (current !== undefined && !current.retired) return Promise.resolve(current);
-    this.#establishing ??= this.#establish().finally(() => {
-      this.#establishing = undefined;
-    });
-    return this.#establishing;
-  }
-
-  async #establish(): Promise<Session> {
+  async #establish(signal: AbortSignal): Promise<Session> {
     let endpoint: Endpoint;
     let configEpoch: number | undefined;
     if (this.#resolver !== undefined) {
-      const decision = await this.#resolver.resolve();
+      const decision = await this.#resolver.resolve({ signal });
       this.#lastDecision = decision;
       endpoint = decision.primary;
       configEpoch = decision.configEpoch;
@@ -337,27 +495,138 @@ export class RedisHaClient implements AsyncDisposable {
     } else {
       endpoint = this.config.url;
     }
-    const session = await openSession(endpoint, {
-      connect: this.#connectOptions(),
+    return await openSession(endpoint, {
+      connect: { ...this.#connectOptions(), signal },
       requireMaster: this.config.haMode === "sentinel",
       configEpoch,
       wait: { replicas: this.config.waitReplicas, timeoutMs: this.config.waitTimeoutMs },
     });
-    session.hot.onClose(() => this.#retire(session, true));
-    session.durable.onClose(() => this.#retire(session, true));
+  }
+
+  /** Puts a confirmed session in service and reports the reconnect or failover once. */
+  #install(session: Session, attempts: number): void {
+    session.hot.onClose((error) => this.#sessionFailed(session, error));
+    session.durable.onClose((error) => this.#sessionFailed(session, error));
     const previous = this.#lastPrimary;
     const address = session.primary.address;
+    const configEpoch = session.primary.configEpoch;
     this.#session = session;
     this.#lastPrimary = session.primary;
+    const retried = this.#retried;
+    this.#retried = 0;
     if (previous !== undefined && previous.address !== address) {
       const detail = { from: previous.address, to: address, configEpoch };
       this.events.emit("failover", detail);
-      logger.warn("Redis primary changed from {from} to {to} (config-epoch {configEpoch})", {
-        ...detail,
-        configEpoch: configEpoch ?? null,
-      });
+      logger.warn(
+        "Redis primary changed from {from} to {to} (config-epoch {configEpoch}); {retried} commands retried",
+        { ...detail, configEpoch: configEpoch ?? null, retried },
+      );
     }
-    return session;
+    if (previous !== undefined) {
+      this.events.emit("reconnected", { primary: address, attempts, retried });
+      if (previous.address === address) {
+        logger.info(
+          "Redis reconnected to {primary} after {attempts} failed attempts; {retried} commands retried",
+          { primary: address, attempts, retried },
+        );
+      }
+    }
+  }
+
+  /**
+   * A session failed under a command (or its socket closed): takes it out
+   * of service once, counts the failure and logs one warning. Connections
+   * that broke are closed now; a node that refused (READONLY, …) keeps its
+   * sockets until in-flight replies arrived.
+   */
+  #sessionFailed(session: Session, error: unknown): void {
+    if (session.retired) return;
+    this.#retire(session, error instanceof ConnectionError);
+    if (this.#closing.signal.aborted) return;
+    this.#failures++;
+    const message = error instanceof Error ? error.message : String(error);
+    this.events.emit("reconnecting", {
+      attempt: this.#failures,
+      delayMs: this.#nextDelayMs(),
+      error: message,
+      primary: session.primary.address,
+    });
+    logger.warn("Redis primary {primary} failed: {error}; reconnecting", {
+      primary: session.primary.address,
+      error: message,
+    });
+  }
+
+  /** The longest the reconnect loop will wait before its next attempt. */
+  #nextDelayMs(): number {
+    return backoffDelayMs(this.#failures, {
+      backoffMs: this.config.reconnectBackoffMs,
+      maxBackoffMs: this.config.reconnectMaxBackoffMs,
+      random: () => 1,
+    });
+  }
+
+  /**
+   * Re-checks that `session` still talks to the primary (ROLE, and in
+   * sentinel mode what the sentinels name). Retires it when not; returns
+   * whether it was retired. Concurrent callers share one check.
+   */
+  #reverify(session: Session): Promise<boolean> {
+    if (session.retired) return Promise.resolve(true);
+    let check = this.#reverifying.get(session);
+    if (check === undefined) {
+      check = this.#checkPrimary(session);
+      this.#reverifying.set(session, check);
+      void check.finally(() => this.#reverifying.delete(session));
+    }
+    return check;
+  }
+
+  async #checkPrimary(session: Session): Promise<boolean> {
+    const timeoutMs = this.#options.probeTimeoutMs ?? 1000;
+    try {
+      const reply = await session.hot.send(["ROLE"], {
+        timeoutMs,
+        signal: this.#closing.signal,
+      });
+      const role = Array.isArray(reply) ? replyToString(reply[0]) : null;
+      if (this.config.haMode === "sentinel" && role !== "master") {
+        this.#replaced(session, `ROLE reports ${role}`);
+        return true;
+      }
+      if (this.#resolver !== undefined) {
+        const decision = await this.#resolver.resolve({
+          signal: AbortSignal.any([this.#closing.signal, AbortSignal.timeout(timeoutMs)]),
+        });
+        const named = formatEndpoint(decision.primary);
+        if (named !== session.primary.address) {
+          this.#replaced(session, `the sentinels now name ${named}`);
+          return true;
+        }
+      }
+      return session.retired;
+    } catch (error) {
+      if (this.#closing.signal.aborted) return true;
+      this.#sessionFailed(session, error);
+      return true;
+    }
+  }
+
+  /** The session's node is no longer the primary: stop sending there, wake the reconnect loop. */
+  #replaced(session: Session, why: string): void {
+    if (session.retired) return;
+    logger.warn("Redis primary {primary} was replaced ({why}); switching", {
+      primary: session.primary.address,
+      why,
+    });
+    this.#retire(session, false);
+    this.#wake();
+  }
+
+  #wake(): void {
+    const hint = this.#hint;
+    this.#hint = new AbortController();
+    hint.abort();
   }
 
   /**
@@ -375,13 +644,11 @@ export class RedisHaClient implements AsyncDisposable {
     } else if (first) {
       const graceMs = this.#options.probeTimeoutMs ?? 1000;
       this.#track((async () => {
-        let timer: ReturnType<typeof setTimeout> | undefined;
-        const grace = new Promise<void>((resolve) => timer = setTimeout(resolve, graceMs));
-        await Promise.race([
+        const grace = AbortSignal.any([this.#closing.signal, AbortSignal.timeout(graceMs)]);
+        await abortable(
           Promise.all([session.hot.whenIdle(), session.durable.whenIdle()]),
           grace,
-        ]);
-        clearTimeout(timer);
+        ).catch(() => {});
         await Promise.all([session.hot.close(), session.durable.close()]);
       })());
     }
@@ -396,16 +663,26 @@ export class RedisHaClient implements AsyncDisposable {
   #onSentinelEvent(event: SentinelEvent): void {
     this.events.emit("sentinel-event", event);
     logger.info("Sentinel {sentinel} published {channel} {payload}", { ...event });
-    if (event.channel === "+switch-master" || event.channel === "+convert-to-slave") {
-      // The primary may have moved: stop using the current session and wake sleepers.
-      const current = this.#session;
-      if (current !== undefined) this.#retire(current, false);
+    const current = this.#session;
+    if (event.channel === "+switch-master") {
+      const target = parseSwitchMaster(event.payload)?.to;
+      if (target !== undefined) {
+        this.#switches++;
+        this.#switchTarget = formatEndpoint(target);
+      }
+      if (current !== undefined && current.primary.address !== this.#switchTarget) {
+        this.#replaced(current, `+switch-master to ${this.#switchTarget ?? "?"}`);
+        return;
+      }
     }
-    if (event.channel !== "+sentinel") {
-      const hint = this.#hint;
-      this.#hint = new AbortController();
-      hint.abort();
+    if (
+      event.channel === "+convert-to-slave" && current !== undefined &&
+      eventInstanceAddress(event.payload) === current.primary.address
+    ) {
+      this.#replaced(current, "Sentinel converted it to a replica");
+      return;
     }
+    if (event.channel !== "+sentinel") this.#wake();
   }
 
   async #probeLoop(): Promise<void> {
@@ -420,7 +697,7 @@ export class RedisHaClient implements AsyncDisposable {
       const session = this.#session;
       if (session === undefined || session.retired) continue;
       try {
-        const reply = await session.hot.send(["ROLE"], { timeoutMs });
+        const reply = await session.hot.send(["ROLE"], { timeoutMs, signal: this.#closing.signal });
         const role = Array.isArray(reply) ? replyToString(reply[0]) : null;
         if (this.config.haMode === "sentinel" && role !== "master") {
           this.#probeFailed(session, `ROLE reports ${role}`, false);
@@ -433,25 +710,32 @@ export class RedisHaClient implements AsyncDisposable {
     }
   }
 
-  #probeFailed(session: Session, error: string, force: boolean): void {
+  #probeFailed(session: Session, error: string, broken: boolean): void {
     if (session.retired) return;
-    const detail = { primary: session.primary.address, error };
-    this.events.emit("probe-failed", detail);
-    logger.warn("Redis primary {primary} failed its probe: {error}", detail);
-    this.#retire(session, force);
-    const hint = this.#hint;
-    this.#hint = new AbortController();
-    hint.abort();
+    this.events.emit("probe-failed", { primary: session.primary.address, error });
+    if (broken) {
+      // Hung or unreachable: close it now, so in-flight commands are retried or reported.
+      this.#sessionFailed(
+        session,
+        new ConnectionError(`probe failed: ${error}`, { endpoint: session.primary.address }),
+      );
+      this.#wake();
+    } else {
+      this.#replaced(session, `its probe found ${error}`);
+    }
   }
 
-  /** Stops the probe and the Sentinel watcher and closes every connection. Idempotent. */
+  /**
+   * Stops the probe and the Sentinel watcher and closes every connection.
+   * Returns within about a second whatever the peers do (hung sentinels or
+   * nodes included). Idempotent.
+   */
   async close(): Promise<void> {
-    this.#closing.abort();
+    this.#closing.abort(new Error("client closed"));
     await this.#probe;
     await this.#establishing?.catch(() => {});
     if (this.#session !== undefined) this.#retire(this.#session, true);
-    await this.#watcher?.close();
-    await this.#resolver?.close();
+    await Promise.all([this.#watcher?.close(), this.#resolver?.close()]);
     while (this.#background.size > 0) await Promise.all([...this.#background]);
   }
 

@@ -174,7 +174,8 @@ export const DEFAULTS: Readonly<Defaults> = Object.freeze({
   namespace: "mirror_neuron", // MirrorNeuron's key prefix
 });
 
-const NAMESPACE_PATTERN = /^[A-Za-z0-9_.:-]{1,64}$/;
+// No ":": it separates the namespace from the key schema, so "X:node" could otherwise reach X's keys.
+const NAMESPACE_PATTERN = /^[A-Za-z0-9_.-]{1,64}$/;
 const MASTER_NAME_PATTERN = /^[A-Za-z0-9_.-]{1,64}$/;
 const SECRET_VARIABLES = new Set(["MN_REDIS_PASSWORD", "MN_REDIS_SENTINEL_PASSWORD"]);
 
@@ -359,7 +360,12 @@ function buildConfig(
   if (!NAMESPACE_PATTERN.test(namespace)) {
     fail(
       "MN_REDIS_NAMESPACE",
-      `${JSON.stringify(namespace)} is not a valid namespace; expected 1-64 of A-Z a-z 0-9 _ . : -`,
+      `${JSON.stringify(namespace)} is not a valid namespace; expected 1-64 of A-Z a-z 0-9 _ . -` +
+        (namespace.includes(":")
+          ? ` (no ":", which separates the namespace from its keys: "${
+            namespace.replaceAll(":", "_")
+          }" would do)`
+          : ""),
     );
   }
 

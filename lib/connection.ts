@@ -10,7 +10,15 @@
  * @module
  */
 
-import { AuthError, ConnectionError, type RedisHaError, ReplyError, TlsError } from "./errors.ts";
+import {
+  AbortedError,
+  AuthError,
+  ConnectionError,
+  type RedisHaError,
+  ReplyError,
+  TlsError,
+} from "./errors.ts";
+import { abortable } from "./_abortable.ts";
 import { type Endpoint, formatEndpoint } from "./endpoint.ts";
 import { encodeCommands, replyToString, type RespArg, RespReader, type RespReply } from "./resp.ts";
 import type { Secret } from "./secret.ts";
@@ -33,6 +41,8 @@ export interface ConnectOptions {
   credentialVariables?: string;
   /** `CLIENT SETNAME` value, so operators can tell our connections apart. */
   clientName?: string;
+  /** The setting to name when TLS is on one side only. @default {"MN_REDIS_URL (rediss:// or redis://)"} */
+  tlsVariable?: string;
   /** Aborts the connection attempt. */
   signal?: AbortSignal;
 }
@@ -41,6 +51,12 @@ export interface ConnectOptions {
 export interface SendOptions {
   /** Reject if no reply arrives within this time. The connection stays open. */
   timeoutMs?: number;
+  /**
+   * Abandons the command: rejects with {@link AbortedError} at once. A
+   * command not yet written is withdrawn (never applied); a written one keeps
+   * its slot so later replies stay in order.
+   */
+  signal?: AbortSignal;
 }
 
 interface Pending {
@@ -50,6 +66,8 @@ interface Pending {
   sent: boolean;
   settled: boolean;
   timer?: ReturnType<typeof setTimeout>;
+  signal?: AbortSignal;
+  onAbort?: () => void;
 }
 
 /** Handler for pub/sub messages on a subscribed connection. */
@@ -73,6 +91,7 @@ export class RedisConnection implements AsyncDisposable {
   #onMessage: MessageHandler | undefined;
   readonly #closedListeners: Array<(error: unknown) => void> = [];
   #idleWaiters: Array<() => void> = [];
+  #bytesRead = 0;
 
   private constructor(endpoint: Endpoint, conn: Deno.Conn) {
     this.endpoint = endpoint;
@@ -93,46 +112,121 @@ export class RedisConnection implements AsyncDisposable {
   static async connect(endpoint: Endpoint, options: ConnectOptions = {}): Promise<RedisConnection> {
     const where = formatEndpoint(endpoint);
     const timeoutMs = options.connectTimeoutMs ?? 2000;
-    const connecting: Promise<Deno.Conn> = (options.tls ?? false)
-      ? Deno.connectTls({
+    const started = performance.now();
+    const left = (): number => Math.max(1, Math.round(timeoutMs - (performance.now() - started)));
+    const tls = options.tls ?? false;
+    const tlsVariable = options.tlsVariable ?? "MN_REDIS_URL (rediss:// or redis://)";
+    let conn: Deno.Conn;
+    if (tls) {
+      let raw: Deno.TlsConn | undefined;
+      let shaken = false;
+      const connecting = Deno.connectTls({
         hostname: endpoint.host,
         port: endpoint.port,
         caCerts: options.caCerts === undefined ? undefined : [...options.caCerts],
-      })
-      : Deno.connect({ hostname: endpoint.host, port: endpoint.port });
-    const conn = await withDeadline(
-      connecting,
-      timeoutMs,
-      options.signal,
-      where,
-    );
-    if (!(options.tls ?? false)) (conn as unknown as Deno.TcpConn).setNoDelay(true);
+      }).then(async (c) => {
+        raw = c;
+        try {
+          await c.handshake();
+        } catch (error) {
+          c.close();
+          throw isTlsFailure(error) ? new TlsError(where, error) : error;
+        } finally {
+          shaken = true;
+        }
+        return c;
+      });
+      try {
+        conn = await withDeadline(connecting, timeoutMs, options.signal, where);
+      } catch (error) {
+        const hung = raw !== undefined && !shaken;
+        if (hung) {
+          try {
+            raw!.close(); // ends the handshake still waiting
+          } catch {
+            // Already closed by the failed handshake.
+          }
+        }
+        // A handshake nobody answers: a plain-TCP Redis waits for a newline that never comes.
+        if (hung && await speaksPlainResp(endpoint)) {
+          throw new TlsError(
+            where,
+            error,
+            `${where} speaks plain TCP, not TLS (the TLS handshake got no answer, a plain PING did); ` +
+              `use TLS on both sides or neither: check ${tlsVariable}`,
+          );
+        }
+        if (hung && !options.signal?.aborted) {
+          throw new ConnectionError(
+            `${where} accepted the connection but did not answer the TLS handshake within ` +
+              `${timeoutMs}ms; the process may be hung or paused (SIGSTOP)`,
+            { endpoint: where, cause: error },
+          );
+        }
+        throw error;
+      }
+    } else {
+      conn = await withDeadline(
+        Deno.connect({ hostname: endpoint.host, port: endpoint.port }),
+        timeoutMs,
+        options.signal,
+        where,
+      );
+      (conn as Deno.TcpConn).setNoDelay(true);
+    }
     const connection = new RedisConnection(endpoint, conn);
     try {
       const steps: Promise<RespReply>[] = [];
+      const step = (args: RespArg[]): Promise<RespReply> =>
+        connection.send(args, { timeoutMs: left(), signal: options.signal });
       if (options.password !== undefined) {
         const auth: RespArg[] = options.username === undefined
           ? ["AUTH", options.password.reveal()]
           : ["AUTH", options.username, options.password.reveal()];
         steps.push(
-          connection.send(auth, { timeoutMs }).catch((e) => {
+          step(auth).catch((e) => {
             throw e instanceof ReplyError
               ? authFailure(where, e, options.username, options.credentialVariables)
               : e;
           }),
         );
       }
-      if ((options.db ?? 0) !== 0) {
-        steps.push(connection.send(["SELECT", options.db!], { timeoutMs }));
-      }
+      if ((options.db ?? 0) !== 0) steps.push(step(["SELECT", options.db!]));
       if (options.clientName !== undefined) {
-        steps.push(connection.send(["CLIENT", "SETNAME", options.clientName], { timeoutMs }));
+        steps.push(step(["CLIENT", "SETNAME", options.clientName]));
       }
+      // Every handshake ends with a PING: a peer that accepts but never answers fails here.
+      steps.push(step(["PING"]));
       // Settle all before reporting, so no handshake promise is left unhandled.
       const results = await Promise.allSettled(steps);
-      for (const r of results) if (r.status === "rejected") throw r.reason;
+      for (const r of results) {
+        if (r.status === "rejected") {
+          throw r.reason instanceof ReplyError && r.reason.prefix === "NOAUTH"
+            ? authFailure(where, r.reason, options.username, options.credentialVariables)
+            : r.reason;
+        }
+      }
     } catch (error) {
+      const silent = connection.#bytesRead === 0;
       await connection.close();
+      if (silent && error instanceof ConnectionError && /^No reply/.test(error.message)) {
+        throw new ConnectionError(
+          `${where} accepted the connection but answered nothing within ${timeoutMs}ms; ` +
+            "the process may be hung or paused (SIGSTOP)",
+          { endpoint: where, cause: error },
+        );
+      }
+      if (
+        !tls && silent && error instanceof ConnectionError &&
+        /closed by the server|reset/i.test(error.message) && await speaksTls(endpoint, options)
+      ) {
+        throw new TlsError(
+          where,
+          error,
+          `${where} serves TLS only (it dropped a plain connection, a TLS handshake succeeded); ` +
+            `use TLS on both sides or neither: check ${tlsVariable}`,
+        );
+      }
       throw error;
     }
     return connection;
@@ -175,6 +269,11 @@ export class RedisConnection implements AsyncDisposable {
     if (this.#closed) {
       return Promise.reject(this.#failure("not-sent"));
     }
+    if (options.signal?.aborted) {
+      return Promise.reject(
+        new AbortedError({ mayHaveApplied: false, reason: options.signal.reason }),
+      );
+    }
     const { promise, resolve, reject } = Promise.withResolvers<RespReply>();
     const pending: Pending = {
       args,
@@ -184,35 +283,69 @@ export class RedisConnection implements AsyncDisposable {
       settled: false,
     };
     if (options.timeoutMs !== undefined) {
+      const timeoutMs = options.timeoutMs;
       pending.timer = setTimeout(() => {
-        if (pending.settled) return;
-        pending.settled = true;
-        // An unsent command is withdrawn; a sent one keeps its slot so replies stay in order.
-        const index = this.#unsent.indexOf(pending);
-        if (index !== -1) this.#unsent.splice(index, 1);
-        reject(
+        this.#abandon(
+          pending,
           new ConnectionError(
-            `No reply from ${formatEndpoint(this.endpoint)} within ${options.timeoutMs}ms`,
+            `No reply from ${formatEndpoint(this.endpoint)} within ${timeoutMs}ms`,
             {
               endpoint: formatEndpoint(this.endpoint),
               sendState: pending.sent ? "sent" : "not-sent",
             },
           ),
         );
-      }, options.timeoutMs);
+      }, timeoutMs);
+    }
+    if (options.signal !== undefined) {
+      const signal = options.signal;
+      pending.signal = signal;
+      pending.onAbort = () =>
+        this.#abandon(
+          pending,
+          new AbortedError({ mayHaveApplied: pending.sent, reason: signal.reason }),
+        );
+      signal.addEventListener("abort", pending.onAbort, { once: true });
     }
     this.#unsent.push(pending);
     this.#scheduleFlush();
     return promise;
   }
 
+  /** Gives up on a command: an unsent one is withdrawn, a sent one keeps its slot so replies stay in order. */
+  #abandon(pending: Pending, error: RedisHaError): void {
+    if (pending.settled) return;
+    this.#settle(pending);
+    const index = this.#unsent.indexOf(pending);
+    if (index !== -1) this.#unsent.splice(index, 1);
+    pending.reject(error);
+    this.#notifyIdle();
+  }
+
+  /** Marks a command settled and drops its timer and abort listener. */
+  #settle(pending: Pending): void {
+    pending.settled = true;
+    if (pending.timer !== undefined) clearTimeout(pending.timer);
+    if (pending.onAbort !== undefined) {
+      pending.signal?.removeEventListener("abort", pending.onAbort);
+    }
+  }
+
   /**
    * Subscribes to channels. From then on the connection is in pub/sub mode:
    * use it only for more subscriptions. Messages go to `onMessage`.
+   * `options` bound the wait for the confirmations.
    */
-  async subscribe(channels: readonly string[], onMessage: MessageHandler): Promise<void> {
+  async subscribe(
+    channels: readonly string[],
+    onMessage: MessageHandler,
+    options: SendOptions = {},
+  ): Promise<void> {
     this.#onMessage = onMessage;
-    await Promise.all(channels.map((channel) => this.send(["SUBSCRIBE", channel])));
+    const results = await Promise.allSettled(
+      channels.map((channel) => this.send(["SUBSCRIBE", channel], options)),
+    );
+    for (const r of results) if (r.status === "rejected") throw r.reason;
   }
 
   /** Closes the connection; pending commands are rejected. Idempotent. */
@@ -281,6 +414,7 @@ export class RedisConnection implements AsyncDisposable {
           );
           return;
         }
+        this.#bytesRead += n;
         this.#reader.push(buf.subarray(0, n));
         let reply: RespReply | undefined;
         while ((reply = this.#reader.next()) !== undefined) this.#dispatch(reply);
@@ -304,12 +438,11 @@ export class RedisConnection implements AsyncDisposable {
     }
     const pending = this.#inflight.shift();
     if (pending === undefined) return; // e.g. an unsolicited reply; nothing waits for it
-    if (pending.timer !== undefined) clearTimeout(pending.timer);
     if (pending.settled) {
       this.#notifyIdle();
       return;
     }
-    pending.settled = true;
+    this.#settle(pending);
     if (reply instanceof ReplyError) pending.reject(reply);
     else pending.resolve(reply);
     this.#notifyIdle();
@@ -317,11 +450,7 @@ export class RedisConnection implements AsyncDisposable {
 
   #wrap(error: unknown): ConnectionError | TlsError {
     if (error instanceof ConnectionError || error instanceof TlsError) return error;
-    if (
-      error instanceof Deno.errors.InvalidData && /certificate|tls|handshake/i.test(error.message)
-    ) {
-      return new TlsError(formatEndpoint(this.endpoint), error);
-    }
+    if (isTlsFailure(error)) return new TlsError(formatEndpoint(this.endpoint), error);
     const reason = error instanceof Error ? error.message : String(error);
     return new ConnectionError(`Connection to ${formatEndpoint(this.endpoint)} failed: ${reason}`, {
       endpoint: formatEndpoint(this.endpoint),
@@ -350,9 +479,8 @@ export class RedisConnection implements AsyncDisposable {
     }
     const settle = (list: Pending[], sendState: "sent" | "not-sent"): void => {
       for (const p of list) {
-        if (p.timer !== undefined) clearTimeout(p.timer);
         if (p.settled) continue;
-        p.settled = true;
+        this.#settle(p);
         p.reject(this.#failure(sendState));
       }
     };
@@ -373,6 +501,12 @@ function authFailure(
   username: string | undefined,
   variables = "MN_REDIS_USERNAME/MN_REDIS_PASSWORD",
 ): AuthError {
+  if (error.prefix === "NOAUTH") {
+    return new AuthError(
+      `${where} requires a password and none is configured (NOAUTH); set ${variables}`,
+      { endpoint: where, cause: error },
+    );
+  }
   const who = username === undefined ? "the default user" : `user "${username}"`;
   return new AuthError(
     `Authentication to ${where} as ${who} failed (${error.prefix}); check ${variables}`,
@@ -411,7 +545,7 @@ async function withDeadline(
     return await Promise.race([
       connecting.catch((error) => {
         // A permission refusal is the operator's setting, not a network fault: never retried.
-        if (error instanceof Deno.errors.NotCapable) throw error;
+        if (error instanceof Deno.errors.NotCapable || error instanceof TlsError) throw error;
         const reason = error instanceof Error ? error.message : String(error);
         throw new ConnectionError(`Cannot connect to ${where}: ${reason}`, {
           endpoint: where,
@@ -428,5 +562,67 @@ async function withDeadline(
     if (onAbort !== undefined) signal?.removeEventListener("abort", onAbort);
     // A connect that completes after the deadline must not leak its socket.
     if (lost) connecting.then((conn) => conn.close(), () => {});
+  }
+}
+
+function isTlsFailure(error: unknown): boolean {
+  return error instanceof Deno.errors.InvalidData &&
+    /certificate|tls|handshake|corrupt message|peer|alert/i.test(error.message);
+}
+
+/** How long the transport diagnosis may take: it runs only after a connection already failed. */
+const DIAGNOSIS_TIMEOUT_MS = 300;
+
+/** True when `endpoint` answers a plain inline PING: it speaks plain RESP, not TLS. */
+async function speaksPlainResp(endpoint: Endpoint): Promise<boolean> {
+  let conn: Deno.Conn | undefined;
+  const deadline = AbortSignal.timeout(DIAGNOSIS_TIMEOUT_MS);
+  try {
+    conn = await abortable(
+      Deno.connect({ hostname: endpoint.host, port: endpoint.port }),
+      deadline,
+    );
+    await abortable(conn.write(new TextEncoder().encode("PING\r\n")), deadline);
+    const buf = new Uint8Array(64);
+    const n = await abortable(conn.read(buf), deadline);
+    if (n === null) return false;
+    const first = buf[0];
+    // "+PONG", or an error such as "-NOAUTH": RESP either way.
+    return first === 0x2b || first === 0x2d;
+  } catch {
+    return false;
+  } finally {
+    try {
+      conn?.close();
+    } catch {
+      // Already closed.
+    }
+  }
+}
+
+/** True when `endpoint` completes (or fails on a certificate) a TLS handshake: it speaks TLS. */
+async function speaksTls(endpoint: Endpoint, options: ConnectOptions): Promise<boolean> {
+  let conn: Deno.TlsConn | undefined;
+  const deadline = AbortSignal.timeout(DIAGNOSIS_TIMEOUT_MS);
+  const connecting = Deno.connectTls({
+    hostname: endpoint.host,
+    port: endpoint.port,
+    caCerts: options.caCerts === undefined ? undefined : [...options.caCerts],
+  });
+  try {
+    conn = await abortable(connecting, deadline);
+    await abortable(conn.handshake(), deadline);
+    return true;
+  } catch (error) {
+    return error instanceof Deno.errors.InvalidData && /certificate/i.test(error.message);
+  } finally {
+    if (conn === undefined) connecting.then((c) => c.close(), () => {});
+    else {
+      try {
+        conn.close();
+      } catch {
+        // Already closed.
+      }
+    }
   }
 }

@@ -10,7 +10,8 @@
  * @module
  */
 
-import { WaitError } from "./errors.ts";
+import { abortable } from "./_abortable.ts";
+import { AbortedError, WaitError } from "./errors.ts";
 import { replyToNumber, type RespArg, type RespReply } from "./resp.ts";
 
 /** One connection's group-commit `WAIT`. */
@@ -38,14 +39,38 @@ export class GroupWait {
    * Resolves with the write's reply once `WAIT` confirmed the required
    * replicas; throws {@link WaitError} (carrying acked/required) when fewer
    * acknowledged. A failed write is rethrown without a `WAIT`.
+   *
+   * Once the write's reply arrived the write is applied on the node, so any
+   * later failure (the `WAIT` refused because the node was demoted, the
+   * connection lost before `WAIT` answered) is a {@link WaitError} with 0
+   * acknowledgements and the failure as `cause`, never a definite failure;
+   * an abort through `signal` then says the write may have been applied.
+   * `signal` abandons only this caller's wait, never the shared `WAIT`.
    */
-  async confirm(write: Promise<RespReply>): Promise<RespReply> {
+  async confirm(write: Promise<RespReply>, signal?: AbortSignal): Promise<RespReply> {
     const result = await write;
     this.#pending ??= Promise.resolve().then(() => {
       this.#pending = undefined;
       return this.#send(["WAIT", this.#required, this.#timeoutMs]);
     });
-    const acked = replyToNumber(await this.#pending);
+    let acked: number;
+    try {
+      acked = replyToNumber(await abortable(this.#pending, signal));
+    } catch (error) {
+      if (signal?.aborted) {
+        throw new AbortedError({
+          mayHaveApplied: true,
+          reason: signal.reason,
+          what: "Durable write's WAIT",
+        });
+      }
+      throw new WaitError({
+        acked: 0,
+        required: this.#required,
+        timeoutMs: this.#timeoutMs,
+        cause: error,
+      });
+    }
     if (acked < this.#required) {
       throw new WaitError({ acked, required: this.#required, timeoutMs: this.#timeoutMs });
     }

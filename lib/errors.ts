@@ -29,7 +29,9 @@ export type RedisHaErrorCode =
   | "LEASE_HELD"
   | "LEASE_LOST"
   | "CORRUPT"
-  | "KEY_TYPE";
+  | "KEY_TYPE"
+  | "ABORTED"
+  | "NOT_PRIMARY";
 
 /** Base class of every error this library throws on purpose. */
 export class RedisHaError extends Error {
@@ -202,15 +204,28 @@ export class NoSentinelReachableError extends RedisHaError {
   override readonly name = "NoSentinelReachableError";
   /** Each sentinel and its last error. */
   readonly failures: readonly SentinelFailure[];
+  /**
+   * True when every sentinel refused for a reason a retry cannot fix (wrong
+   * credentials, not a sentinel, TLS mismatch): the client fails at once.
+   */
+  readonly permanent: boolean;
 
   /** Creates the error. */
-  constructor(failures: readonly SentinelFailure[]) {
+  constructor(failures: readonly SentinelFailure[], options: { permanent?: boolean } = {}) {
+    const permanent = options.permanent ?? false;
     super(
       "NO_SENTINEL_REACHABLE",
-      `No sentinel reachable: ${failures.map((f) => `${f.endpoint} (${f.error})`).join("; ")}; ` +
-        "check MN_REDIS_SENTINELS and that redis-sentinel runs there",
+      permanent
+        ? `No listed sentinel can be used: ${
+          failures.map((f) => `${f.endpoint} (${f.error})`).join("; ")
+        }; retrying cannot fix this`
+        : `No sentinel reachable: ${
+          failures.map((f) => `${f.endpoint} (${f.error})`).join("; ")
+        }; ` +
+          "check MN_REDIS_SENTINELS and that redis-sentinel runs there",
     );
     this.failures = failures;
+    this.permanent = permanent;
   }
 }
 
@@ -270,13 +285,21 @@ export class WaitError extends RedisHaError {
   /** The WAIT timeout used. */
   readonly timeoutMs: number;
 
-  /** Creates the error. */
-  constructor(init: { acked: number; required: number; timeoutMs: number }) {
+  /**
+   * Creates the error. A `cause` means `WAIT` itself failed after the write
+   * was applied (e.g. the node was demoted, or the connection was lost).
+   */
+  constructor(init: { acked: number; required: number; timeoutMs: number; cause?: unknown }) {
+    const failed = init.cause === undefined
+      ? ""
+      : ` (WAIT failed: ${init.cause instanceof Error ? init.cause.message : String(init.cause)})`;
     super(
       "WAIT",
       `Cannot confirm write: ${init.acked} of ${init.required} replicas acknowledged within ` +
-        `${init.timeoutMs}ms; the write is on the primary only. Check replica lag or lower ` +
+        `${init.timeoutMs}ms${failed}; the write reached the primary but is not confirmed on ` +
+        "replicas and may be lost if that primary is replaced. Check replica lag or lower " +
         "MN_REDIS_WAIT_REPLICAS",
+      { cause: init.cause },
     );
     this.acked = init.acked;
     this.required = init.required;
@@ -291,13 +314,17 @@ export class TlsError extends RedisHaError {
   /** Where the handshake failed. */
   readonly endpoint: string;
 
-  /** Creates the error. */
-  constructor(endpoint: string, cause: unknown) {
+  /**
+   * Creates the error. `message` replaces the default one (an untrusted
+   * certificate) for the other TLS faults, e.g. TLS to a plain-TCP port.
+   */
+  constructor(endpoint: string, cause: unknown, message?: string) {
     const reason = cause instanceof Error ? cause.message : String(cause);
     super(
       "TLS",
-      `TLS handshake with ${endpoint} failed: ${reason}; make the client trust the server's CA ` +
-        "(DENO_CERT=/path/to/ca.pem for the CLI, or ClientOptions.tlsCaCerts) or check MN_REDIS_URL's scheme",
+      message ??
+        `TLS handshake with ${endpoint} failed: ${reason}; make the client trust the server's CA ` +
+          "(DENO_CERT=/path/to/ca.pem for the CLI, or ClientOptions.tlsCaCerts) or check MN_REDIS_URL's scheme",
       { cause },
     );
     this.endpoint = endpoint;
@@ -476,5 +503,67 @@ export class KeyTypeError extends RedisHaError {
         "it. Nothing was written; use another MN_REDIS_NAMESPACE or remove the key",
     );
     this.key = key;
+  }
+}
+
+/**
+ * An operation was aborted through its `signal` (or its deadline passed).
+ * `mayHaveApplied` tells whether a write had already reached Redis: when
+ * false, nothing was applied; when true, read back the state before retrying.
+ */
+export class AbortedError extends RedisHaError {
+  /** Error class name. */
+  override readonly name = "AbortedError";
+  /** Whether the command had been written to Redis before the abort. */
+  readonly mayHaveApplied: boolean;
+
+  /** Creates the error; `reason` is the signal's reason. */
+  constructor(init: { mayHaveApplied: boolean; reason: unknown; what?: string }) {
+    const why = abortReasonText(init.reason);
+    const what = init.what ?? "Redis command";
+    super(
+      "ABORTED",
+      init.mayHaveApplied
+        ? `${what} aborted (${why}) after it was sent; it may have been applied, so read back the state before retrying`
+        : `${what} aborted (${why}) before it was sent; it was not applied`,
+      { cause: init.reason },
+    );
+    this.mayHaveApplied = init.mayHaveApplied;
+  }
+}
+
+/** What an abort reason says, for messages: a deadline, a signal, or the reason's text. */
+export function abortReasonText(reason: unknown): string {
+  if (reason instanceof DOMException && reason.name === "TimeoutError") return "deadline passed";
+  if (reason instanceof Error) return reason.message;
+  return reason === undefined ? "aborted" : String(reason);
+}
+
+/**
+ * Single mode (`MN_REDIS_URL`) points at a replica: writes are refused
+ * there. Never retried: the configuration must name the primary.
+ */
+export class NotPrimaryError extends RedisHaError {
+  /** Error class name. */
+  override readonly name = "NotPrimaryError";
+  /** The node written to. */
+  readonly endpoint: string;
+  /** The primary it replicates from, as `host:port`, when it said. */
+  readonly primary: string | undefined;
+
+  /** Creates the error. */
+  constructor(endpoint: string, primary: string | undefined, cause?: unknown) {
+    super(
+      "NOT_PRIMARY",
+      `${endpoint} is a replica${
+        primary === undefined ? "" : ` of ${primary}`
+      } and refuses writes; ` +
+        `point MN_REDIS_URL at the primary${
+          primary === undefined ? "" : ` (${primary})`
+        } or use MN_REDIS_HA_MODE=sentinel so the primary is found for you`,
+      { cause },
+    );
+    this.endpoint = endpoint;
+    this.primary = primary;
   }
 }

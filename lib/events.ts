@@ -11,8 +11,11 @@ export interface HaEventMap {
   failover: { from: string | undefined; to: string; configEpoch: number | undefined };
   /** A reconnectable failure; the client waits `delayMs` then re-resolves. */
   reconnecting: { attempt: number; delayMs: number; error: string; primary: string | undefined };
-  /** A command succeeded after `attempts` attempts. */
-  reconnected: { primary: string; attempts: number };
+  /**
+   * A connection to the primary was re-established after `attempts` failed
+   * attempts; `retried` commands failed on the old connection and were retried.
+   */
+  reconnected: { primary: string; attempts: number; retried: number };
   /** A sentinel reports another primary than the one chosen. */
   "stale-sentinel": {
     sentinel: string;

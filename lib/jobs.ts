@@ -108,6 +108,44 @@ return now
 `,
 );
 
+/**
+ * One page of an index after the cursor `(score, id)`, in the index's total
+ * order (score, then id byte-wise, as Redis orders equal scores), so pages
+ * never repeat or skip a job however many share a millisecond. The position
+ * is found by rank: the cursor's own rank while it is still indexed, else
+ * the count of entries before it.
+ */
+const PAGE = new Script(
+  "job-page",
+  LUA_PRELUDE + `
+local err = expect_type(KEYS[1], 'zset')
+if err then return err end
+local limit = tonumber(ARGV[3])
+local start = 0
+if ARGV[1] ~= '' then
+  local score, id = tonumber(ARGV[1]), ARGV[2]
+  local own = redis.call('ZSCORE', KEYS[1], id)
+  if own and tonumber(own) == score then
+    start = redis.call('ZRANK', KEYS[1], id) + 1
+  else
+    -- The cursor's job left the index: count what sorts before it. Byte order, as Redis sorts.
+    local function before_or_equal(a, b)
+      for i = 1, math.min(#a, #b) do
+        local x, y = a:byte(i), b:byte(i)
+        if x ~= y then return x < y end
+      end
+      return #a <= #b
+    end
+    start = redis.call('ZCOUNT', KEYS[1], '-inf', '(' .. ARGV[1])
+    for _, m in ipairs(redis.call('ZRANGE', KEYS[1], ARGV[1], ARGV[1], 'BYSCORE')) do
+      if before_or_equal(m, id) then start = start + 1 else break end
+    end
+  end
+end
+return redis.call('ZRANGE', KEYS[1], start, start + limit - 1, 'WITHSCORES')
+`,
+);
+
 const UPDATE = new Script(
   "job-update",
   LUA_PRELUDE + `
@@ -242,46 +280,22 @@ export class JobStore {
     const index = options.status === undefined
       ? keys.jobIndex()
       : keys.jobStatusIndex(checkStatus(options.status));
-    let after = parseCursor(options.cursor);
+    const after = parseCursor(options.cursor);
+    const reply = await this.#context.client.runScript(
+      PAGE,
+      [index],
+      [after === undefined ? "" : String(after.score), after?.id ?? "", limit],
+      { idempotent: true },
+    ).catch((e) => {
+      throw mapScriptError(e, { what: `job index "${index}"` });
+    });
+    const entries = reply as RespReply[];
     const ids: { id: string; score: number }[] = [];
-    let exhausted = false;
-    while (ids.length < limit && !exhausted) {
-      const batch = limit - ids.length + 50;
-      const reply = await this.#context.client.command(
-        [
-          "ZRANGE",
-          index,
-          after === undefined ? "-inf" : after.score,
-          "+inf",
-          "BYSCORE",
-          "LIMIT",
-          0,
-          batch,
-          "WITHSCORES",
-        ],
-        { idempotent: true },
-      ).catch((e) => {
-        throw mapWrongType(e, index, "zset");
+    for (let i = 0; i + 1 < entries.length; i += 2) {
+      ids.push({
+        id: replyToString(entries[i]) ?? "",
+        score: Number(replyToString(entries[i + 1])),
       });
-      const entries = reply as RespReply[];
-      exhausted = entries.length / 2 < batch;
-      let progressed = false;
-      for (let i = 0; i + 1 < entries.length && ids.length < limit; i += 2) {
-        const id = replyToString(entries[i]) ?? "";
-        const score = Number(replyToString(entries[i + 1]));
-        if (
-          after !== undefined && (score < after.score || (score === after.score && id <= after.id))
-        ) continue;
-        ids.push({ id, score });
-        progressed = true;
-      }
-      if (!progressed && !exhausted) {
-        // A whole batch shared the cursor's score: step past it by id.
-        const last = entries.length >= 2 ? replyToString(entries[entries.length - 2]) ?? "" : "";
-        after = { score: after!.score, id: last };
-      } else if (ids.length > 0) {
-        after = ids[ids.length - 1];
-      }
     }
     const jobs = (await Promise.all(ids.map((e) => this.#read(e.id)))).filter((j): j is Job =>
       j !== undefined

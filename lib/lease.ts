@@ -30,9 +30,13 @@ local err = expect_type(KEYS[1], 'hash') or expect_type(KEYS[2], 'hash')
 if err then return err end
 local current = redis.call('HMGET', KEYS[1], 'holder', 'token')
 if current[1] then
-  local granted = 0
-  if current[1] == ARGV[1] then granted = 1 end
-  return {granted, current[2], redis.call('PTTL', KEYS[1]), current[1]}
+  if current[1] == ARGV[1] then
+    -- The same holder again (a retry, or a holder that thought it lost it): extend by the full
+    -- TTL, so the holder, timing the lease from its send time, never outlives the key.
+    redis.call('PEXPIRE', KEYS[1], ARGV[2])
+    return {1, current[2], tonumber(ARGV[2]), current[1]}
+  end
+  return {0, current[2], redis.call('PTTL', KEYS[1]), current[1]}
 end
 local token, terr = next_token(KEYS[2], tonumber(ARGV[3]))
 if terr then return terr end
@@ -323,7 +327,7 @@ function checkTtl(ttlMs: number): void {
  * Acquires a lease once. Throws {@link LeaseHeldError} if someone else holds
  * it. Durable: with `MN_REDIS_WAIT_REPLICAS` > 0 the grant is confirmed on
  * replicas before the token is returned. Retrying after a lost reply is safe:
- * the same holder gets its own grant back.
+ * the same holder gets its own grant back, extended by the full `ttlMs`.
  *
  * @example
  * ```ts

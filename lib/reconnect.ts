@@ -51,9 +51,8 @@ export function classifyFailure(error: unknown, options: { idempotent: boolean }
   if (error instanceof ReplyError) {
     return RETRYABLE_REPLY_PREFIXES.has(error.prefix) ? "retry" : "fatal";
   }
-  if (error instanceof RoleMismatchError || error instanceof NoSentinelReachableError) {
-    return "retry";
-  }
+  if (error instanceof NoSentinelReachableError) return error.permanent ? "fatal" : "retry";
+  if (error instanceof RoleMismatchError) return "retry";
   if (error instanceof AuthError) return "fatal";
   return "fatal";
 }

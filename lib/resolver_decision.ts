@@ -35,6 +35,11 @@ export type SentinelAnswer =
     readonly kind: "error";
     /** Why. */
     readonly error: string;
+    /**
+     * True when a retry cannot help: wrong credentials, not a sentinel, TLS
+     * on one side only.
+     */
+    readonly permanent?: boolean;
   };
 
 /** A sentinel reporting something other than the chosen primary. */
@@ -83,8 +88,9 @@ const DOWN_FLAGS = new Set(["s_down", "o_down", "failover_in_progress"]);
  * one most sentinels report. A stale sentinel still reporting a dead primary
  * at a lower epoch never wins.
  *
- * Throws {@link NoSentinelReachableError} when nobody answered and
- * {@link MasterUnknownError} when those who answered do not know the name.
+ * Throws {@link NoSentinelReachableError} when nobody answered (marked
+ * `permanent` when every sentinel refused for a reason a retry cannot fix)
+ * and {@link MasterUnknownError} when those who answered do not know the name.
  */
 export function decideMaster(
   answers: readonly SentinelAnswer[],
@@ -104,6 +110,7 @@ export function decideMaster(
         endpoint: a.sentinel,
         error: a.kind === "error" ? a.error : "no answer",
       })),
+      { permanent: answers.length > 0 && answers.every((a) => a.kind === "error" && a.permanent) },
     );
   }
   interface Candidate {
@@ -179,4 +186,17 @@ export function eventMasterName(payload: string): string | undefined {
   const at = parts.indexOf("@");
   if (at !== -1) return parts[at + 1];
   return parts[0] === "master" ? parts[1] : undefined;
+}
+
+/**
+ * Returns the `host:port` of the instance an instance event is about
+ * (`<type> <name> <ip> <port> …`), e.g. the node a `+convert-to-slave`
+ * converted.
+ */
+export function eventInstanceAddress(payload: string): string | undefined {
+  const parts = payload.trim().split(/\s+/);
+  if (parts.length < 4) return undefined;
+  const port = Number(parts[3]);
+  if (!Number.isInteger(port)) return undefined;
+  return formatEndpoint({ host: parts[2], port });
 }

@@ -7,9 +7,10 @@
  * @module
  */
 
+import { abortable } from "./_abortable.ts";
 import { RedisConnection } from "./connection.ts";
 import { type Endpoint, formatEndpoint } from "./endpoint.ts";
-import { AuthError, ReplyError } from "./errors.ts";
+import { AuthError, ReplyError, TlsError } from "./errors.ts";
 import {
   decideMaster,
   hasEnoughAnswers,
@@ -43,6 +44,7 @@ export class SentinelResolver implements AsyncDisposable {
   readonly #seeds: readonly Endpoint[];
   readonly #discovered = new Map<string, Endpoint>();
   readonly #stray = new Set<Promise<unknown>>();
+  readonly #closing = new AbortController();
 
   /** Creates a resolver; it opens connections only while resolving. */
   constructor(options: SentinelResolverOptions) {
@@ -78,7 +80,10 @@ export class SentinelResolver implements AsyncDisposable {
    * const { primary, configEpoch } = await resolver.resolve();
    * ```
    */
-  async resolve(options: { waitAll?: boolean } = {}): Promise<MasterDecision> {
+  async resolve(
+    options: { waitAll?: boolean; signal?: AbortSignal } = {},
+  ): Promise<MasterDecision> {
+    options.signal?.throwIfAborted();
     const targets = this.sentinels;
     const answers: SentinelAnswer[] = [];
     let answered = 0;
@@ -100,7 +105,7 @@ export class SentinelResolver implements AsyncDisposable {
       this.#stray.add(query);
       void query.finally(() => this.#stray.delete(query));
     }
-    await enough;
+    await abortable(enough, options.signal);
     // Answers that arrive later are ignored; their queries finish on their own deadline.
     const snapshot = [...answers];
     // Report sentinels that were still pending as errors, for status output.
@@ -129,21 +134,23 @@ export class SentinelResolver implements AsyncDisposable {
         password: this.#options.password,
         connectTimeoutMs: timeoutMs,
         credentialVariables: "MN_REDIS_SENTINEL_USERNAME/MN_REDIS_SENTINEL_PASSWORD",
+        tlsVariable: "MN_REDIS_SENTINEL_TLS",
+        signal: this.#closing.signal,
       });
-      const left = Math.max(1, timeoutMs - (performance.now() - started));
-      const masterReply = conn.send(["SENTINEL", "MASTER", this.#options.masterName], {
-        timeoutMs: left,
-      });
+      const sendOptions = {
+        timeoutMs: Math.max(1, Math.round(timeoutMs - (performance.now() - started))),
+        signal: this.#closing.signal,
+      };
+      const masterReply = conn.send(["SENTINEL", "MASTER", this.#options.masterName], sendOptions);
       // GET-MASTER-ADDR-BY-NAME already names the promoted replica while a failover finishes.
       const addrReply = conn.send(
         ["SENTINEL", "GET-MASTER-ADDR-BY-NAME", this.#options.masterName],
-        {
-          timeoutMs: left,
-        },
+        sendOptions,
       );
-      const peersReply = conn.send(["SENTINEL", "SENTINELS", this.#options.masterName], {
-        timeoutMs: left,
-      });
+      const peersReply = conn.send(
+        ["SENTINEL", "SENTINELS", this.#options.masterName],
+        sendOptions,
+      );
       const [master, addr, peers] = await Promise.allSettled([masterReply, addrReply, peersReply]);
       if (master.status === "rejected") throw master.reason;
       if (peers.status === "fulfilled" && Array.isArray(peers.value)) this.#learn(peers.value);
@@ -185,10 +192,20 @@ export class SentinelResolver implements AsyncDisposable {
           kind: "error",
           error:
             `authentication refused (${error.prefix}); check MN_REDIS_SENTINEL_USERNAME/MN_REDIS_SENTINEL_PASSWORD`,
+          permanent: true,
         };
       }
-      if (error instanceof AuthError) {
-        return { sentinel: name, kind: "error", error: error.message };
+      if (error instanceof AuthError || error instanceof TlsError) {
+        return { sentinel: name, kind: "error", error: error.message, permanent: true };
+      }
+      if (error instanceof ReplyError && /unknown command .?sentinel/i.test(error.reply)) {
+        return {
+          sentinel: name,
+          kind: "error",
+          error: `not a sentinel (it replied "${error.reply}"); MN_REDIS_SENTINELS must list ` +
+            "redis-sentinel ports (26379 by default), not Redis ports",
+          permanent: true,
+        };
       }
       return {
         sentinel: name,
@@ -210,8 +227,9 @@ export class SentinelResolver implements AsyncDisposable {
     }
   }
 
-  /** Waits for queries still running after a decision. Idempotent. */
+  /** Ends queries still running after a decision and waits for them. Idempotent. */
   async close(): Promise<void> {
+    this.#closing.abort();
     while (this.#stray.size > 0) await Promise.allSettled([...this.#stray]);
   }
 

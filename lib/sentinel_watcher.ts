@@ -111,10 +111,13 @@ export class SentinelWatcher implements AsyncDisposable {
           connectTimeoutMs: this.#options.connectTimeoutMs ?? 500,
           signal: this.#stop.signal,
           credentialVariables: "MN_REDIS_SENTINEL_USERNAME/MN_REDIS_SENTINEL_PASSWORD",
+          tlsVariable: "MN_REDIS_SENTINEL_TLS",
         });
+        // A sentinel that accepts and never confirms the subscription is skipped after the deadline.
         await conn.subscribe(
           SENTINEL_CHANNELS,
           (channel, payload) => this.#deliver(name, channel, payload),
+          { timeoutMs: this.#options.connectTimeoutMs ?? 500, signal: this.#stop.signal },
         );
         if (this.#stop.signal.aborted) {
           await conn.close();

@@ -180,3 +180,20 @@ export async function probeKind(
 function quote(value: string): string {
   return `"${value.replaceAll("\\", "\\\\").replaceAll('"', '\\"')}"`;
 }
+
+/** Stops a daemon this process started (`SHUTDOWN NOSAVE`), within a second; errors are ignored. */
+export async function shutdownDaemon(
+  endpoint: Endpoint,
+  password: Secret | undefined,
+): Promise<void> {
+  try {
+    await using conn = await RedisConnection.connect(endpoint, {
+      password,
+      connectTimeoutMs: 500,
+    });
+    // The server closes the connection instead of replying.
+    await conn.send(["SHUTDOWN", "NOSAVE"], { timeoutMs: 500 }).catch(() => {});
+  } catch {
+    // Already gone, or not answering: nothing more to do here.
+  }
+}

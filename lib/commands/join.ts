@@ -19,10 +19,12 @@ import { replyToMap, replyToString } from "../resp.ts";
 import type { Secret } from "../secret.ts";
 import { SentinelResolver } from "../sentinel_resolver.ts";
 import { waitFor } from "../wait.ts";
-import { ensureDaemon } from "./_daemon.ts";
+import { ensureDaemon, shutdownDaemon } from "./_daemon.ts";
 
 /** Options of `join`, one per flag. */
 export interface JoinOptions {
+  /** Aborts the command at its next wait (SIGINT/SIGTERM in the CLI); what it changed is undone where it can be. */
+  signal?: AbortSignal;
   /** `--self-host`: this box's address, reachable from the other boxes. */
   selfHost: string;
   /** `--redis-port`. @default {6379} */
@@ -75,6 +77,22 @@ export interface JoinResult {
 
 /** Runs `join`. */
 export async function join(options: JoinOptions): Promise<JoinResult> {
+  const started: Array<{ endpoint: Endpoint; password: Secret | undefined }> = [];
+  try {
+    return await joinSteps(options, started);
+  } catch (error) {
+    // Interrupted: stop the daemons this run started (never ones it adopted), then report.
+    if (options.signal?.aborted) {
+      await Promise.all(started.map((d) => shutdownDaemon(d.endpoint, d.password)));
+    }
+    throw error;
+  }
+}
+
+async function joinSteps(
+  options: JoinOptions,
+  started: Array<{ endpoint: Endpoint; password: Secret | undefined }>,
+): Promise<JoinResult> {
   const self = { host: options.selfHost, port: options.redisPort };
   const selfSentinel = { host: options.selfHost, port: options.sentinelPort };
   const selfAddress = formatEndpoint(self);
@@ -97,6 +115,8 @@ export async function join(options: JoinOptions): Promise<JoinResult> {
     peerPassword: options.password,
     timeoutMs: options.timeoutMs,
   });
+  if (redisDaemon === "started") started.push({ endpoint: self, password: options.password });
+  options.signal?.throwIfAborted();
   options.report(`join: ensuring redis-sentinel on ${formatEndpoint(selfSentinel)}`);
   const sentinelDaemon = await ensureDaemon({
     kind: "sentinel",
@@ -106,6 +126,10 @@ export async function join(options: JoinOptions): Promise<JoinResult> {
     password: options.sentinelPassword,
     timeoutMs: options.timeoutMs,
   });
+  if (sentinelDaemon === "started") {
+    started.push({ endpoint: selfSentinel, password: options.sentinelPassword });
+  }
+  options.signal?.throwIfAborted();
 
   // Who is primary? Ask every listed sentinel and wait for all answers.
   const sentinels =
@@ -121,7 +145,7 @@ export async function join(options: JoinOptions): Promise<JoinResult> {
     perSentinelTimeoutMs: 1000,
   });
   try {
-    const decision = await resolver.resolve({ waitAll: true });
+    const decision = await resolver.resolve({ waitAll: true, signal: options.signal });
     primary = decision.primary;
     options.report(
       `join: sentinels report primary ${
@@ -183,6 +207,7 @@ export async function join(options: JoinOptions): Promise<JoinResult> {
     what: `${selfAddress} to be confirmed as ${isPrimary ? "primary" : "replica"}`,
     timeoutMs: options.timeoutMs,
     intervalMs: 250,
+    signal: options.signal,
   });
   await using sentinel = await RedisConnection.connect(selfSentinel, {
     password: options.sentinelPassword,
@@ -198,6 +223,7 @@ export async function join(options: JoinOptions): Promise<JoinResult> {
     what: "the local sentinel to see the primary",
     timeoutMs: options.timeoutMs,
     intervalMs: 250,
+    signal: options.signal,
   });
 
   await protectDataDir(options.dataDir);

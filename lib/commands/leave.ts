@@ -25,6 +25,8 @@ import { waitFor } from "../wait.ts";
 
 /** Options of `leave`, one per flag. */
 export interface LeaveOptions {
+  /** Aborts the command at its next wait (SIGINT/SIGTERM in the CLI); what it changed is undone where it can be. */
+  signal?: AbortSignal;
   /** `--self-host`. */
   selfHost: string;
   /** `--redis-port`. @default {6379} */
@@ -102,7 +104,7 @@ export async function leave(options: LeaveOptions): Promise<LeaveResult> {
       password: options.sentinelPassword,
       perSentinelTimeoutMs: 1000,
     });
-    let decision = await resolver.resolve({ waitAll: true });
+    let decision = await resolver.resolve({ waitAll: true, signal: options.signal });
     const wasPrimary = formatEndpoint(decision.primary) === selfAddress;
     if (wasPrimary) {
       decision = await handOver(options, local, resolver, selfAddress);
@@ -212,11 +214,12 @@ async function handOver(
       what: "a replica to catch up with every acknowledged write",
       timeoutMs: options.timeoutMs,
       intervalMs: 50,
+      signal: options.signal,
     });
     const asked = await askFailover(options);
     options.report(`leave: sentinel ${asked} started a failover; waiting for a new primary`);
     const decision = await waitFor(async () => {
-      const d = await resolver.resolve({ waitAll: true });
+      const d = await resolver.resolve({ waitAll: true, signal: options.signal });
       const agreeing = d.agreeing.length;
       const majority = Math.floor(options.sentinels.length / 2) + 1;
       if (
@@ -240,6 +243,7 @@ async function handOver(
       what: "the sentinels to agree on a new primary",
       timeoutMs: options.timeoutMs,
       intervalMs: 200,
+      signal: options.signal,
     });
     options.report(
       `leave: new primary ${formatEndpoint(decision.primary)} confirmed by sentinels and ROLE`,
@@ -343,6 +347,7 @@ async function resetOthers(
         what: `sentinel ${formatEndpoint(s)} to forget ${selfAddress}`,
         timeoutMs: options.timeoutMs,
         intervalMs: 200,
+        signal: options.signal,
       });
       reset.push(formatEndpoint(s));
       options.report(

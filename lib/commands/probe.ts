@@ -23,16 +23,20 @@ export const PROBE_TTL_MS = 300_000;
 
 /**
  * Writes `<namespace>:probe:<id>` as a durable write (WAIT per config),
- * reads it back, and throws unless the value matches.
+ * reads it back, and throws unless the value matches. `signal` abandons it.
  */
-export async function runProbe(config: Config): Promise<ProbeResult> {
-  await using client = await RedisHaClient.connect(config);
+export async function runProbe(
+  config: Config,
+  options: { signal?: AbortSignal } = {},
+): Promise<ProbeResult> {
+  const { signal } = options;
+  await using client = await RedisHaClient.connect(config, { signal });
   const id = crypto.randomUUID();
   const key = `${config.namespace}:probe:${id}`;
   const value = JSON.stringify({ id, writtenAt: new Date().toISOString() });
   // SET with a fixed value is idempotent: a resend after a dropped reply is harmless.
-  await client.durable(["SET", key, value, "PX", PROBE_TTL_MS], { idempotent: true });
-  const read = replyToString(await client.command(["GET", key], { idempotent: true }));
+  await client.durable(["SET", key, value, "PX", PROBE_TTL_MS], { idempotent: true, signal });
+  const read = replyToString(await client.command(["GET", key], { idempotent: true, signal }));
   if (read !== value) {
     throw new RedisHaError(
       "REPLY",

@@ -187,7 +187,7 @@ export const MEMBERSHIP_COMMANDS: readonly CommandSpec[] = [
       json: { type: "boolean", help: "print the result as JSON" },
     },
     connection: false,
-    run: async ({ config, flags, io }) => {
+    run: async ({ config, flags, io, signal }) => {
       const base = clusterBase(flags);
       const options = {
         ...base,
@@ -199,6 +199,7 @@ export const MEMBERSHIP_COMMANDS: readonly CommandSpec[] = [
         password: config.password,
         sentinelPassword: config.sentinelPassword,
         report: (line: string) => io.stderr(line),
+        signal,
       };
       checkJoinOptions(options);
       const result = await join(options);
@@ -227,13 +228,14 @@ export const MEMBERSHIP_COMMANDS: readonly CommandSpec[] = [
       json: { type: "boolean", help: "print the result as JSON" },
     },
     connection: false,
-    run: async ({ config, flags, io }) => {
+    run: async ({ config, flags, io, signal }) => {
       const result = await leave({
         ...clusterBase(flags),
         purgeLocal: flags["purge-local"] === true,
         password: config.password,
         sentinelPassword: config.sentinelPassword,
         report: (line: string) => io.stderr(line),
+        signal,
       });
       io.stdout(
         flags.json === true

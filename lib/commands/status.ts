@@ -61,12 +61,17 @@ export interface StatusReport {
   readonly namespace: string;
 }
 
-/** Collects the status report. */
-export async function collectStatus(config: Config): Promise<StatusReport> {
-  await using client = await RedisHaClient.connect(config);
+/** Collects the status report; `signal` abandons it (every wait in it is bounded anyway). */
+export async function collectStatus(
+  config: Config,
+  options: { signal?: AbortSignal } = {},
+): Promise<StatusReport> {
+  const { signal } = options;
+  await using client = await RedisHaClient.connect(config, { signal });
   const primary = client.primary!;
-  const info = replyToString(await client.command(["INFO", "replication"], { idempotent: true })) ??
-    "";
+  const info = replyToString(
+    await client.command(["INFO", "replication"], { idempotent: true, signal }),
+  ) ?? "";
   const replicas: ReplicaStatus[] = replicasFromInfo(parseInfo(info)).map((r) => ({
     address: r.address,
     state: r.state,
@@ -82,7 +87,11 @@ export async function collectStatus(config: Config): Promise<StatusReport> {
       password: config.sentinelPassword,
       tls: config.sentinelTls,
     });
-    const decision = await resolver.resolve({ waitAll: true }).catch(() => client.lastDecision);
+    const decision = await resolver.resolve({ waitAll: true, signal }).catch((error) => {
+      signal?.throwIfAborted();
+      if (error instanceof Error && error.name === "AbortError") throw error;
+      return client.lastDecision;
+    });
     sentinels = (decision?.answers ?? []).map(toSentinelStatus)
       .sort((a, b) => a.address.localeCompare(b.address));
   }

@@ -19,8 +19,8 @@ export const COMMANDS: readonly CommandSpec[] = [
       "MN_REDIS_SENTINEL_MASTER=mirror-neuron mn-redis-ha status --json",
     flags: { json: { type: "boolean", help: "print JSON (stable fields) instead of text" } },
     connection: true,
-    run: async ({ config, flags, io }) => {
-      const report = await collectStatus(config);
+    run: async ({ config, flags, io, signal }) => {
+      const report = await collectStatus(config, { signal });
       io.stdout(flags.json === true ? JSON.stringify(report, null, 2) : formatStatus(report));
       return 0;
     },
@@ -32,8 +32,8 @@ export const COMMANDS: readonly CommandSpec[] = [
     example: "MN_REDIS_URL=redis://127.0.0.1:6379 MN_REDIS_WAIT_REPLICAS=1 mn-redis-ha probe",
     flags: {},
     connection: true,
-    run: async ({ config, io }) => {
-      const result = await runProbe(config);
+    run: async ({ config, io, signal }) => {
+      const result = await runProbe(config, { signal });
       io.stdout(`probe_write_read_ok primary=${result.primary}`);
       return 0;
     },
