@@ -1,6 +1,6 @@
 import { assertEquals, assertRejects } from "./_harness/assert.ts";
 import { openStore, singleConfig, startRedis } from "./_harness/mod.ts";
-import { CorruptBundleError, NotFoundError, ValidationError } from "../lib/errors.ts";
+import { CorruptBundleError, KeyTypeError, NotFoundError, ValidationError } from "../lib/errors.ts";
 
 const CHUNK = 4096;
 const LIMIT = 10 * CHUNK;
@@ -87,4 +87,21 @@ Deno.test("BundleStore replaces a bundle atomically for readers and removes old 
   assertEquals(await store.bundles.remove("b"), true);
   await assertRejects(() => store.bundles.get("b"), NotFoundError);
   assertEquals(await store.client.command(["DBSIZE"]), 0);
+});
+
+Deno.test("BundleStore.put() whose commit fails leaves DBSIZE unchanged; committed chunks carry no expiry", async () => {
+  await using redis = await startRedis();
+  await using store = await openStore(singleConfig(redis), {
+    bundleChunkBytes: CHUNK,
+    maxBundleBytes: LIMIT,
+  });
+  // Something else owns the bundle's key with another type: the commit fails after the chunks.
+  await store.client.command(["SET", store.keys.bundle("taken"), "not a hash"]);
+  const before = await store.client.command(["DBSIZE"]);
+  await assertRejects(() => store.bundles.put("taken", bytes(CHUNK * 3 + 5)), KeyTypeError);
+  assertEquals(await store.client.command(["DBSIZE"]), before);
+  // Chunks expire until the commit keeps them (a put that dies midway leaves nothing for long).
+  const stored = await store.bundles.put("kept", bytes(CHUNK * 2));
+  const chunkKey = store.keys.bundleChunk("kept", stored.version, 0);
+  assertEquals(await store.client.command(["PTTL", chunkKey]), -1);
 });

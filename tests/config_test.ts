@@ -225,3 +225,11 @@ Deno.test("every variable derives its Config field and CLI flag", () => {
   assertEquals(flagForVariable("MN_REDIS_WAIT_TIMEOUT_MS"), "--wait-timeout-ms");
   assertEquals(fieldForVariable("MN_REDIS_WAIT_TIMEOUT_MS"), "waitTimeoutMs");
 });
+
+Deno.test("parseConfig() rejects a namespace with ':', which could reach another namespace's keys", () => {
+  // "X:node" would otherwise own X's node-state key space ("X:node:…").
+  const issues = issuesOf({ MN_REDIS_NAMESPACE: "X:node" });
+  assertEquals(issues.map((i) => i.variable), ["MN_REDIS_NAMESPACE"]);
+  assert(issues[0].message.includes('no ":"') && issues[0].message.includes('"X_node"'));
+  assertEquals(parseConfig(env({ MN_REDIS_NAMESPACE: "X.node-1_a" })).namespace, "X.node-1_a");
+});
