@@ -36,6 +36,8 @@ export interface LocalClusterOptions {
   sentinelPassword?: Secret;
   /** Run every node and sentinel TLS-only with these files. */
   tls?: TlsFiles;
+  /** Aborts the start; whatever started is stopped. */
+  signal?: AbortSignal;
 }
 
 /** A running local cluster. */
@@ -84,6 +86,7 @@ export class LocalCluster implements AsyncDisposable {
       password: o.password,
       masterPassword: o.password,
       tls: o.tls,
+      signal: o.signal,
     });
     this.nodes.push(primary);
     await startAll(
@@ -95,6 +98,7 @@ export class LocalCluster implements AsyncDisposable {
           masterPassword: o.password,
           replicaOf: primary.endpoint,
           tls: o.tls,
+          signal: o.signal,
         })),
     );
     await this.waitReplicasInSync(primary.endpoint);
@@ -106,6 +110,7 @@ export class LocalCluster implements AsyncDisposable {
           dir: this.dir,
           password: o.sentinelPassword,
           tls: o.tls,
+          signal: o.signal,
           monitor: {
             name: this.masterName,
             primary: primary.endpoint,

@@ -32,6 +32,8 @@ export interface ProcessOptions {
   removeDirOnStop?: boolean;
   /** Serve TLS only (plain port off), with these PEM files written into `dir`. */
   tls?: TlsFiles;
+  /** Aborts the wait for readiness; the process is then stopped. */
+  signal?: AbortSignal;
 }
 
 /** PEM contents for a TLS-only process. */
@@ -234,10 +236,11 @@ export class RedisProcess implements AsyncDisposable {
         options.tls?.caPem,
       );
       try {
-        await proc.#waitReady(options.readyTimeoutMs ?? 10_000);
+        await proc.#waitReady(options.readyTimeoutMs ?? 10_000, options.signal);
         return proc;
       } catch (error) {
         await proc.#halt();
+        options.signal?.throwIfAborted();
         const log = await Deno.readTextFile(logPath).catch(() => "");
         if (/Address already in use/.test(log) && options.port === undefined && attempt === 1) {
           continue; // Lost a race for the port; try once more on a new one.
@@ -262,7 +265,7 @@ export class RedisProcess implements AsyncDisposable {
     }
   }
 
-  async #waitReady(timeoutMs: number): Promise<void> {
+  async #waitReady(timeoutMs: number, signal: AbortSignal | undefined): Promise<void> {
     // Stop waiting the moment the process exits: its log says why.
     const exited = new AbortController();
     void this.#status.then(() =>
@@ -276,7 +279,7 @@ export class RedisProcess implements AsyncDisposable {
       what: `${this.kind} ${formatEndpoint(this.endpoint)} to answer PING`,
       timeoutMs,
       intervalMs: 20,
-      signal: exited.signal,
+      signal: signal === undefined ? exited.signal : AbortSignal.any([exited.signal, signal]),
     });
   }
 

@@ -70,7 +70,10 @@ export async function runLocalSmoke(options: LocalSmokeOptions): Promise<LocalSm
   let cluster: LocalCluster | undefined;
   let client: RedisHaClient | undefined;
   try {
-    cluster = await run(step, () => LocalCluster.start({ baseDir: options.baseDir }));
+    cluster = await run(
+      step,
+      () => LocalCluster.start({ baseDir: options.baseDir, signal: options.signal }),
+    );
     const c = cluster;
     const config = configFromOptions({
       haMode: "sentinel",
@@ -83,13 +86,16 @@ export async function runLocalSmoke(options: LocalSmokeOptions): Promise<LocalSm
       reconnectMaxBackoffMs: 1000,
       namespace: `smoke_${crypto.randomUUID().slice(0, 8)}`,
     });
-    client = await run("connect in sentinel mode", () => RedisHaClient.connect(config));
+    client = await run(
+      "connect in sentinel mode",
+      () => RedisHaClient.connect(config, { signal: options.signal }),
+    );
     const ha = client;
     const key = `${config.namespace}:job:smoke`;
     const initial = JSON.stringify({ status: "running", at: new Date().toISOString() });
     await run(
       "durable write through Sentinel mode (WAIT 1)",
-      () => ha.durable(["SET", key, initial], { idempotent: true }),
+      () => ha.durable(["SET", key, initial], { idempotent: true, signal: options.signal }),
     );
     const initialPrimary = ha.primary!.address;
     options.report(`local_initial_write_ok=${initialPrimary}`);
@@ -102,7 +108,10 @@ export async function runLocalSmoke(options: LocalSmokeOptions): Promise<LocalSm
     // The client starts writing at once; it must land on the promoted replica by itself.
     const after = JSON.stringify({ status: "done", at: new Date().toISOString() });
     let recoveryMs = 0;
-    const writing = ha.durable(["SET", `${key}:after`, after], { idempotent: true }).then(() => {
+    const writing = ha.durable(["SET", `${key}:after`, after], {
+      idempotent: true,
+      signal: options.signal,
+    }).then(() => {
       recoveryMs = performance.now() - killedAt;
     });
     writing.catch(() => {}); // Observed below; a failure must not go unhandled meanwhile.
