@@ -36,6 +36,7 @@ export type { ConnectOptions, MessageHandler, SendOptions } from "./lib/connecti
 export { formatEndpoint, parseEndpoint } from "./lib/endpoint.ts";
 export type { Endpoint } from "./lib/endpoint.ts";
 export {
+  AbortedError,
   AlreadyExistsError,
   AuthError,
   ConfigError,
@@ -49,6 +50,7 @@ export {
   MasterUnknownError,
   NoSentinelReachableError,
   NotFoundError,
+  NotPrimaryError,
   OutcomeUnknownError,
   ProtocolError,
   RedisHaError,

@@ -45,8 +45,15 @@ interface Write {
   error?: unknown;
 }
 
+/** A running write load. */
+interface Load {
+  writes: Write[];
+  acked(): Write[];
+  stop(): Promise<void>;
+}
+
 /** Writers doing durable idempotent SETs of unique keys, recording every outcome. */
-function writers(client: RedisHaClient, prefix: string, concurrency: number) {
+function writers(client: RedisHaClient, prefix: string, concurrency: number): Load {
   const writes: Write[] = [];
   let running = true;
   let next = 0;
@@ -72,7 +79,7 @@ function writers(client: RedisHaClient, prefix: string, concurrency: number) {
   };
 }
 
-function waitAcked(load: ReturnType<typeof writers>, count: number, what: string): Promise<void> {
+function waitAcked(load: Load, count: number, what: string): Promise<void> {
   const target = load.acked().length + count;
   return waitFor(
     () =>
@@ -123,6 +130,7 @@ Deno.test("RedisHaClient under a SIGSTOPped primary: writes resume within 1s of 
         ...load.acked().filter((w) => w.okAt! > switchSeenAt!).map((w) => w.okAt!),
       );
       const resumedMs = firstAfter - switchSeenAt!;
+      // deno-lint-ignore no-console -- the measured figures, quoted in the README
       console.log(
         `paused→switch seen ${Math.round(switchSeenAt! - pausedAt)}ms, switch→first ack ${
           Math.round(resumedMs)
@@ -207,6 +215,7 @@ Deno.test("RedisHaClient with a primary demoted in place (REPLICAOF behind Senti
     const resumedMs = Math.min(
       ...outcomes.filter((o) => o.ok && o.okAt! > switchSeenAt!).map((o) => o.okAt!),
     ) - switchSeenAt!;
+    // deno-lint-ignore no-console -- the measured figures, quoted in the README
     console.log(`switch→first ack ${Math.round(resumedMs)}ms`);
     assert(resumedMs < 1000, `writes resumed ${Math.round(resumedMs)}ms after the switch`);
     await cluster.waitReplicasInSync(next);

@@ -112,6 +112,7 @@ Deno.test("leases through 3 consecutive primary kills: the holders' 'I hold it' 
     await Promise.all(stores.map((s) => s.close()));
   }
   const holders = new Set(held.map((h) => h.holder));
+  // deno-lint-ignore no-console -- the measured figures, quoted in the README
   console.log(`${held.length} grants to ${holders.size} holders, overlap ${overlapMs(held)}ms`);
   assert(held.length >= 6, `only ${held.length} grants`);
   assertEquals(overlapMs(held), 0);
