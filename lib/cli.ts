@@ -127,9 +127,10 @@ export class InterruptError extends Error {
 
 /**
  * Runs the CLI and returns the exit code: 0 success, 1 runtime failure,
- * 2 usage or configuration error, 130/143 interrupted by SIGINT/SIGTERM
- * (`signal` aborted with an {@link InterruptError}). Never throws for user
- * mistakes.
+ * 2 usage or configuration error, 130/143 when SIGINT/SIGTERM (`signal`
+ * aborted with an {@link InterruptError}) cut a command short; a
+ * long-lived command that stops normally on them (`node start`) returns its
+ * own code. Never throws for user mistakes.
  */
 export async function runCli(
   args: readonly string[],
@@ -194,8 +195,8 @@ export async function runCli(
   });
   try {
     const config = parseConfig(getEnv);
-    const code = await command.run({ flags: values, config, io, signal });
-    return signal.reason instanceof InterruptError ? signal.reason.exitCode : code;
+    // A long-lived command (node start) ends normally on SIGTERM: its own code stands.
+    return await command.run({ flags: values, config, io, signal });
   } catch (error) {
     if (signal.reason instanceof InterruptError) {
       io.stderr(`mn-redis-ha ${command.name}: ${signal.reason.message}; stopped`);
