@@ -63,6 +63,12 @@ export interface LeaveResult {
 
 /** Runs `leave`. */
 export async function leave(options: LeaveOptions): Promise<LeaveResult> {
+  const began = performance.now();
+  const userReport = options.report;
+  options = {
+    ...options,
+    report: (line) => userReport(`${line} (+${((performance.now() - began) / 1000).toFixed(1)}s)`),
+  };
   const self = { host: options.selfHost, port: options.redisPort };
   const selfAddress = formatEndpoint(self);
   const selfSentinel = { host: options.selfHost, port: options.sentinelPort };
@@ -248,6 +254,10 @@ async function handOver(
     options.report(
       `leave: new primary ${formatEndpoint(decision.primary)} confirmed by sentinels and ROLE`,
     );
+    // Until the failover has ended, its leader keeps reconfiguring replicas (this Redis included)
+    // and a SENTINEL RESET would abort it half-way: wait until every reachable sentinel has
+    // switched to the new primary and none has a failover in progress.
+    await waitFailoverEnded(options, decision.primary);
     // Paused writers never ran their writes here; drop them so they retry on the new primary.
     await local.send(["CLIENT", "KILL", "TYPE", "normal", "SKIPME", "yes"]);
     await local.send(["CLIENT", "KILL", "TYPE", "pubsub", "SKIPME", "yes"]).catch(() => {});
@@ -256,6 +266,40 @@ async function handOver(
     await local.send(["CLIENT", "UNPAUSE"]).catch(() => {});
     throw error;
   }
+}
+
+async function waitFailoverEnded(options: LeaveOptions, primary: Endpoint): Promise<void> {
+  const want = formatEndpoint(primary);
+  await waitFor(async () => {
+    const pending: string[] = [];
+    for (const s of options.sentinels) {
+      try {
+        await using conn = await RedisConnection.connect(s, {
+          password: options.sentinelPassword,
+          connectTimeoutMs: 500,
+          signal: options.signal,
+        });
+        const m = replyToMap(
+          await conn.send(["SENTINEL", "MASTER", options.masterName], { timeoutMs: 500 }),
+        );
+        const at = `${replyToString(m.get("ip") ?? null)}:${replyToString(m.get("port") ?? null)}`;
+        const flags = replyToString(m.get("flags") ?? null) ?? "";
+        if (at !== want || flags.includes("failover_in_progress")) {
+          pending.push(`${formatEndpoint(s)} (${at}, ${flags})`);
+        }
+      } catch {
+        // Unreachable (or never monitored it): it cannot be mid-failover here.
+      }
+    }
+    return pending.length === 0
+      ? { done: true, value: undefined }
+      : { done: false, observed: `still switching: ${pending.join("; ")}` };
+  }, {
+    what: `every sentinel to finish the failover to ${want}`,
+    timeoutMs: options.timeoutMs,
+    intervalMs: 100,
+    signal: options.signal,
+  });
 }
 
 async function askFailover(options: LeaveOptions): Promise<string> {
@@ -299,7 +343,11 @@ async function resetOthers(
     return replicasFromInfo(info).filter((r) => r.state === "online" && r.address !== selfAddress)
       .length;
   };
-  for (const s of others) {
+  for (const [index, s] of others.entries()) {
+    // Each sentinel rediscovers the replicas before the next is reset, so one that knows them
+    // can always lead a failover. The last one is not waited for: it learns them from the
+    // primary's INFO within seconds, and waiting would only lengthen the leave.
+    const last = index === others.length - 1;
     let conn: RedisConnection;
     try {
       conn = await RedisConnection.connect(s, {
@@ -334,7 +382,7 @@ async function resetOthers(
         const flags = replyToString(master.get("flags") ?? null) ?? "";
         const replicaCount = replyToNumber(master.get("num-slaves") ?? 0);
         const peerCount = replyToNumber(master.get("num-other-sentinels") ?? 0);
-        const wantReplicas = await expectedReplicas();
+        const wantReplicas = last ? 0 : await expectedReplicas();
         return flags === "master" && replicaCount >= wantReplicas && peerCount >= others.length - 1
           ? { done: true, value: undefined }
           : {
