@@ -81,7 +81,7 @@ export { SENTINEL_CHANNELS, SentinelWatcher } from "./lib/sentinel_watcher.ts";
 export type { SentinelEvent, SentinelWatcherOptions } from "./lib/sentinel_watcher.ts";
 export { STATE_DEFAULTS, StateStore } from "./lib/state_store.ts";
 export type { StateStoreOptions } from "./lib/state_store.ts";
-export type { FenceToken, StoreContext } from "./lib/_context.ts";
+export type { FenceToken, OperationOptions, StoreContext } from "./lib/_context.ts";
 export { JOB_STATUSES, JobStore, TERMINAL_STATUSES } from "./lib/jobs.ts";
 export type {
   CreateJobOptions,

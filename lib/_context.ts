@@ -16,3 +16,23 @@ export interface FenceToken {
   /** The token the lease granted. */
   readonly token: number;
 }
+
+/**
+ * Cancellation every `StateStore` operation takes. Aborting (or passing the
+ * deadline) rejects with `AbortedError`, whose `mayHaveApplied` says whether
+ * a write had already been sent.
+ */
+export interface OperationOptions {
+  /** Abandons the operation and its retries. */
+  signal?: AbortSignal;
+  /** Deadline for the whole operation, retries included. @default {the client's operationTimeoutMs} */
+  timeoutMs?: number;
+}
+
+/** One signal for a whole operation (its caller's signal and deadline), or undefined for none. */
+export function operationSignal(options: OperationOptions | undefined): AbortSignal | undefined {
+  const timeoutMs = options?.timeoutMs;
+  if (timeoutMs === undefined) return options?.signal;
+  const deadline = AbortSignal.timeout(timeoutMs);
+  return options?.signal === undefined ? deadline : AbortSignal.any([options.signal, deadline]);
+}

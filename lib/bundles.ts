@@ -9,10 +9,10 @@
  * @module
  */
 
-import type { StoreContext } from "./_context.ts";
+import { type OperationOptions, operationSignal, type StoreContext } from "./_context.ts";
 import { LUA_PRELUDE, mapScriptError, mapWrongType } from "./_lua.ts";
 import { hashToMap } from "./_payload.ts";
-import { CorruptBundleError, NotFoundError, ValidationError } from "./errors.ts";
+import { CorruptBundleError, KeyTypeError, NotFoundError, ValidationError } from "./errors.ts";
 import { checkId } from "./keys.ts";
 import { replyToString, type RespReply } from "./resp.ts";
 import { Script } from "./script.ts";
@@ -84,6 +84,9 @@ return {old[1] or '', tonumber(old[2] or '0')}
  */
 export const PENDING_CHUNK_TTL_MS = 600_000;
 
+/** How long a failed put may spend removing its chunks before leaving them to expire. */
+const ABANDON_TIMEOUT_MS = 1000;
+
 /** Bundle archives of one namespace. Use through `StateStore.bundles`. */
 export class BundleStore {
   readonly #context: StoreContext;
@@ -101,7 +104,12 @@ export class BundleStore {
    * Stores `bytes` as the bundle's new version (durable), replacing the old
    * one atomically for readers, and removes the old version's chunks.
    */
-  async put(bundleId: string, bytes: Uint8Array): Promise<BundleInfo> {
+  async put(
+    bundleId: string,
+    bytes: Uint8Array,
+    options: OperationOptions = {},
+  ): Promise<BundleInfo> {
+    const signal = operationSignal(options);
     checkId("bundleId", bundleId);
     if (!(bytes instanceof Uint8Array)) {
       throw new ValidationError("bundle bytes", `expected a Uint8Array, got ${typeof bytes}`);
@@ -128,7 +136,10 @@ export class BundleStore {
           const chunk = bytes.subarray(i * this.#chunkBytes, (i + 1) * this.#chunkBytes);
           const key = keys.bundleChunk(bundleId, version, i);
           writes.push(
-            client.durable(["SET", key, chunk, "PX", PENDING_CHUNK_TTL_MS], { idempotent: true }),
+            client.durable(["SET", key, chunk, "PX", PENDING_CHUNK_TTL_MS], {
+              idempotent: true,
+              signal,
+            }),
           );
         }
         const results = await Promise.allSettled(writes);
@@ -145,7 +156,7 @@ export class BundleStore {
           this.#chunkBytes,
           keys.bundleChunkPrefix(bundleId, version),
         ],
-        { durable: true, idempotent: true },
+        { durable: true, idempotent: true, signal },
       ).catch((e) => {
         throw mapScriptError(e, { what: `bundle "${bundleId}"` });
       });
@@ -155,7 +166,7 @@ export class BundleStore {
     }
     const [oldVersion, oldChunks] = reply as RespReply[];
     await this.#removeChunks(bundleId, replyToString(oldVersion) ?? "", Number(oldChunks));
-    const info = await this.info(bundleId);
+    const info = await this.info(bundleId, { signal });
     if (info === null) {
       throw new NotFoundError(`bundle "${bundleId}"`, "it was removed while being stored");
     }
@@ -168,20 +179,30 @@ export class BundleStore {
    * after {@link PENDING_CHUNK_TTL_MS}.
    */
   async #abandonPut(bundleId: string, version: string, chunks: number): Promise<void> {
+    // Bounded, whatever the caller's deadline: this runs after the put already failed.
+    const signal = AbortSignal.timeout(ABANDON_TIMEOUT_MS);
     try {
-      const current = await this.info(bundleId).catch(() => null);
+      // Only a primary that answers "not this version" proves the commit did not happen.
+      const current = await this.info(bundleId, { signal }).catch((error) => {
+        // A key of another type holds no commit of ours: a definite "no".
+        if (error instanceof KeyTypeError) return null;
+        throw error;
+      });
       if (current?.version === version) return;
-      await this.#removeChunks(bundleId, version, chunks);
+      await this.#removeChunks(bundleId, version, chunks, signal);
     } catch {
-      // The chunks expire on their own.
+      // Unknown: leave the chunks; uncommitted ones expire on their own.
     }
   }
 
   /** Reads the bundle's metadata, or `null` if it does not exist. */
-  async info(bundleId: string): Promise<BundleInfo | null> {
+  async info(bundleId: string, options: OperationOptions = {}): Promise<BundleInfo | null> {
     checkId("bundleId", bundleId);
     const key = this.#context.keys.bundle(bundleId);
-    const reply = await this.#context.client.command(["HGETALL", key], { idempotent: true }).catch(
+    const reply = await this.#context.client.command(["HGETALL", key], {
+      idempotent: true,
+      signal: operationSignal(options),
+    }).catch(
       (e) => {
         throw mapWrongType(e, key, "hash");
       },
@@ -203,9 +224,10 @@ export class BundleStore {
    * and `CorruptBundleError` if a chunk is missing, a size is wrong or the
    * sha256 does not match. A concurrent replace is retried transparently.
    */
-  async get(bundleId: string): Promise<Bundle> {
+  async get(bundleId: string, options: OperationOptions = {}): Promise<Bundle> {
+    const signal = operationSignal(options);
     for (let attempt = 1;; attempt++) {
-      const info = await this.info(bundleId);
+      const info = await this.info(bundleId, { signal });
       if (info === null) throw new NotFoundError(`bundle "${bundleId}"`);
       const keys = this.#context.keys;
       const replies = await Promise.all(
@@ -214,13 +236,14 @@ export class BundleStore {
           (_, i) =>
             this.#context.client.command(["GET", keys.bundleChunk(bundleId, info.version, i)], {
               idempotent: true,
+              signal,
             }),
         ),
       );
       const missing = replies.findIndex((r) => !(r instanceof Uint8Array));
       if (missing !== -1) {
         // Replaced while we read (its old chunks were removed)? Read the new version.
-        const now = await this.info(bundleId);
+        const now = await this.info(bundleId, { signal });
         if (now !== null && now.version !== info.version && attempt < 5) continue;
         throw new CorruptBundleError(bundleId, `chunk ${missing} of ${info.chunks} is missing`);
       }
@@ -254,16 +277,13 @@ export class BundleStore {
   }
 
   /** Removes a bundle and its chunks. Returns whether it existed. */
-  async remove(bundleId: string): Promise<boolean> {
+  async remove(bundleId: string, options: OperationOptions = {}): Promise<boolean> {
     checkId("bundleId", bundleId);
     const reply = await this.#context.client.runScript(
       REMOVE,
       [this.#context.keys.bundle(bundleId)],
       [],
-      {
-        durable: true,
-        idempotent: true,
-      },
+      { durable: true, idempotent: true, signal: operationSignal(options) },
     ).catch((e) => {
       throw mapScriptError(e, { what: `bundle "${bundleId}"` });
     });
@@ -273,7 +293,12 @@ export class BundleStore {
     return old !== "";
   }
 
-  async #removeChunks(bundleId: string, version: string, chunks: number): Promise<void> {
+  async #removeChunks(
+    bundleId: string,
+    version: string,
+    chunks: number,
+    signal?: AbortSignal,
+  ): Promise<void> {
     if (version === "" || chunks === 0) return;
     const keys = Array.from(
       { length: chunks },
@@ -282,6 +307,7 @@ export class BundleStore {
     for (let i = 0; i < keys.length; i += 256) {
       await this.#context.client.durable(["UNLINK", ...keys.slice(i, i + 256)], {
         idempotent: true,
+        signal,
       });
     }
   }

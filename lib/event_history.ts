@@ -8,10 +8,15 @@
  * @module
  */
 
-import type { FenceToken, StoreContext } from "./_context.ts";
+import {
+  type FenceToken,
+  type OperationOptions,
+  operationSignal,
+  type StoreContext,
+} from "./_context.ts";
 import { LUA_PRELUDE, mapScriptError, mapWrongType } from "./_lua.ts";
 import { encodeJson, fenceArgs } from "./_payload.ts";
-import { ConnectionError, ValidationError } from "./errors.ts";
+import { AbortedError, ConnectionError, ValidationError } from "./errors.ts";
 import { checkId } from "./keys.ts";
 import { replyToNumber, replyToString, type RespReply } from "./resp.ts";
 import { Script } from "./script.ts";
@@ -47,13 +52,13 @@ export interface AppendResult {
 }
 
 /** Options for {@link EventHistory.append}. */
-export interface AppendOptions {
+export interface AppendOptions extends OperationOptions {
   /** Fencing token of the lease the writer holds. */
   fence?: FenceToken;
 }
 
 /** Options for {@link EventHistory.read}. */
-export interface ReadEventsOptions {
+export interface ReadEventsOptions extends OperationOptions {
   /** Return events after this offset (exclusive). @default {from the start} */
   after?: string;
   /** At most this many, 1-10000. @default {100} */
@@ -130,18 +135,35 @@ export class EventHistory {
       }
       const data = encodeJson("event data", event.data ?? null, this.#maxBytes);
       if (options.fence !== undefined) fenceArgs(options.fence, (n) => n);
+      const signal = operationSignal(options);
+      signal?.throwIfAborted();
       const { promise, resolve, reject } = Promise.withResolvers<AppendResult>();
       let queue = this.#queues.get(jobId);
       const start = queue === undefined;
       if (queue === undefined) this.#queues.set(jobId, queue = []);
-      queue.push({
+      const queued: Queued = {
         event: { id: event.id, type: event.type, data },
         fence: options.fence,
         resolve,
         reject,
-      });
+      };
+      queue.push(queued);
       if (start) void this.#pump(jobId, queue);
-      return promise;
+      if (signal === undefined) return promise;
+      // An abort takes a queued event out (never sent); one already in a batch may be applied.
+      const onAbort = (): void => {
+        const index = queue.indexOf(queued);
+        if (index !== -1) queue.splice(index, 1);
+        reject(
+          new AbortedError({
+            mayHaveApplied: index === -1,
+            reason: signal.reason,
+            what: `Append of event "${event.id}"`,
+          }),
+        );
+      };
+      signal.addEventListener("abort", onAbort, { once: true });
+      return promise.finally(() => signal.removeEventListener("abort", onAbort));
     } catch (error) {
       return Promise.reject(error);
     }
@@ -205,6 +227,7 @@ export class EventHistory {
     const key = this.#context.keys.events(jobId);
     const reply = await this.#context.client.command(["XRANGE", key, start, "+", "COUNT", count], {
       idempotent: true,
+      signal: operationSignal(options),
     }).catch((e) => {
       throw mapWrongType(e, key, "stream");
     });

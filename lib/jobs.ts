@@ -8,7 +8,12 @@
  * @module
  */
 
-import type { FenceToken, StoreContext } from "./_context.ts";
+import {
+  type FenceToken,
+  type OperationOptions,
+  operationSignal,
+  type StoreContext,
+} from "./_context.ts";
 import { LUA_PRELUDE, mapScriptError, mapWrongType } from "./_lua.ts";
 import { decodeJson, encodeJson, fenceArgs, hashToMap } from "./_payload.ts";
 import { NotFoundError, ValidationError } from "./errors.ts";
@@ -48,7 +53,7 @@ export interface Job {
 }
 
 /** Options for {@link JobStore.create}. */
-export interface CreateJobOptions {
+export interface CreateJobOptions extends OperationOptions {
   /** Initial status. @default {"pending"} */
   status?: JobStatus;
   /** Identifies this request so a retry is recognised. @default {a random UUID} */
@@ -70,7 +75,7 @@ export interface JobUpdate {
 }
 
 /** Options for {@link JobStore.list}. */
-export interface ListJobsOptions {
+export interface ListJobsOptions extends OperationOptions {
   /** Only jobs with this status. */
   status?: JobStatus;
   /** Page size, 1-1000. @default {100} */
@@ -196,6 +201,7 @@ export class JobStore {
    * taken (unless it was taken by this same request, retried).
    */
   async create(id: string, data: unknown, options: CreateJobOptions = {}): Promise<Job> {
+    const signal = operationSignal(options);
     checkId("jobId", id);
     const status = checkStatus(options.status ?? "pending");
     const payload = encodeJson("job data", data, this.#maxDataBytes);
@@ -205,7 +211,7 @@ export class JobStore {
       CREATE,
       [keys.job(id), keys.jobIndex(), keys.jobStatusIndex(status)],
       [id, status, payload, requestId],
-      { durable: true, idempotent: true },
+      { durable: true, idempotent: true, signal },
     ).catch((e) => {
       throw mapScriptError(e, { what: `job "${id}"` });
     });
@@ -214,16 +220,18 @@ export class JobStore {
   }
 
   /** Reads a job, or throws `NotFoundError`. */
-  async get(id: string): Promise<Job> {
+  async get(id: string, options: OperationOptions = {}): Promise<Job> {
+    const signal = operationSignal(options);
     checkId("jobId", id);
-    const job = await this.#read(id);
+    const job = await this.#read(id, signal);
     if (job === undefined) throw new NotFoundError(`job "${id}"`);
     return job;
   }
 
-  async #read(id: string): Promise<Job | undefined> {
+  async #read(id: string, signal?: AbortSignal): Promise<Job | undefined> {
     const reply = await this.#context.client.command(["HGETALL", this.#context.keys.job(id)], {
       idempotent: true,
+      signal,
     }).catch((e) => {
       throw mapWrongType(e, this.#context.keys.job(id), "hash");
     });
@@ -236,7 +244,8 @@ export class JobStore {
    * `InvalidTransitionError`; a superseded fencing token throws `FencedError`.
    * Returns the job as stored after the change.
    */
-  async update(id: string, change: JobUpdate): Promise<Job> {
+  async update(id: string, change: JobUpdate, options: OperationOptions = {}): Promise<Job> {
+    const signal = operationSignal(options);
     checkId("jobId", id);
     if (!Number.isSafeInteger(change.expectedVersion) || change.expectedVersion < 1) {
       throw new ValidationError(
@@ -263,15 +272,16 @@ export class JobStore {
         keys.jobStatusIndex(""),
         hasData ? "1" : "0",
       ],
-      { durable: true, idempotent: true },
+      { durable: true, idempotent: true, signal },
     ).catch((e) => {
       throw mapScriptError(e, { what: `job "${id}"`, lease: change.fence?.lease });
     });
-    return await this.get(id);
+    return await this.get(id, { signal });
   }
 
   /** Lists jobs in creation order, optionally by status, one page at a time. */
   async list(options: ListJobsOptions = {}): Promise<JobPage> {
+    const signal = operationSignal(options);
     const limit = options.limit ?? 100;
     if (!Number.isInteger(limit) || limit < 1 || limit > 1000) {
       throw new ValidationError("limit", `${limit} is not a page size in 1-1000`);
@@ -285,7 +295,7 @@ export class JobStore {
       PAGE,
       [index],
       [after === undefined ? "" : String(after.score), after?.id ?? "", limit],
-      { idempotent: true },
+      { idempotent: true, signal },
     ).catch((e) => {
       throw mapScriptError(e, { what: `job index "${index}"` });
     });
@@ -297,9 +307,9 @@ export class JobStore {
         score: Number(replyToString(entries[i + 1])),
       });
     }
-    const jobs = (await Promise.all(ids.map((e) => this.#read(e.id)))).filter((j): j is Job =>
-      j !== undefined
-    );
+    const jobs = (await Promise.all(ids.map((e) => this.#read(e.id, signal)))).filter((
+      j,
+    ): j is Job => j !== undefined);
     const last = ids.at(-1);
     return {
       jobs,

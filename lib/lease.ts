@@ -15,7 +15,12 @@
  */
 
 import { delay } from "./_delay.ts";
-import type { FenceToken, StoreContext } from "./_context.ts";
+import {
+  type FenceToken,
+  type OperationOptions,
+  operationSignal,
+  type StoreContext,
+} from "./_context.ts";
 import { LUA_PRELUDE, mapScriptError } from "./_lua.ts";
 import { LeaseHeldError, LeaseLostError, ReplyError, ValidationError } from "./errors.ts";
 import { LUA_NEXT_TOKEN } from "./fencing.ts";
@@ -392,10 +397,12 @@ export async function campaign(
 export async function observeLease(
   context: StoreContext,
   name: string,
+  options: OperationOptions = {},
 ): Promise<LeaseState | null> {
   checkLeaseName(name);
   const reply = await context.client.runScript(OBSERVE, [context.keys.lease(name)], [], {
     idempotent: true,
+    signal: operationSignal(options),
   }).catch((e) => {
     throw mapScriptError(e, { what: `lease "${name}"` });
   });

@@ -7,7 +7,7 @@
  * @module
  */
 
-import type { StoreContext } from "./_context.ts";
+import { type OperationOptions, operationSignal, type StoreContext } from "./_context.ts";
 import { LUA_PRELUDE, mapScriptError } from "./_lua.ts";
 import { encodeJson } from "./_payload.ts";
 import { ValidationError } from "./errors.ts";
@@ -37,7 +37,7 @@ export interface NodeInfo {
 }
 
 /** Options for {@link NodeRegistry.register}. */
-export interface RegisterNodeOptions {
+export interface RegisterNodeOptions extends OperationOptions {
   /** A node not heartbeating for this long is listed as down. */
   ttlMs: number;
   /** JSON metadata (address, version, …). */
@@ -125,38 +125,41 @@ export class NodeRegistry {
       nodeId,
       options.ttlMs,
       meta,
-    ], { durable: true, idempotent: true }).catch((e) => {
+    ], { durable: true, idempotent: true, signal: operationSignal(options) }).catch((e) => {
       throw mapScriptError(e, { what: `node "${nodeId}"` });
     });
   }
 
   /** Records a heartbeat. Throws `NotFoundError` if never registered, `InvalidTransitionError` after leave. */
-  async heartbeat(nodeId: string): Promise<void> {
+  async heartbeat(nodeId: string, options: OperationOptions = {}): Promise<void> {
     checkId("nodeId", nodeId);
     await this.#context.client.runScript(HEARTBEAT, [this.#context.keys.node(nodeId)], [], {
       durable: true,
       idempotent: true,
+      signal: operationSignal(options),
     }).catch((e) => {
       throw mapScriptError(e, { what: `node "${nodeId}"` });
     });
   }
 
   /** Marks a node as gracefully left. */
-  async leave(nodeId: string): Promise<void> {
+  async leave(nodeId: string, options: OperationOptions = {}): Promise<void> {
     checkId("nodeId", nodeId);
     await this.#context.client.runScript(LEAVE, [this.#context.keys.node(nodeId)], [], {
       durable: true,
       idempotent: true,
+      signal: operationSignal(options),
     }).catch((e) => {
       throw mapScriptError(e, { what: `node "${nodeId}"` });
     });
   }
 
   /** Lists every registered node with its status and last-seen age, by id. */
-  async list(): Promise<NodeInfo[]> {
+  async list(options: OperationOptions = {}): Promise<NodeInfo[]> {
     const keys = this.#context.keys;
     const reply = await this.#context.client.runScript(LIST, [keys.nodeIndex()], [keys.node("")], {
       idempotent: true,
+      signal: operationSignal(options),
     }).catch((e) => {
       throw mapScriptError(e, { what: "node index" });
     });

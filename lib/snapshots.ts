@@ -6,7 +6,12 @@
  * @module
  */
 
-import type { FenceToken, StoreContext } from "./_context.ts";
+import {
+  type FenceToken,
+  type OperationOptions,
+  operationSignal,
+  type StoreContext,
+} from "./_context.ts";
 import { LUA_PRELUDE, mapScriptError, mapWrongType } from "./_lua.ts";
 import { decodeJson, encodeJson, fenceArgs, hashToMap } from "./_payload.ts";
 import { ValidationError } from "./errors.ts";
@@ -33,7 +38,7 @@ export interface SaveSnapshotResult {
 }
 
 /** Options for {@link SnapshotStore.save}. */
-export interface SaveSnapshotOptions {
+export interface SaveSnapshotOptions extends OperationOptions {
   /** Fencing token of the lease the writer holds. */
   fence?: FenceToken;
 }
@@ -90,7 +95,7 @@ export class SnapshotStore {
       SAVE,
       [keys.snapshot(jobId, agentId), fence.key],
       [seq, payload, fence.token],
-      { durable: true, idempotent: true },
+      { durable: true, idempotent: true, signal: operationSignal(options) },
     ).catch((e) => {
       throw mapScriptError(e, {
         what: `snapshot of agent "${agentId}" in job "${jobId}"`,
@@ -102,11 +107,18 @@ export class SnapshotStore {
   }
 
   /** Loads the agent's latest snapshot, or `null` if none was saved. */
-  async load(jobId: string, agentId: string): Promise<Snapshot | null> {
+  async load(
+    jobId: string,
+    agentId: string,
+    options: OperationOptions = {},
+  ): Promise<Snapshot | null> {
     checkId("jobId", jobId);
     checkId("agentId", agentId);
     const key = this.#context.keys.snapshot(jobId, agentId);
-    const reply = await this.#context.client.command(["HGETALL", key], { idempotent: true }).catch(
+    const reply = await this.#context.client.command(["HGETALL", key], {
+      idempotent: true,
+      signal: operationSignal(options),
+    }).catch(
       (e) => {
         throw mapWrongType(e, key, "hash");
       },
