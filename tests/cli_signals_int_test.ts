@@ -6,7 +6,9 @@
 
 import { assert, assertEquals } from "./_harness/assert.ts";
 import { startCluster, TEST_TMP, waitFor } from "./_harness/mod.ts";
-import { MN_CLI, runProcess, spawnCollecting } from "./_harness/process.ts";
+import { MN_CLI, mnCli, runProcess, spawnCollecting } from "./_harness/process.ts";
+import { Boxes } from "./_harness/boxes.ts";
+import { RedisConnection } from "../lib/connection.ts";
 import { formatEndpoint } from "../lib/endpoint.ts";
 import { freePort } from "../lib/redis_process.ts";
 
@@ -140,3 +142,75 @@ for (const phase of ["starting the servers", "waiting for the failover"] as cons
     }
   });
 }
+
+Deno.test("mn-redis-ha join exits 130 within 1s on SIGINT after starting its daemons, and stops them", async () => {
+  await using boxes = await Boxes.create(1);
+  const box = boxes.boxes[0];
+  const r = await interrupt(
+    boxes.joinArgs(0, ["--bootstrap"]),
+    "SIGINT",
+    (stderr) => /join: ensuring redis-sentinel/.test(stderr),
+  );
+  assertEquals(r.code, 130, r.stderr);
+  assert(r.afterSignalMs < 1000, `exited ${Math.round(r.afterSignalMs)}ms after SIGINT`);
+  // The daemons this run started are gone (they were not running before).
+  for (const port of [box.redisPort, box.sentinelPort]) {
+    await waitFor(async () => {
+      const up = await RedisConnection.connect({ host: box.host, port }, { connectTimeoutMs: 200 })
+        .then(async (c) => {
+          await c.close();
+          return true;
+        }, () => false);
+      return up
+        ? { done: false, observed: `port ${port} still answers` }
+        : { done: true, value: undefined };
+    }, { what: `the daemon on ${port} to be stopped`, timeoutMs: 2000 });
+  }
+});
+
+Deno.test("mn-redis-ha leave exits 130 within 1s on SIGINT during the hand-over and leaves no writes paused", async () => {
+  await using boxes = await Boxes.create(3);
+  for (let i = 0; i < 3; i++) {
+    const r = await mnCli(boxes.joinArgs(i, i === 0 ? ["--bootstrap"] : []));
+    assertEquals(r.code, 0, r.stderr);
+  }
+  const r = await interrupt(
+    boxes.leaveArgs(0),
+    "SIGINT",
+    (stderr) => /pausing writes/.test(stderr),
+  );
+  assertEquals(r.code, 130, r.stderr);
+  assert(r.afterSignalMs < 1000, `exited ${Math.round(r.afterSignalMs)}ms after SIGINT`);
+  // Whatever role box 1's Redis has now, a write there is answered at once (accepted, or refused
+  // as READONLY if Sentinel already moved the primary), never held by a pause.
+  await using conn = await boxes.redis(0);
+  const started = performance.now();
+  await conn.send(["SET", "after-interrupt", "1"], { timeoutMs: 2000 }).catch((error) => {
+    assert(/READONLY/.test(String(error)), String(error));
+  });
+  assert(performance.now() - started < 500, "the write was held by a pause");
+});
+
+Deno.test("scripts/test_redis_sentinel_ha.sh passes SIGTERM on: exit 143 within 1s, nothing left running", async () => {
+  await Deno.mkdir(TEST_TMP, { recursive: true });
+  const dir = await Deno.makeTempDir({ dir: TEST_TMP, prefix: "sigscript-" });
+  try {
+    const child = spawnCollecting("bash", ["scripts/test_redis_sentinel_ha.sh", "--dir", dir]);
+    await waitFor(
+      () =>
+        /step: start 3 redis/.test(child.stderr())
+          ? { done: true, value: undefined }
+          : { done: false, observed: child.stderr().slice(-200) || "no output yet" },
+      { what: "the smoke to start", timeoutMs: 30_000 },
+    );
+    const sentAt = performance.now();
+    child.kill("SIGTERM");
+    const status = await child.done;
+    const afterSignalMs = performance.now() - sentAt;
+    assertEquals(status.code, 143, child.stderr());
+    assert(afterSignalMs < 1000, `exited ${Math.round(afterSignalMs)}ms after SIGTERM`);
+    assertEquals(await processesMentioning(dir), "");
+  } finally {
+    await Deno.remove(dir, { recursive: true }).catch(() => {});
+  }
+});
