@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # The whole test suite: installs what is missing, then runs the checks, the unit tests
-# (no permissions) and the integration tests (real redis-server/redis-sentinel processes),
+# (no permissions), the integration tests (real redis-server/redis-sentinel processes) and the
+# fault suite's short form (three network-namespace boxes, every nemesis once),
 # and ends with one plain "N passed, N failed" line.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -15,6 +16,9 @@ deno task check || status=1
 if [ "$status" -eq 0 ]; then
   deno task test:unit 2>&1 | tee -a "$log" || status=1
   deno task test:int 2>&1 | tee -a "$log" || status=1
+  # The fault suite's short form runs alone, after the integration tests, so its load never
+  # disturbs their timings.
+  deno task test:chaos 2>&1 | tee -a "$log" || status=1
 fi
 passed=$(grep -Eo '\| [0-9]+ passed' "$log" | awk '{s+=$2} END {print s+0}')
 failed=$(grep -Eo '\| [0-9]+ failed' "$log" | awk '{s+=$2} END {print s+0}')

@@ -1,0 +1,309 @@
+#!/usr/bin/env -S deno run -P=chaos
+// deno-lint-ignore-file no-console -- a command-line program: progress on stderr, the summary on stdout
+/**
+ * `deno task chaos`: Jepsen-style fault runs on three network-namespace
+ * boxes, each run with a history checker and a report.
+ *
+ *   deno task chaos [--nemesis NAME[,NAME…]|all|mixed] [--duration S] [--wait N] [--out DIR] [--short]
+ *
+ * Needs root (network namespaces, iptables). Every process, namespace and
+ * link of a run is removed on success, failure and Ctrl-C.
+ *
+ * @module
+ */
+
+import { parseArgs } from "node:util";
+import { check, type FinalState } from "./chaos/checker.ts";
+import { History } from "./chaos/history.ts";
+import { NEMESES, type Nemesis, selectNemeses } from "./chaos/nemesis.ts";
+import { reportMarkdown, type RunReport, summaryMarkdown, timelineSvg } from "./chaos/report.ts";
+import { Topology } from "./chaos/topology.ts";
+import {
+  APPEND_JOB,
+  fencedJob,
+  LEASES,
+  listKey,
+  setPrefix,
+  Workload,
+  workloadConfig,
+} from "./chaos/workload.ts";
+import { RedisConnection } from "../lib/connection.ts";
+import { SentinelWatcher } from "../lib/sentinel_watcher.ts";
+import { parseSwitchMaster } from "../lib/resolver_decision.ts";
+import { formatEndpoint } from "../lib/endpoint.ts";
+import { parseInfo, replicasFromInfo } from "../lib/info.ts";
+import { replyToString, type RespReply } from "../lib/resp.ts";
+import { StateStore } from "../lib/state_store.ts";
+import { waitFor } from "../lib/wait.ts";
+import { delay } from "../lib/_delay.ts";
+import type { Config } from "../lib/config.ts";
+
+const say = (line: string): void => console.error(line);
+
+interface Options {
+  nemeses: Nemesis[][];
+  durationMs: number;
+  wait: number;
+  out: string;
+}
+
+function parseOptions(args: string[]): Options {
+  const { values } = parseArgs({
+    args,
+    strict: true,
+    options: {
+      nemesis: { type: "string", default: "all" },
+      duration: { type: "string" },
+      wait: { type: "string", default: "1" },
+      out: { type: "string" },
+      short: { type: "boolean", default: false },
+      help: { type: "boolean", default: false },
+    },
+  });
+  if (values.help) {
+    console.log(
+      "Usage: deno task chaos [--nemesis NAME[,NAME…]|all|mixed] [--duration S] [--wait N] [--out DIR] [--short]\n\n" +
+        "Nemeses:\n" + NEMESES.map((n) => `  ${n.name.padEnd(18)} ${n.summary}`).join("\n") +
+        "\n  mixed              every nemesis above, one after another, in one run\n\n" +
+        "--duration S   seconds of workload around each fault (default 20; --short: 6)\n" +
+        "--wait N       MN_REDIS_WAIT_REPLICAS of the writers (default 1; 0 for comparison)\n" +
+        "--out DIR      where reports go (default bench/results/chaos/<timestamp>)\n" +
+        "--short        one cycle of each nemesis with short durations (what CI runs)",
+    );
+    Deno.exit(0);
+  }
+  const value = values.nemesis;
+  let nemeses: Nemesis[][];
+  if (value === "mixed") nemeses = [[...NEMESES]];
+  else {
+    const picked = selectNemeses(value);
+    if (typeof picked === "string") throw new Error(`--nemesis: ${picked}`);
+    nemeses = picked.map((n) => [n]);
+  }
+  const seconds = values.duration === undefined ? (values.short ? 6 : 20) : Number(values.duration);
+  if (!Number.isFinite(seconds) || seconds < 2 || seconds > 3600) {
+    throw new Error(`--duration is ${JSON.stringify(values.duration)}; expected seconds in 2-3600`);
+  }
+  const wait = Number(values.wait);
+  if (!Number.isInteger(wait) || wait < 0 || wait > 2) {
+    throw new Error(`--wait is ${JSON.stringify(values.wait)}; expected 0, 1 or 2`);
+  }
+  const stamp = new Date().toISOString().replaceAll(":", "-").replace(/\.\d+Z$/, "Z");
+  return {
+    nemeses,
+    durationMs: seconds * 1000,
+    wait,
+    out: values.out ?? `bench/results/chaos/${stamp}`,
+  };
+}
+
+/** Reads what the primary holds after the run. */
+async function finalState(config: Config): Promise<FinalState> {
+  await using store = await StateStore.connect(config);
+  const client = store.client;
+  const sets: string[] = [];
+  let cursor = "0";
+  do {
+    const [next, keys] = (await client.command([
+      "SCAN",
+      cursor,
+      "MATCH",
+      `${setPrefix(config.namespace)}:*`,
+      "COUNT",
+      1000,
+    ])) as [RespReply, RespReply[]];
+    cursor = replyToString(next) ?? "0";
+    for (const k of keys) sets.push(replyToString(k) ?? "");
+  } while (cursor !== "0");
+  const list = ((await client.command(["LRANGE", listKey(config.namespace), 0, -1])) as RespReply[])
+    .map((v) => replyToString(v) ?? "");
+  const readAll = async (job: string) => {
+    const out = [];
+    let after: string | undefined;
+    while (true) {
+      const page = await store.events.read(job, { after, count: 10_000 });
+      out.push(...page);
+      if (page.length < 10_000) return out;
+      after = page[page.length - 1].offset;
+    }
+  };
+  const eventIds = new Map<string, number>();
+  for (const e of await readAll(APPEND_JOB)) eventIds.set(e.id, (eventIds.get(e.id) ?? 0) + 1);
+  const fenced = new Map<string, { id: string; token: number; holder: string }[]>();
+  for (const { name } of LEASES) {
+    fenced.set(
+      name,
+      (await readAll(fencedJob(name))).map((e) => {
+        const data = e.data as { token: number; holder: string };
+        return { id: e.id, token: data.token, holder: data.holder };
+      }),
+    );
+  }
+  return { setKeys: new Set(sets), listValues: list, eventIds, fenced };
+}
+
+/** Heals everything and waits until the replicas have every byte of the primary. */
+async function settle(topology: Topology): Promise<void> {
+  await topology.heal();
+  for (const box of topology.boxes) {
+    for (const kind of ["redis", "sentinel"] as const) {
+      await topology.signal(box, kind, "CONT");
+    }
+    const endpointUp = async (port: number): Promise<boolean> => {
+      try {
+        await using _c = await RedisConnection.connect({ host: box.ip, port }, {
+          connectTimeoutMs: 500,
+        });
+        return true;
+      } catch {
+        return false;
+      }
+    };
+    if (!(await endpointUp(box.sentinel.port))) await topology.restartSentinel(box);
+    if (!(await endpointUp(box.redis.port))) await topology.join(box);
+  }
+  const primary = await topology.waitAgreement(90_000);
+  // A box that is neither primary nor replicating (e.g. detached) joins again.
+  for (const box of topology.boxes.filter((b) => b !== primary)) {
+    await using c = await RedisConnection.connect(box.redis);
+    const info = parseInfo(replyToString(await c.send(["INFO", "replication"])) ?? "");
+    if (info.get("role") !== "slave" || info.get("master_host") !== primary.ip) {
+      await topology.join(box);
+    }
+  }
+  await waitFor(async () => {
+    await using c = await RedisConnection.connect(primary.redis);
+    const info = parseInfo(replyToString(await c.send(["INFO", "replication"])) ?? "");
+    const offset = Number(info.get("master_repl_offset"));
+    const synced = replicasFromInfo(info).filter((r) => r.state === "online" && r.offset >= offset);
+    return synced.length >= 2
+      ? { done: true, value: undefined }
+      : { done: false, observed: `${synced.length} of 2 replicas at offset ${offset}` };
+  }, { what: "both replicas to resync", timeoutMs: 90_000, intervalMs: 200 });
+}
+
+async function runOne(
+  nemeses: Nemesis[],
+  options: Options,
+  signal: AbortSignal,
+): Promise<RunReport> {
+  const name = nemeses.length === 1 ? nemeses[0].name : "mixed";
+  const dir = `${options.out}/${name}-wait${options.wait}`;
+  await Deno.mkdir(dir, { recursive: true });
+  say(`chaos: run ${name} (WAIT ${options.wait}) → ${dir}`);
+  const started = performance.now();
+  await using topology = await Topology.create(".tmp", say);
+  const history = new History();
+  const config = workloadConfig(topology.sentinels, topology.masterName, options.wait);
+  let switches = 0;
+  await using _watcher = new SentinelWatcher({
+    sentinels: () => topology.boxes.map((b) => b.sentinel),
+    masterName: topology.masterName,
+    subscriptions: 3,
+    onEvent: (e) => {
+      if (e.channel !== "+switch-master") return;
+      const parsed = parseSwitchMaster(e.payload);
+      // Three sentinels announce one switch: count it once per new address and second.
+      const label = `+switch-master → ${parsed === undefined ? "?" : formatEndpoint(parsed.to)}`;
+      const now = history.now();
+      const recent = history.entries.some((x) =>
+        x.type === "mark" && x.what === "switch" && x.label === label && now - x.from < 1000
+      );
+      if (!recent) {
+        switches++;
+        history.mark({ what: "switch", label, from: now });
+      }
+    },
+  });
+  const workload = await Workload.start(config, history);
+  let error: string | undefined;
+  let end = 0;
+  try {
+    await delay(Math.min(3000, options.durationMs / 3), signal);
+    for (const nemesis of nemeses) {
+      signal.throwIfAborted();
+      say(`chaos: nemesis ${nemesis.name}: ${nemesis.summary}`);
+      await nemesis.run({ topology, history, faultMs: options.durationMs / 3, report: say });
+    }
+    await delay(Math.min(5000, options.durationMs / 3), signal);
+  } catch (e) {
+    error = e instanceof Error ? e.message : String(e);
+    say(`chaos: ${name}: ${error}`);
+  } finally {
+    end = history.now();
+    await workload.stop();
+  }
+  let verdictError = error;
+  let report: RunReport;
+  try {
+    await settle(topology);
+    const state = await finalState(config);
+    report = {
+      nemesis: name,
+      wait: options.wait,
+      durationMs: performance.now() - started,
+      switches,
+      ...check(history.entries, state, end),
+      ...(verdictError === undefined ? {} : { error: verdictError }),
+    };
+  } catch (e) {
+    verdictError = `${verdictError === undefined ? "" : `${verdictError}; `}check failed: ${
+      e instanceof Error ? e.message : e
+    }`;
+    report = {
+      nemesis: name,
+      wait: options.wait,
+      durationMs: performance.now() - started,
+      switches,
+      ...check(history.entries, {
+        setKeys: new Set(),
+        listValues: [],
+        eventIds: new Map(),
+        fenced: new Map(),
+      }, end),
+      lost: 0,
+      duplicated: 0,
+      error: verdictError,
+    };
+  }
+  await Deno.writeTextFile(`${dir}/history.jsonl`, history.toJsonl());
+  await Deno.writeTextFile(`${dir}/report.json`, JSON.stringify(report, null, 2) + "\n");
+  await Deno.writeTextFile(`${dir}/report.md`, reportMarkdown(report));
+  await Deno.writeTextFile(
+    `${dir}/timeline.svg`,
+    timelineSvg(history.entries, `${name}, WAIT ${options.wait}`, end),
+  );
+  say(
+    `chaos: ${name}: acked ${report.acked}/${report.invoked}, lost ${report.lost}, duplicated ${report.duplicated}, unknown ${report.unknown}, fencing ${report.fencingViolations}, overlap ${report.holderOverlapMs} ms, longest unavailable ${report.longestUnavailableMs} ms`,
+  );
+  return report;
+}
+
+if (import.meta.main) {
+  let options: Options;
+  try {
+    options = parseOptions(Deno.args);
+  } catch (e) {
+    console.error(`chaos: ${e instanceof Error ? e.message : e}`);
+    Deno.exit(2);
+  }
+  const interrupt = new AbortController();
+  const onSignal = (): void => interrupt.abort(new Error("interrupted"));
+  Deno.addSignalListener("SIGINT", onSignal);
+  Deno.addSignalListener("SIGTERM", onSignal);
+  const reports: RunReport[] = [];
+  for (const nemeses of options.nemeses) {
+    if (interrupt.signal.aborted) break;
+    reports.push(await runOne(nemeses, options, interrupt.signal));
+  }
+  await Deno.mkdir(options.out, { recursive: true });
+  await Deno.writeTextFile(`${options.out}/summary.md`, summaryMarkdown(reports));
+  console.log(summaryMarkdown(reports));
+  Deno.removeSignalListener("SIGINT", onSignal);
+  Deno.removeSignalListener("SIGTERM", onSignal);
+  const bad = reports.filter((r) =>
+    r.error !== undefined || (options.wait > 0 && (r.lost > 0 || r.fencingViolations > 0)) ||
+    r.duplicated > 0 || r.failedButPresent > 0
+  );
+  Deno.exit(interrupt.signal.aborted ? 130 : bad.length > 0 ? 1 : 0);
+}

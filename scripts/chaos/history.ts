@@ -1,0 +1,106 @@
+/**
+ * The history of a fault run: every operation as invoked and completed, with
+ * its outcome, on the monotonic clock (ms since the run started), plus the
+ * lease holders' "I hold it" intervals and the run's events (faults, Sentinel
+ * switches). Written as JSONL; read by the checker.
+ */
+
+import { AbortedError, OutcomeUnknownError, WaitError } from "../../lib/errors.ts";
+
+/** What an operation did. */
+export type OpKind = "set" | "rpush" | "append" | "fenced" | "read";
+
+/** How an operation ended: applied, not applied, or not known. */
+export type Outcome = "ok" | "failed" | "unknown";
+
+/** One operation. */
+export interface Op {
+  readonly type: "op";
+  readonly kind: OpKind;
+  /** Key (set), list value (rpush), event id (append, fenced). */
+  readonly id: string;
+  /** The lease and token a fenced write presented. */
+  readonly lease?: string;
+  readonly token?: number;
+  readonly holder?: string;
+  readonly invokedAt: number;
+  completedAt?: number;
+  outcome?: Outcome;
+  error?: string;
+}
+
+/** One contender's belief that it holds a lease. */
+export interface Hold {
+  readonly type: "hold";
+  readonly lease: string;
+  readonly holder: string;
+  readonly token: number;
+  readonly from: number;
+  readonly to: number;
+}
+
+/** A fault window or a Sentinel event. */
+export interface Mark {
+  readonly type: "mark";
+  readonly what: "fault" | "switch";
+  readonly label: string;
+  readonly from: number;
+  /** When the fault ended (set by the nemesis when it heals). */
+  to?: number;
+}
+
+/** Any history line. */
+export type Entry = Op | Hold | Mark;
+
+/** Classifies a failure: `unknown` when the write may have been applied, else `failed`. */
+export function outcomeOf(error: unknown): Outcome {
+  if (error instanceof OutcomeUnknownError || error instanceof WaitError) return "unknown";
+  if (error instanceof AbortedError) return error.mayHaveApplied ? "unknown" : "failed";
+  return "failed";
+}
+
+/** Collects the history of one run. */
+export class History {
+  readonly entries: Entry[] = [];
+  readonly #start = performance.now();
+
+  /** Milliseconds since the run started. */
+  now(): number {
+    return performance.now() - this.#start;
+  }
+
+  /** Records an operation and runs it, recording its outcome. Never throws. */
+  async op(
+    init: Omit<Op, "type" | "invokedAt">,
+    fn: () => Promise<unknown>,
+  ): Promise<Outcome> {
+    const op: Op = { ...init, type: "op", invokedAt: this.now() };
+    this.entries.push(op);
+    try {
+      await fn();
+      op.outcome = "ok";
+    } catch (error) {
+      op.outcome = outcomeOf(error);
+      op.error = error instanceof Error ? `${error.name}: ${error.message}` : String(error);
+    }
+    op.completedAt = this.now();
+    return op.outcome;
+  }
+
+  /** Records a holder's interval. */
+  hold(hold: Omit<Hold, "type">): void {
+    this.entries.push({ ...hold, type: "hold" });
+  }
+
+  /** Records a fault window (`to` set when it ends) or a Sentinel switch. */
+  mark(mark: Omit<Mark, "type">): Mark {
+    const entry: Mark = { ...mark, type: "mark" };
+    this.entries.push(entry);
+    return entry;
+  }
+
+  /** The history as JSONL. */
+  toJsonl(): string {
+    return this.entries.map((e) => JSON.stringify(e)).join("\n") + "\n";
+  }
+}

@@ -1,0 +1,227 @@
+/**
+ * The faults the suite injects, one per run (or several in a mixed run). Each
+ * marks its fault window in the history and leaves the cluster healed: every
+ * process running, every partition removed, every box a member again.
+ */
+
+import { RedisConnection } from "../../lib/connection.ts";
+import { delay } from "../../lib/_delay.ts";
+import type { History } from "./history.ts";
+import type { Box, Topology } from "./topology.ts";
+
+/** What a nemesis gets. */
+export interface NemesisContext {
+  readonly topology: Topology;
+  readonly history: History;
+  /** How long a fault lasts (scaled by --duration). */
+  readonly faultMs: number;
+  readonly report: (line: string) => void;
+}
+
+/** A named fault. */
+export interface Nemesis {
+  readonly name: string;
+  readonly summary: string;
+  run(context: NemesisContext): Promise<void>;
+}
+
+async function primaryBox(c: NemesisContext): Promise<Box> {
+  return await c.topology.waitAgreement();
+}
+
+/** Brings a box back as a member: starts what is not running (from its config) and joins. */
+async function rejoin(c: NemesisContext, box: Box): Promise<void> {
+  c.report(`chaos: box ${box.index} rejoins`);
+  await c.topology.join(box);
+}
+
+async function killPrimary(c: NemesisContext, label: string): Promise<void> {
+  const box = await primaryBox(c);
+  const mark = c.history.mark({
+    what: "fault",
+    label: `${label} box ${box.index}`,
+    from: c.history.now(),
+  });
+  await c.topology.signal(box, "redis", "KILL");
+  await c.topology.waitAgreement(60_000, box.redis);
+  mark.to = c.history.now();
+  await rejoin(c, box);
+}
+
+/** Every nemesis, by name. */
+export const NEMESES: readonly Nemesis[] = [
+  {
+    name: "kill",
+    summary: "kill -9 the primary; it restarts and rejoins as a replica",
+    run: (c) => killPrimary(c, "kill -9 primary"),
+  },
+  {
+    name: "kill3",
+    summary: "kill -9 the primary three times in a row",
+    run: async (c) => {
+      for (let i = 1; i <= 3; i++) await killPrimary(c, `kill -9 #${i}`);
+    },
+  },
+  {
+    name: "pause",
+    summary: "SIGSTOP the primary past down-after, then SIGCONT",
+    run: async (c) => {
+      const box = await primaryBox(c);
+      const mark = c.history.mark({
+        what: "fault",
+        label: `SIGSTOP box ${box.index}`,
+        from: c.history.now(),
+      });
+      await c.topology.signal(box, "redis", "STOP");
+      try {
+        await delay(Math.max(3000, c.faultMs)); // the fault's length: past down-after (1 s)
+      } finally {
+        await c.topology.signal(box, "redis", "CONT");
+        mark.to = c.history.now();
+      }
+    },
+  },
+  {
+    name: "partition",
+    summary: "cut the primary's box off from everyone (clients too), then heal",
+    run: async (c) => {
+      const box = await primaryBox(c);
+      const mark = c.history.mark({
+        what: "fault",
+        label: `isolate box ${box.index}`,
+        from: c.history.now(),
+      });
+      await c.topology.partition(box, "all");
+      try {
+        await delay(Math.max(4000, c.faultMs));
+      } finally {
+        await c.topology.heal();
+        mark.to = c.history.now();
+      }
+    },
+  },
+  {
+    name: "partition-peers",
+    summary:
+      "cut the primary's box off from the other boxes only (clients still reach it), then heal",
+    run: async (c) => {
+      const box = await primaryBox(c);
+      const mark = c.history.mark({
+        what: "fault",
+        label: `split box ${box.index} from peers`,
+        from: c.history.now(),
+      });
+      await c.topology.partition(box, "peers");
+      try {
+        await delay(Math.max(4000, c.faultMs));
+      } finally {
+        await c.topology.heal();
+        mark.to = c.history.now();
+      }
+    },
+  },
+  {
+    name: "demote",
+    summary: "REPLICAOF the primary to another box behind Sentinel's back",
+    run: async (c) => {
+      const box = await primaryBox(c);
+      const other = c.topology.boxes.find((b) => b !== box)!;
+      const mark = c.history.mark({
+        what: "fault",
+        label: `demote box ${box.index}`,
+        from: c.history.now(),
+      });
+      await using conn = await RedisConnection.connect(box.redis);
+      await conn.send(["REPLICAOF", other.redis.host, other.redis.port]);
+      await c.topology.waitAgreement(90_000, box.redis);
+      mark.to = c.history.now();
+    },
+  },
+  {
+    name: "kill-sentinel",
+    summary: "kill -9 one sentinel (the primary's box), then restart it",
+    run: async (c) => {
+      const box = await primaryBox(c);
+      const mark = c.history.mark({
+        what: "fault",
+        label: `kill sentinel ${box.index}`,
+        from: c.history.now(),
+      });
+      await c.topology.signal(box, "sentinel", "KILL");
+      try {
+        await delay(Math.max(3000, c.faultMs));
+      } finally {
+        await c.topology.restartSentinel(box);
+        mark.to = c.history.now();
+      }
+    },
+  },
+  {
+    name: "kill-2-sentinels",
+    summary: "kill -9 two sentinels (no failover possible), then restart them",
+    run: async (c) => {
+      const boxes = c.topology.boxes.slice(0, 2);
+      const mark = c.history.mark({
+        what: "fault",
+        label: "kill sentinels 1+2",
+        from: c.history.now(),
+      });
+      for (const b of boxes) await c.topology.signal(b, "sentinel", "KILL");
+      try {
+        await delay(Math.max(3000, c.faultMs));
+      } finally {
+        for (const b of boxes) await c.topology.restartSentinel(b);
+        mark.to = c.history.now();
+      }
+    },
+  },
+  {
+    name: "leave",
+    summary: "mn-redis-ha leave of the primary's box under load, then rejoin",
+    run: async (c) => {
+      const box = await primaryBox(c);
+      const mark = c.history.mark({
+        what: "fault",
+        label: `leave box ${box.index}`,
+        from: c.history.now(),
+      });
+      const r = await c.topology.leave(box);
+      mark.to = c.history.now();
+      if (r.code !== 0) throw new Error(`leave failed: ${r.stderr.trim()}`);
+      await rejoin(c, box);
+    },
+  },
+  {
+    name: "restart-replica",
+    summary: "kill -9 a replica, then restart it",
+    run: async (c) => {
+      const primary = await primaryBox(c);
+      const box = c.topology.boxes.find((b) => b !== primary)!;
+      const mark = c.history.mark({
+        what: "fault",
+        label: `kill replica ${box.index}`,
+        from: c.history.now(),
+      });
+      await c.topology.signal(box, "redis", "KILL");
+      await delay(Math.min(2000, c.faultMs));
+      await rejoin(c, box);
+      mark.to = c.history.now();
+    },
+  },
+];
+
+/** Looks up nemeses by a `--nemesis` value: names, comma-separated, or `all`. */
+export function selectNemeses(value: string): Nemesis[] | string {
+  if (value === "all") return [...NEMESES];
+  const picked: Nemesis[] = [];
+  for (const name of value.split(",").map((n) => n.trim())) {
+    const found = NEMESES.find((n) => n.name === name);
+    if (found === undefined) {
+      return `unknown nemesis "${name}"; expected one of ${
+        NEMESES.map((n) => n.name).join(", ")
+      }, or all`;
+    }
+    picked.push(found);
+  }
+  return picked;
+}

@@ -1,0 +1,157 @@
+/**
+ * A fault run's outputs: `report.json`, `report.md` and `timeline.svg`
+ * (acknowledged writes per 100 ms, failed and unknown outcomes marked, fault
+ * windows shaded, every `+switch-master` drawn), and the combined
+ * `summary.md` of several runs.
+ */
+
+import type { Verdict } from "./checker.ts";
+import type { Entry, Mark, Op } from "./history.ts";
+
+/** Everything about one run. */
+export interface RunReport extends Verdict {
+  readonly nemesis: string;
+  readonly wait: number;
+  readonly durationMs: number;
+  readonly switches: number;
+  readonly error?: string;
+}
+
+/** The markdown report of one run. */
+export function reportMarkdown(r: RunReport): string {
+  const lines = [
+    `# Fault run: ${r.nemesis} (WAIT ${r.wait})`,
+    "",
+    "| figure | value |",
+    "| --- | --- |",
+    ...([
+      ["operations invoked", r.invoked],
+      ["acknowledged", r.acked],
+      ["failed (not applied)", r.failed],
+      ["unknown outcome", r.unknown],
+      ["acknowledged but lost", r.lost],
+      ["duplicated", r.duplicated],
+      ["reported failed but present", r.failedButPresent],
+      ["fencing violations", r.fencingViolations],
+      ["lease grants", r.grants],
+      ["holder overlap (total / longest)", `${r.holderOverlapMs} ms / ${r.maxHolderOverlapMs} ms`],
+      ["longest window without an acknowledged write", `${r.longestUnavailableMs} ms`],
+      ["Sentinel switches seen", r.switches],
+      ["run length", `${Math.round(r.durationMs / 1000)} s`],
+    ] as const).map(([k, v]) => `| ${k} | ${v} |`),
+    "",
+  ];
+  if (r.error !== undefined) lines.push(`**The run failed:** ${r.error}`, "");
+  if (r.findings.length > 0) {
+    lines.push("## Findings", "");
+    for (const f of r.findings.slice(0, 50)) lines.push(`- ${f.kind}: ${f.id} — ${f.detail}`);
+    if (r.findings.length > 50) lines.push(`- … and ${r.findings.length - 50} more (report.json)`);
+    lines.push("");
+    if (r.lost > 0) {
+      lines.push(
+        r.wait === 0
+          ? "Writes acknowledged by a primary before any replica had them are lost when that primary dies or is cut off and a replica is promoted: with `--wait 0` nothing waits for a replica."
+          : "Acknowledged writes were lost although WAIT confirmed a replica: see the findings for which, and when.",
+        "",
+      );
+    }
+  }
+  lines.push("![timeline](timeline.svg)", "");
+  return lines.join("\n");
+}
+
+/** The timeline picture of one run. */
+export function timelineSvg(entries: readonly Entry[], title: string, endMs: number): string {
+  const width = 900;
+  const height = 240;
+  const left = 40;
+  const plot = { top: 30, bottom: 190 };
+  const bucketMs = 100;
+  const buckets = Math.max(1, Math.ceil(endMs / bucketMs));
+  const acked = new Array<number>(buckets).fill(0);
+  const bad: { at: number; outcome: string }[] = [];
+  for (const e of entries) {
+    if (e.type !== "op" || e.kind === "read") continue;
+    const op = e as Op;
+    const at = op.completedAt ?? op.invokedAt;
+    if (op.outcome === "ok") acked[Math.min(buckets - 1, Math.floor(at / bucketMs))]++;
+    else if (op.outcome !== undefined) bad.push({ at, outcome: op.outcome });
+  }
+  const peak = Math.max(1, ...acked);
+  const x = (ms: number): number => left + (ms / Math.max(1, endMs)) * (width - left - 10);
+  const y = (n: number): number => plot.bottom - (n / peak) * (plot.bottom - plot.top);
+  const parts: string[] = [
+    `<svg xmlns="http://www.w3.org/2000/svg" width="${width}" height="${height}" viewBox="0 0 ${width} ${height}" font-family="sans-serif" font-size="11">`,
+    `<rect width="${width}" height="${height}" fill="white"/>`,
+    `<text x="${left}" y="16" font-size="13">${escape(title)}</text>`,
+  ];
+  for (const m of entries.filter((e): e is Mark => e.type === "mark" && e.what === "fault")) {
+    const to = m.to ?? endMs;
+    parts.push(
+      `<rect x="${x(m.from).toFixed(1)}" y="${plot.top}" width="${
+        Math.max(1, x(to) - x(m.from)).toFixed(1)
+      }" height="${plot.bottom - plot.top}" fill="#f4c7c3" opacity="0.6"><title>${
+        escape(m.label)
+      }</title></rect>`,
+      `<text x="${x(m.from).toFixed(1)}" y="${plot.top - 4}" fill="#a52714">${
+        escape(m.label)
+      }</text>`,
+    );
+  }
+  const barWidth = Math.max(1, (width - left - 10) / buckets - 0.5);
+  acked.forEach((n, i) => {
+    if (n === 0) return;
+    parts.push(
+      `<rect x="${x(i * bucketMs).toFixed(1)}" y="${y(n).toFixed(1)}" width="${
+        barWidth.toFixed(1)
+      }" height="${(plot.bottom - y(n)).toFixed(1)}" fill="#34a853"/>`,
+    );
+  });
+  for (const b of bad) {
+    parts.push(
+      `<circle cx="${x(b.at).toFixed(1)}" cy="${b.outcome === "failed" ? 205 : 215}" r="2" fill="${
+        b.outcome === "failed" ? "#d93025" : "#f9ab00"
+      }"/>`,
+    );
+  }
+  for (const m of entries.filter((e): e is Mark => e.type === "mark" && e.what === "switch")) {
+    parts.push(
+      `<line x1="${x(m.from).toFixed(1)}" x2="${
+        x(m.from).toFixed(1)
+      }" y1="${plot.top}" y2="${plot.bottom}" stroke="#1a73e8" stroke-dasharray="4 3"><title>${
+        escape(m.label)
+      }</title></line>`,
+    );
+  }
+  parts.push(
+    `<line x1="${left}" x2="${width - 10}" y1="${plot.bottom}" y2="${plot.bottom}" stroke="#555"/>`,
+    `<text x="${left - 4}" y="${plot.top + 4}" text-anchor="end">${peak}</text>`,
+    `<text x="${left - 4}" y="${plot.bottom}" text-anchor="end">0</text>`,
+    `<text x="${width - 10}" y="${plot.bottom + 12}" text-anchor="end">${
+      (endMs / 1000).toFixed(1)
+    } s</text>`,
+    `<text x="${left}" y="232">green: acknowledged writes per 100 ms · red: failed · amber: unknown outcome · shaded: fault · dashed blue: +switch-master</text>`,
+    "</svg>",
+  );
+  return parts.join("\n") + "\n";
+}
+
+/** The combined table of several runs. */
+export function summaryMarkdown(reports: readonly RunReport[]): string {
+  return [
+    "# Fault suite summary",
+    "",
+    "| nemesis | WAIT | invoked | acked | lost | duplicated | unknown | failed but present | fencing violations | holder overlap ms | longest unavailable ms |",
+    "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |",
+    ...reports.map((r) =>
+      `| ${r.nemesis}${
+        r.error === undefined ? "" : " (run failed)"
+      } | ${r.wait} | ${r.invoked} | ${r.acked} | ${r.lost} | ${r.duplicated} | ${r.unknown} | ${r.failedButPresent} | ${r.fencingViolations} | ${r.holderOverlapMs} | ${r.longestUnavailableMs} |`
+    ),
+    "",
+  ].join("\n");
+}
+
+function escape(text: string): string {
+  return text.replaceAll("&", "&amp;").replaceAll("<", "&lt;").replaceAll(">", "&gt;");
+}
