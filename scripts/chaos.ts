@@ -271,7 +271,12 @@ async function runOne(
   await Deno.writeTextFile(`${dir}/report.md`, reportMarkdown(report));
   await Deno.writeTextFile(
     `${dir}/timeline.svg`,
-    timelineSvg(history.entries, `${name}, WAIT ${options.wait}`, end),
+    timelineSvg(
+      history.entries,
+      `${name}, WAIT ${options.wait}`,
+      end,
+      new Set(report.findings.filter((f) => f.kind === "lost").map((f) => f.id)),
+    ),
   );
   say(
     `chaos: ${name}: acked ${report.acked}/${report.invoked}, lost ${report.lost}, duplicated ${report.duplicated}, unknown ${report.unknown}, fencing ${report.fencingViolations}, overlap ${report.holderOverlapMs} ms, longest unavailable ${report.longestUnavailableMs} ms`,

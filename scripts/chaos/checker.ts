@@ -4,7 +4,7 @@
  * full resync) to the figures of the report. No I/O; unit-tested.
  */
 
-import type { Entry, Hold, Op } from "./history.ts";
+import type { Entry, Hold, Mark, Op } from "./history.ts";
 
 /** What the primary holds after the run. */
 export interface FinalState {
@@ -88,6 +88,7 @@ export function longestGap(okTimes: readonly number[], start: number, end: numbe
 export function check(entries: readonly Entry[], state: FinalState, end: number): Verdict {
   const ops = entries.filter((e): e is Op => e.type === "op" && e.kind !== "read");
   const holds = entries.filter((e): e is Hold => e.type === "hold");
+  const marks = entries.filter((e): e is Mark => e.type === "mark" && e.what === "fault");
   const findings: Finding[] = [];
   let lost = 0;
   let duplicated = 0;
@@ -99,9 +100,9 @@ export function check(entries: readonly Entry[], state: FinalState, end: number)
       findings.push({
         kind: "lost",
         id: `${op.kind} ${op.id}`,
-        detail: `acknowledged at ${
-          Math.round(op.completedAt ?? 0)
-        }ms, absent from the final primary`,
+        detail: `acknowledged at ${Math.round(op.completedAt ?? 0)}ms${
+          faultNear(marks, op.completedAt ?? 0)
+        }, absent from the final primary`,
       });
     }
     if (n > 1) {
@@ -179,4 +180,15 @@ export function check(entries: readonly Entry[], state: FinalState, end: number)
     grants: holds.length,
     findings,
   };
+}
+
+/** Which fault a moment belongs to, for findings: " during …" or " 120ms before …". */
+function faultNear(marks: readonly Mark[], at: number): string {
+  const during = marks.find((m) => m.from <= at && at <= (m.to ?? Infinity));
+  if (during !== undefined) return ` during "${during.label}"`;
+  const next = marks.filter((m) => m.from > at).sort((a, b) => a.from - b.from)[0];
+  if (next !== undefined && next.from - at < 5000) {
+    return ` ${Math.round(next.from - at)}ms before "${next.label}"`;
+  }
+  return "";
 }

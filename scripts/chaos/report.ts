@@ -61,7 +61,12 @@ export function reportMarkdown(r: RunReport): string {
 }
 
 /** The timeline picture of one run. */
-export function timelineSvg(entries: readonly Entry[], title: string, endMs: number): string {
+export function timelineSvg(
+  entries: readonly Entry[],
+  title: string,
+  endMs: number,
+  lost: ReadonlySet<string> = new Set(),
+): string {
   const width = 900;
   const height = 240;
   const left = 40;
@@ -69,13 +74,19 @@ export function timelineSvg(entries: readonly Entry[], title: string, endMs: num
   const bucketMs = 100;
   const buckets = Math.max(1, Math.ceil(endMs / bucketMs));
   const acked = new Array<number>(buckets).fill(0);
+  const lostAt = new Array<number>(buckets).fill(0);
   const bad: { at: number; outcome: string }[] = [];
   for (const e of entries) {
     if (e.type !== "op" || e.kind === "read") continue;
     const op = e as Op;
     const at = op.completedAt ?? op.invokedAt;
-    if (op.outcome === "ok") acked[Math.min(buckets - 1, Math.floor(at / bucketMs))]++;
-    else if (op.outcome !== undefined) bad.push({ at, outcome: op.outcome });
+    const bucket = Math.min(buckets - 1, Math.floor(at / bucketMs));
+    if (op.outcome === "ok") {
+      acked[bucket]++;
+      if (lost.has(`${op.kind} ${op.id}`)) lostAt[bucket]++;
+    } else if (op.outcome !== undefined) {
+      bad.push({ at, outcome: op.outcome });
+    }
   }
   const peak = Math.max(1, ...acked);
   const x = (ms: number): number => left + (ms / Math.max(1, endMs)) * (width - left - 10);
@@ -107,6 +118,16 @@ export function timelineSvg(entries: readonly Entry[], title: string, endMs: num
       }" height="${(plot.bottom - y(n)).toFixed(1)}" fill="#34a853"/>`,
     );
   });
+  lostAt.forEach((n, i) => {
+    if (n === 0) return;
+    parts.push(
+      `<rect x="${x(i * bucketMs).toFixed(1)}" y="${y(n).toFixed(1)}" width="${
+        barWidth.toFixed(1)
+      }" height="${
+        (plot.bottom - y(n)).toFixed(1)
+      }" fill="#202124"><title>${n} acknowledged, then lost</title></rect>`,
+    );
+  });
   for (const b of bad) {
     parts.push(
       `<circle cx="${x(b.at).toFixed(1)}" cy="${b.outcome === "failed" ? 205 : 215}" r="2" fill="${
@@ -130,7 +151,7 @@ export function timelineSvg(entries: readonly Entry[], title: string, endMs: num
     `<text x="${width - 10}" y="${plot.bottom + 12}" text-anchor="end">${
       (endMs / 1000).toFixed(1)
     } s</text>`,
-    `<text x="${left}" y="232">green: acknowledged writes per 100 ms · red: failed · amber: unknown outcome · shaded: fault · dashed blue: +switch-master</text>`,
+    `<text x="${left}" y="232">green: acknowledged writes per 100 ms · black: acknowledged, then lost · red: failed · amber: unknown · shaded: fault · blue: +switch-master</text>`,
     "</svg>",
   );
   return parts.join("\n") + "\n";

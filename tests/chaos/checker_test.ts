@@ -22,6 +22,18 @@ Deno.test("check() counts an acknowledged write missing from the final primary a
   const v = check(entries, { ...EMPTY, setKeys: new Set(["k1"]) }, 100);
   assertEquals([v.invoked, v.acked, v.lost, v.duplicated], [2, 2, 1, 0]);
   assertEquals(v.findings.map((f) => f.kind), ["lost"]);
+  const withFault = check(
+    [
+      { type: "mark", what: "fault", label: "isolate box 1", from: 15, to: 40 },
+      ...entries,
+    ],
+    { ...EMPTY, setKeys: new Set(["k1"]) },
+    100,
+  );
+  assert(
+    withFault.findings[0].detail.includes('during "isolate box 1"'),
+    withFault.findings[0].detail,
+  );
 });
 
 Deno.test("check() counts a value stored twice as duplicated and unknown outcomes apart", () => {
