@@ -311,14 +311,40 @@ export class RedisHaClient implements AsyncDisposable {
       ? this.#closing.signal
       : AbortSignal.any([signal, this.#closing.signal]);
     const started = performance.now();
+    // Once an attempt may have been applied (its WAIT failed, or its reply was lost before an
+    // idempotent retry), giving up later is never a definite failure.
+    let mayHaveApplied: string | undefined;
+    const giveUp = (error: unknown): unknown => {
+      if (mayHaveApplied === undefined) return error;
+      if (error instanceof AbortedError && !error.mayHaveApplied) {
+        return new AbortedError({
+          mayHaveApplied: true,
+          reason: error.cause,
+          what: `Redis command (an earlier attempt ${mayHaveApplied})`,
+        });
+      }
+      if (error instanceof RetriesExhaustedError) {
+        return new OutcomeUnknownError(
+          error.lastPrimary ?? "the primary",
+          error,
+          `an earlier attempt ${mayHaveApplied}, and the retries then gave up (${error.message})`,
+        );
+      }
+      return error;
+    };
     for (let attempt = 1;; attempt++) {
-      const session = await this.#sessionFor(waitSignal);
+      let session: Session;
+      try {
+        session = await this.#sessionFor(waitSignal);
+      } catch (error) {
+        throw giveUp(error);
+      }
       try {
         const result = await op(session, signal);
         this.#failures = 0;
         return result;
       } catch (error) {
-        if (error instanceof AbortedError) throw error;
+        if (error instanceof AbortedError) throw giveUp(error);
         if (isAuthReply(error)) {
           throw new AuthError(
             `Authentication to ${session.primary.address} failed (${error.prefix}); check MN_REDIS_USERNAME and MN_REDIS_PASSWORD`,
@@ -329,6 +355,7 @@ export class RedisHaClient implements AsyncDisposable {
           // A shortfall may mean the primary was replaced: re-check before anything else is sent there.
           const replaced = await this.#reverify(session);
           if (!(replaced && idempotent)) throw error;
+          mayHaveApplied = `was applied on ${session.primary.address} but not confirmed by WAIT`;
         } else {
           if (
             this.config.haMode === "single" && error instanceof ReplyError &&
@@ -342,16 +369,21 @@ export class RedisHaClient implements AsyncDisposable {
             this.#sessionFailed(session, error);
             throw new OutcomeUnknownError(session.primary.address, error);
           }
+          if (error instanceof ConnectionError && error.sendState === "sent") {
+            mayHaveApplied = `reached ${session.primary.address} before its connection failed`;
+          }
           this.#sessionFailed(session, error);
         }
         this.#retried++;
         if (attempt >= this.config.reconnectAttempts) {
-          throw new RetriesExhaustedError({
-            attempts: attempt,
-            lastPrimary: session.primary.address,
-            elapsedMs: performance.now() - started,
-            cause: error,
-          });
+          throw giveUp(
+            new RetriesExhaustedError({
+              attempts: attempt,
+              lastPrimary: session.primary.address,
+              elapsedMs: performance.now() - started,
+              cause: error,
+            }),
+          );
         }
       }
     }

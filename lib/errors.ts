@@ -154,12 +154,19 @@ export class OutcomeUnknownError extends RedisHaError {
   /** The node the command was sent to. */
   readonly endpoint: string;
 
-  /** Creates the error. */
-  constructor(endpoint: string, cause: unknown) {
+  /**
+   * Creates the error. `why` replaces the default explanation (a lost
+   * connection after the send), e.g. for a retry that gave up after an
+   * earlier attempt may have been applied.
+   */
+  constructor(endpoint: string, cause: unknown, why?: string) {
     super(
       "OUTCOME_UNKNOWN",
-      `Command outcome unknown: the connection to ${endpoint} failed after the command was sent; ` +
-        "it was not retried because it is not marked idempotent. Read back the state before retrying",
+      `Command outcome unknown: ${
+        why ??
+          `the connection to ${endpoint} failed after the command was sent; ` +
+            "it was not retried because it is not marked idempotent"
+      }. Read back the state before retrying`,
       { cause },
     );
     this.endpoint = endpoint;

@@ -5,7 +5,7 @@
  */
 
 import { assert, assertEquals } from "./_harness/assert.ts";
-import { sentinelConfig, singleConfig, startCluster, startRedis } from "./_harness/mod.ts";
+import { sentinelConfig, singleConfig, startCluster, startRedis, waitFor } from "./_harness/mod.ts";
 import { silentListener } from "./_harness/silent.ts";
 import { TEST_CA_PEM, TEST_SERVER_CERT_PEM, TEST_SERVER_KEY_PEM } from "./_harness/tls_fixture.ts";
 import { RedisHaClient } from "../lib/client.ts";
@@ -254,4 +254,29 @@ Deno.test("RedisHaClient wrong data password still fails fast as AuthError", asy
   const error = rejection(result);
   assert(error instanceof AuthError && /MN_REDIS_PASSWORD/.test(error.message), String(error));
   assert(ms < 500, `took ${Math.round(ms)}ms`);
+});
+
+Deno.test("RedisHaClient never reports a retried write as 'not applied' once an earlier attempt may have been applied", async () => {
+  await using redis = await startRedis();
+  const config = singleConfig(redis, { reconnectAttempts: 50, reconnectBackoffMs: 50 });
+  await using client = await RedisHaClient.connect(config, {
+    probeIntervalMs: 100,
+    probeTimeoutMs: 200,
+  });
+  const key = `${config.namespace}:retried`;
+  // The SET is written to a hung server; the probe drops the connection (outcome unknown), the
+  // idempotent retry then waits for a server that does not answer until the deadline passes.
+  redis.kill("SIGSTOP");
+  const { result } = await timed(() =>
+    client.durable(["SET", key, "1"], { idempotent: true, timeoutMs: 1500 })
+  );
+  redis.kill("SIGCONT");
+  const error = rejection(result);
+  assert(error instanceof AbortedError && error.mayHaveApplied, String(error));
+  assert(/earlier attempt/.test(error.message), error.message);
+  // And indeed the hung server ran the first attempt once it resumed.
+  await waitFor(async () => {
+    const v = await client.command(["EXISTS", key]);
+    return v === 1 ? { done: true, value: undefined } : { done: false, observed: `EXISTS ${v}` };
+  }, { what: "the first attempt to have been applied", timeoutMs: 5000 });
 });
