@@ -46,7 +46,12 @@ export interface SentinelWatcherOptions {
   tls?: boolean;
   /** Extra CA certificates (PEM) trusted for TLS. */
   caCerts?: readonly string[];
-  /** How many sentinels to subscribe to. @default {2} */
+  /**
+   * How many sentinels to subscribe to. Only the failover's leader announces
+   * `+switch-master` at once (the others follow after their next hello, up
+   * to a second or two later), so the default listens to every sentinel of a
+   * normal deployment. @default {5}
+   */
   subscriptions?: number;
   /** How often to replace lost subscriptions. @default {1000} */
   refillIntervalMs?: number;
@@ -93,7 +98,7 @@ export class SentinelWatcher implements AsyncDisposable {
   }
 
   async #refill(): Promise<void> {
-    const want = this.#options.subscriptions ?? 2;
+    const want = this.#options.subscriptions ?? 5;
     for (const [name, conn] of this.#connections) {
       if (conn.closed) this.#connections.delete(name);
     }
