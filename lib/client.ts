@@ -419,9 +419,11 @@ export class RedisHaClient implements AsyncDisposable {
   async #reconnectLoop(): Promise<Session> {
     const started = performance.now();
     let attempts = 0;
+    // After Sentinel announced a change, the next attempt starts at once (no backoff).
+    let announced = false;
     while (true) {
       this.#closing.signal.throwIfAborted();
-      if (this.#failures > 0) {
+      if (this.#failures > 0 && !announced) {
         await this.#sleepUnlessFailover(
           backoffDelayMs(this.#failures, {
             backoffMs: this.config.reconnectBackoffMs,
@@ -430,6 +432,7 @@ export class RedisHaClient implements AsyncDisposable {
           }),
         );
       }
+      announced = false;
       const hint = this.#hint.signal;
       const switches = this.#switches;
       try {
@@ -437,13 +440,17 @@ export class RedisHaClient implements AsyncDisposable {
         if (this.#switches !== switches && this.#switchTarget !== session.primary.address) {
           // Sentinel moved the primary while this one was being confirmed.
           await Promise.all([session.hot.close(), session.durable.close()]);
+          announced = true;
           continue;
         }
         this.#install(session, attempts);
         return session;
       } catch (error) {
         this.#closing.signal.throwIfAborted();
-        if (hint.aborted) continue; // Sentinel announced a change mid-attempt: start over at once.
+        if (hint.aborted) {
+          announced = true; // Sentinel announced a change mid-attempt: start over at once.
+          continue;
+        }
         if (isAuthReply(error)) {
           throw new AuthError(
             `Authentication to ${
