@@ -18,7 +18,7 @@
  */
 
 import { parseArgs } from "node:util";
-import Redis from "ioredis";
+import { Redis } from "ioredis";
 import { createSentinel } from "redis";
 import { LocalCluster } from "../lib/local_cluster.ts";
 import { RedisHaClient } from "../lib/client.ts";
@@ -78,8 +78,9 @@ async function openWriter(name: ClientName, cluster: LocalCluster): Promise<Writ
         const acked = await redis.call("WAIT", "1", "100") as number;
         if (acked < 1) throw new Error(`WAIT: ${acked} of 1 replicas`);
       },
-      close: async () => {
+      close: () => {
         redis.disconnect();
+        return Promise.resolve();
       },
     };
   }

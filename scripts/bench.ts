@@ -1,0 +1,424 @@
+#!/usr/bin/env -S deno run -P=bench-clients
+// deno-lint-ignore-file no-console -- a benchmark program: printing its figures is its job
+/**
+ * `deno task bench`: throughput against the ceiling and the reference
+ * clients, in one run, on one primary with one replica on loopback.
+ *
+ * Contenders, measured in interleaved rounds (median, min–max):
+ * `redis-benchmark` (SET at -P 1 and -P 16, and an EVAL of a one-call script
+ * at -P 16: the Lua ceiling), this library's raw connection, the HA client's
+ * hot path and durable path (WAIT off / WAIT 1), the state operations (event
+ * appends over 50 jobs and within one job, job updates, snapshot saves,
+ * lease renewals, fenced writes; WAIT 1), bundle put/get of 16 MiB against a
+ * raw SET/GET of the same bytes, and node-redis, ioredis and ioredis with
+ * auto-pipelining doing the same SETs. 50 operations in flight everywhere but
+ * the bundles (one at a time).
+ *
+ *   deno task bench [--rounds N] [--ms MS] [--out DIR]
+ *
+ * Writes `<out>/<date>.json`, `<out>/<date>.md` and `<out>/<date>.svg`.
+ *
+ * @module
+ */
+
+import { parseArgs } from "node:util";
+import { Redis } from "ioredis";
+import { createClient } from "redis";
+import { RedisHaClient } from "../lib/client.ts";
+import { configFromOptions } from "../lib/config.ts";
+import { RedisConnection } from "../lib/connection.ts";
+import { formatEndpoint } from "../lib/endpoint.ts";
+import { acquireLease, type Lease } from "../lib/lease.ts";
+import { LocalCluster } from "../lib/local_cluster.ts";
+import { StateStore } from "../lib/state_store.ts";
+
+const IN_FLIGHT = 50;
+const VALUE = "x".repeat(64);
+const BUNDLE = new Uint8Array(16 * 1024 * 1024).map((_, i) => (i * 31) & 0xff);
+
+/** One contender: what it measures and how. */
+interface Contender {
+  readonly name: string;
+  readonly group: "ceiling" | "raw" | "client" | "state" | "bundle";
+  /** Operations (or bytes, for bundles) per second over about `ms`. */
+  measure(ms: number): Promise<number>;
+}
+
+/** `IN_FLIGHT` workers issuing `op` back to back for `ms`; returns ops/s. */
+async function inFlight(
+  ms: number,
+  op: (worker: number, i: number) => Promise<unknown>,
+  workers = IN_FLIGHT,
+): Promise<number> {
+  let done = 0;
+  const started = performance.now();
+  const end = started + ms;
+  await Promise.all(Array.from({ length: workers }, async (_, w) => {
+    for (let i = 0; performance.now() < end; i++) {
+      await op(w, i);
+      done++;
+    }
+  }));
+  return done / ((performance.now() - started) / 1000);
+}
+
+let counter = 0;
+const key = (prefix: string): string => `${prefix}:${(counter++) % 100_000}`;
+
+async function redisBenchmark(
+  port: number,
+  args: readonly string[],
+  ms: number,
+  expectedRate: number,
+): Promise<number> {
+  const n = Math.max(10_000, Math.round((expectedRate * ms) / 1000));
+  const out = await new Deno.Command("redis-benchmark", {
+    args: ["-h", "127.0.0.1", "-p", String(port), "-c", "50", "-n", String(n), "-q", ...args],
+    stdout: "piped",
+    stderr: "piped",
+  }).output();
+  const text = new TextDecoder().decode(out.stdout).replaceAll("\r", "\n");
+  const match = /: ([\d.]+) requests per second/.exec(text);
+  if (match === null) throw new Error(`unexpected redis-benchmark output: ${text}`);
+  return Number(match[1]);
+}
+
+function median(values: readonly number[]): number {
+  const sorted = [...values].sort((a, b) => a - b);
+  const mid = Math.floor(sorted.length / 2);
+  return sorted.length % 2 === 1 ? sorted[mid] : (sorted[mid - 1] + sorted[mid]) / 2;
+}
+
+const fmt = (n: number): string => Math.round(n).toLocaleString("en-US");
+
+/** A bar chart of median ops/s per contender, with min–max whiskers. */
+function barChart(
+  rows: readonly { name: string; median: number; min: number; max: number }[],
+): string {
+  const width = 900;
+  const rowHeight = 18;
+  const left = 330;
+  const peak = Math.max(...rows.map((r) => r.max));
+  const x = (v: number): number => left + (v / peak) * (width - left - 90);
+  const parts = [
+    `<svg xmlns="http://www.w3.org/2000/svg" width="${width}" height="${
+      rows.length * rowHeight + 40
+    }" font-family="sans-serif" font-size="11">`,
+    `<rect width="100%" height="100%" fill="white"/>`,
+    `<text x="8" y="16" font-size="13">Operations per second (median of the rounds, whiskers min–max), 50 in flight</text>`,
+  ];
+  rows.forEach((r, i) => {
+    const y = 28 + i * rowHeight;
+    parts.push(
+      `<text x="${left - 6}" y="${y + 12}" text-anchor="end">${r.name}</text>`,
+      `<rect x="${left}" y="${y + 2}" width="${(x(r.median) - left).toFixed(1)}" height="${
+        rowHeight - 5
+      }" fill="${r.name.startsWith("mn-redis-ha") ? "#1a73e8" : "#9aa0a6"}"/>`,
+      `<line x1="${x(r.min).toFixed(1)}" x2="${x(r.max).toFixed(1)}" y1="${y + 8}" y2="${
+        y + 8
+      }" stroke="#202124"/>`,
+      `<text x="${(x(r.max) + 4).toFixed(1)}" y="${y + 12}">${fmt(r.median)}</text>`,
+    );
+  });
+  parts.push("</svg>");
+  return parts.join("\n") + "\n";
+}
+
+if (import.meta.main) {
+  const { values } = parseArgs({
+    args: Deno.args,
+    strict: true,
+    options: {
+      rounds: { type: "string", default: "5" },
+      ms: { type: "string", default: "1000" },
+      out: { type: "string", default: "bench/results" },
+    },
+  });
+  const rounds = Number(values.rounds);
+  const ms = Number(values.ms);
+  if (!Number.isInteger(rounds) || rounds < 1 || !Number.isInteger(ms) || ms < 100) {
+    console.error("bench: --rounds must be a whole number ≥ 1 and --ms ≥ 100");
+    Deno.exit(2);
+  }
+  await Deno.mkdir(".tmp", { recursive: true });
+  await using cluster = await LocalCluster.start({ baseDir: ".tmp", replicas: 1, sentinels: 0 });
+  const primary = cluster.nodes[0].endpoint;
+  const port = primary.port;
+  const url = `redis://${formatEndpoint(primary)}`;
+
+  await using conn = await RedisConnection.connect(primary);
+  await using hot = await RedisHaClient.connect(configFromOptions({ url }));
+  await using wait1 = await RedisHaClient.connect(
+    configFromOptions({ url, waitReplicas: 1, waitTimeoutMs: 1000 }),
+  );
+  await using store = await StateStore.connect(
+    configFromOptions({ url, waitReplicas: 1, waitTimeoutMs: 1000, namespace: "bench_state" }),
+    { maxBundleBytes: 64 * 1024 * 1024 },
+  );
+  const ioredis = new Redis({ host: primary.host, port, lazyConnect: true });
+  await ioredis.connect();
+  const ioredisAuto = new Redis({
+    host: primary.host,
+    port,
+    lazyConnect: true,
+    enableAutoPipelining: true,
+  });
+  await ioredisAuto.connect();
+  const nodeRedis = createClient({ url });
+  nodeRedis.on("error", () => {});
+  await nodeRedis.connect();
+
+  // State fixtures: 50 jobs to update, 50 leases to renew and fence with.
+  const jobs = await Promise.all(
+    Array.from({ length: IN_FLIGHT }, (_, w) => store.jobs.create(`bench-job-${w}`, { w })),
+  );
+  const versions = jobs.map((j) => j.version);
+  const leases: Lease[] = await Promise.all(
+    Array.from(
+      { length: IN_FLIGHT },
+      (_, w) => acquireLease(store, `job.bench-${w}`, { holder: `w${w}`, ttlMs: 600_000 }),
+    ),
+  );
+  const seqs = new Array<number>(IN_FLIGHT).fill(0);
+
+  const contenders: Contender[] = [
+    {
+      name: "redis-benchmark SET -P 16",
+      group: "ceiling",
+      measure: (t) => redisBenchmark(port, ["-P", "16", "-t", "set"], t, 500_000),
+    },
+    {
+      name: "redis-benchmark SET -P 1",
+      group: "ceiling",
+      measure: (t) => redisBenchmark(port, ["-P", "1", "-t", "set"], t, 100_000),
+    },
+    {
+      name: "redis-benchmark EVAL -P 16 (Lua ceiling)",
+      group: "ceiling",
+      measure: (t) =>
+        redisBenchmark(
+          port,
+          [
+            "-P",
+            "16",
+            "EVAL",
+            "return redis.call('SET', KEYS[1], ARGV[1])",
+            "1",
+            "bench:eval",
+            "x",
+          ],
+          t,
+          200_000,
+        ),
+    },
+    {
+      name: "mn-redis-ha RedisConnection SET",
+      group: "raw",
+      measure: (t) => inFlight(t, () => conn.send(["SET", key("raw"), VALUE])),
+    },
+    {
+      name: "mn-redis-ha command SET",
+      group: "client",
+      measure: (t) => inFlight(t, () => hot.command(["SET", key("hot"), VALUE])),
+    },
+    {
+      name: "mn-redis-ha durable SET, WAIT off",
+      group: "client",
+      measure: (t) =>
+        inFlight(t, () => hot.durable(["SET", key("d0"), VALUE], { idempotent: true })),
+    },
+    {
+      name: "mn-redis-ha durable SET, WAIT 1",
+      group: "client",
+      measure: (t) =>
+        inFlight(t, () => wait1.durable(["SET", key("d1"), VALUE], { idempotent: true })),
+    },
+    {
+      name: "ioredis SET",
+      group: "raw",
+      measure: (t) => inFlight(t, () => ioredis.set(key("io"), VALUE)),
+    },
+    {
+      name: "ioredis auto-pipelining SET",
+      group: "raw",
+      measure: (t) => inFlight(t, () => ioredisAuto.set(key("ioa"), VALUE)),
+    },
+    {
+      name: "node-redis SET",
+      group: "raw",
+      measure: (t) => inFlight(t, () => nodeRedis.set(key("nr"), VALUE)),
+    },
+    {
+      name: "mn-redis-ha event append, 50 jobs, WAIT 1",
+      group: "state",
+      measure: (t) =>
+        inFlight(
+          t,
+          (w, i) =>
+            store.events.append(`ev-${w}`, { id: `e${counter++}-${i}`, type: "step", data: VALUE }),
+        ),
+    },
+    {
+      name: "mn-redis-ha event append, 1 job, WAIT 1",
+      group: "state",
+      measure: (t) =>
+        inFlight(
+          t,
+          (_w, i) =>
+            store.events.append("ev-shared", {
+              id: `s${counter++}-${i}`,
+              type: "step",
+              data: VALUE,
+            }),
+        ),
+    },
+    {
+      name: "mn-redis-ha job update, WAIT 1",
+      group: "state",
+      measure: (t) =>
+        inFlight(t, async (w) => {
+          const job = await store.jobs.update(`bench-job-${w}`, {
+            expectedVersion: versions[w],
+            data: { w, at: counter++ },
+          });
+          versions[w] = job.version;
+        }),
+    },
+    {
+      name: "mn-redis-ha fenced snapshot save, WAIT 1",
+      group: "state",
+      measure: (t) =>
+        inFlight(
+          t,
+          (w) =>
+            store.snapshots.save(`bench-job-${w}`, "agent", ++seqs[w], { step: seqs[w] }, {
+              fence: leases[w],
+            }),
+        ),
+    },
+    {
+      name: "mn-redis-ha lease renewal",
+      group: "state",
+      measure: (t) => inFlight(t, (w) => leases[w].renew()),
+    },
+    {
+      name: "mn-redis-ha fenced event append, WAIT 1",
+      group: "state",
+      measure: (t) =>
+        inFlight(
+          t,
+          (w, i) =>
+            store.events.append(`fe-${w}`, { id: `f${counter++}-${i}`, type: "f" }, {
+              fence: leases[w],
+            }),
+        ),
+    },
+    {
+      name: "mn-redis-ha bundle put 16 MiB (MB/s)",
+      group: "bundle",
+      measure: async (t) =>
+        (await inFlight(t, () => store.bundles.put("bench-bundle", BUNDLE), 1)) * 16.777216,
+    },
+    {
+      name: "raw SET of 16 MiB (MB/s)",
+      group: "bundle",
+      measure: async (t) =>
+        (await inFlight(t, () => conn.send(["SET", "bench:blob", BUNDLE]), 1)) * 16.777216,
+    },
+    {
+      name: "mn-redis-ha bundle get 16 MiB (MB/s)",
+      group: "bundle",
+      measure: async (t) =>
+        (await inFlight(t, () => store.bundles.get("bench-bundle"), 1)) * 16.777216,
+    },
+    {
+      name: "raw GET of 16 MiB (MB/s)",
+      group: "bundle",
+      measure: async (t) =>
+        (await inFlight(t, () => conn.send(["GET", "bench:blob"]), 1)) * 16.777216,
+    },
+  ];
+  await store.bundles.put("bench-bundle", BUNDLE);
+  await conn.send(["SET", "bench:blob", BUNDLE]);
+
+  const samples = new Map<string, number[]>(contenders.map((c) => [c.name, []]));
+  for (let r = 0; r < rounds; r++) {
+    // Interleaved: every contender once per round, starting at a different one each round.
+    const order = [
+      ...contenders.slice(r % contenders.length),
+      ...contenders.slice(0, r % contenders.length),
+    ];
+    for (const c of order) samples.get(c.name)!.push(await c.measure(ms));
+    console.error(`bench: round ${r + 1} of ${rounds} done`);
+  }
+  ioredis.disconnect();
+  ioredisAuto.disconnect();
+  await nodeRedis.quit().catch(() => {});
+  await Promise.all(leases.map((l) => l.release().catch(() => false)));
+
+  const rows = contenders.map((c) => {
+    const v = samples.get(c.name)!;
+    return {
+      name: c.name,
+      group: c.group,
+      median: median(v),
+      min: Math.min(...v),
+      max: Math.max(...v),
+    };
+  });
+  const m = (name: string): number => rows.find((r) => r.name === name)!.median;
+  const ratios: [string, number][] = [
+    [
+      "command SET / ioredis auto-pipelining",
+      m("mn-redis-ha command SET") / m("ioredis auto-pipelining SET"),
+    ],
+    ["command SET / ioredis", m("mn-redis-ha command SET") / m("ioredis SET")],
+    ["command SET / node-redis", m("mn-redis-ha command SET") / m("node-redis SET")],
+    [
+      "durable WAIT 1 / WAIT off",
+      m("mn-redis-ha durable SET, WAIT 1") / m("mn-redis-ha durable SET, WAIT off"),
+    ],
+    ...[
+      "event append, 50 jobs, WAIT 1",
+      "lease renewal",
+      "job update, WAIT 1",
+      "fenced snapshot save, WAIT 1",
+    ]
+      .map((n): [string, number] => [
+        `${n} / Lua ceiling`,
+        m(`mn-redis-ha ${n}`) / m("redis-benchmark EVAL -P 16 (Lua ceiling)"),
+      ]),
+    [
+      "bundle put / raw SET (16 MiB)",
+      m("mn-redis-ha bundle put 16 MiB (MB/s)") / m("raw SET of 16 MiB (MB/s)"),
+    ],
+    [
+      "bundle get / raw GET (16 MiB)",
+      m("mn-redis-ha bundle get 16 MiB (MB/s)") / m("raw GET of 16 MiB (MB/s)"),
+    ],
+  ];
+  const date = new Date().toISOString().slice(0, 10);
+  await Deno.mkdir(values.out, { recursive: true });
+  const md = [
+    `Benchmark ${date}: ${rounds} interleaved rounds of ${ms} ms, 50 in flight (bundles: 1), loopback, one replica.`,
+    "",
+    "| contender | median | min | max |",
+    "| --- | --- | --- | --- |",
+    ...rows.map((r) => `| ${r.name} | ${fmt(r.median)} | ${fmt(r.min)} | ${fmt(r.max)} |`),
+    "",
+    "| ratio (medians) | value |",
+    "| --- | --- |",
+    ...ratios.map(([k, v]) => `| ${k} | ${v.toFixed(2)} |`),
+    "",
+  ].join("\n");
+  await Deno.writeTextFile(
+    `${values.out}/${date}.json`,
+    JSON.stringify({ date, rounds, ms, rows, ratios: Object.fromEntries(ratios) }, null, 2) + "\n",
+  );
+  await Deno.writeTextFile(`${values.out}/${date}.md`, md);
+  await Deno.writeTextFile(
+    `${values.out}/${date}.svg`,
+    barChart(rows.filter((r) => r.group !== "bundle")),
+  );
+  console.log(md);
+}
