@@ -236,6 +236,8 @@ async function runOne(
   let verdictError = error;
   let report: RunReport;
   try {
+    // Ctrl-C: no waiting for a resync; the topology is torn down at once.
+    signal.throwIfAborted();
     await settle(topology);
     const state = await finalState(config);
     report = {
