@@ -5,6 +5,10 @@
  */
 
 import { RedisConnection } from "../../lib/connection.ts";
+import { formatEndpoint } from "../../lib/endpoint.ts";
+import { parseInfo, replicasFromInfo } from "../../lib/info.ts";
+import { replyToString } from "../../lib/resp.ts";
+import { waitFor } from "../../lib/wait.ts";
 import { delay } from "../../lib/_delay.ts";
 import type { History } from "./history.ts";
 import type { Box, Topology } from "./topology.ts";
@@ -122,17 +126,42 @@ export const NEMESES: readonly Nemesis[] = [
   },
   {
     name: "demote",
-    summary: "REPLICAOF the primary to another box behind Sentinel's back",
+    summary: "REPLICAOF the primary to a caught-up replica behind Sentinel's back",
     run: async (c) => {
       const box = await primaryBox(c);
-      const other = c.topology.boxes.find((b) => b !== box)!;
       const mark = c.history.mark({
         what: "fault",
         label: `demote box ${box.index}`,
         from: c.history.now(),
       });
       await using conn = await RedisConnection.connect(box.redis);
-      await conn.send(["REPLICAOF", other.redis.host, other.redis.port]);
+      // The operator's care: hold writes until a replica has all of them, and demote to that one.
+      // (REPLICAOF to a lagging replica discards what it lacks, on both nodes: an operator's data
+      // loss no client can prevent; see the README.)
+      await conn.send(["CLIENT", "PAUSE", 10_000, "WRITE"]);
+      let target: Box;
+      try {
+        const offset = Number(
+          parseInfo(replyToString(await conn.send(["INFO", "replication"])) ?? "").get(
+            "master_repl_offset",
+          ),
+        );
+        target = await waitFor(async () => {
+          const info = parseInfo(replyToString(await conn.send(["INFO", "replication"])) ?? "");
+          const caught = replicasFromInfo(info).find((r) => r.offset >= offset);
+          const found = c.topology.boxes.find((b) => caught?.address === formatEndpoint(b.redis));
+          return found !== undefined
+            ? { done: true, value: found }
+            : { done: false, observed: `no replica at offset ${offset}` };
+        }, {
+          what: "a replica to catch up before the demotion",
+          timeoutMs: 10_000,
+          intervalMs: 10,
+        });
+        await conn.send(["REPLICAOF", target.redis.host, target.redis.port]);
+      } finally {
+        await conn.send(["CLIENT", "UNPAUSE"]).catch(() => {});
+      }
       await c.topology.waitAgreement(90_000, box.redis);
       mark.to = c.history.now();
     },
