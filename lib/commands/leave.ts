@@ -325,7 +325,13 @@ async function askFailover(options: LeaveOptions): Promise<string> {
   );
 }
 
-/** Resets the other sentinels one at a time, each rediscovering the cluster before the next. */
+/**
+ * Resets every other sentinel at once, then waits until each has forgotten
+ * this box and rediscovered the rest. At once, because a sentinel that still
+ * lists the detached Redis as a replica converts it back (`REPLICAOF`) once
+ * it has reported itself a master for about 8 s; resetting one at a time,
+ * each waiting for a rediscovery, let a later one do so.
+ */
 async function resetOthers(
   options: LeaveOptions,
   others: readonly Endpoint[],
@@ -333,7 +339,6 @@ async function resetOthers(
   selfAddress: string,
   selfSentinel: string,
 ): Promise<string[]> {
-  const reset: string[] = [];
   const expectedReplicas = async (): Promise<number> => {
     await using conn = await RedisConnection.connect(primary, {
       password: options.password,
@@ -343,27 +348,28 @@ async function resetOthers(
     return replicasFromInfo(info).filter((r) => r.state === "online" && r.address !== selfAddress)
       .length;
   };
-  for (const [index, s] of others.entries()) {
-    // Each sentinel rediscovers the replicas before the next is reset, so one that knows them
-    // can always lead a failover. The last one is not waited for: it learns them from the
-    // primary's INFO within seconds, and waiting would only lengthen the leave.
-    const last = index === others.length - 1;
-    let conn: RedisConnection;
-    try {
-      conn = await RedisConnection.connect(s, {
-        password: options.sentinelPassword,
-        connectTimeoutMs: 1000,
-      });
-    } catch {
-      options.report(
-        `leave: warning: sentinel ${
-          formatEndpoint(s)
-        } is unreachable; reset it later (SENTINEL RESET ${options.masterName})`,
-      );
-      continue;
+  const connections: Array<{ sentinel: Endpoint; conn: RedisConnection }> = [];
+  try {
+    for (const s of others) {
+      try {
+        const conn = await RedisConnection.connect(s, {
+          password: options.sentinelPassword,
+          connectTimeoutMs: 1000,
+          signal: options.signal,
+        });
+        connections.push({ sentinel: s, conn });
+      } catch {
+        options.report(
+          `leave: warning: sentinel ${
+            formatEndpoint(s)
+          } is unreachable; reset it later (SENTINEL RESET ${options.masterName})`,
+        );
+      }
     }
-    try {
-      await conn.send(["SENTINEL", "RESET", options.masterName]);
+    await Promise.all(
+      connections.map(({ conn }) => conn.send(["SENTINEL", "RESET", options.masterName])),
+    );
+    await Promise.all(connections.map(async ({ sentinel: s, conn }) => {
       await waitFor(async () => {
         const replicas =
           (await conn.send(["SENTINEL", "REPLICAS", options.masterName])) as RespReply[];
@@ -377,12 +383,12 @@ async function resetOthers(
         if (names.includes(selfAddress) || peerNames.includes(selfSentinel)) {
           return { done: false, observed: `still lists ${selfAddress} or ${selfSentinel}` };
         }
-        // Rediscovered the rest before the next sentinel is reset, so a quorum stays informed.
+        // Rediscovered the rest, so it can lead a failover again.
         const master = replyToMap(await conn.send(["SENTINEL", "MASTER", options.masterName]));
         const flags = replyToString(master.get("flags") ?? null) ?? "";
         const replicaCount = replyToNumber(master.get("num-slaves") ?? 0);
         const peerCount = replyToNumber(master.get("num-other-sentinels") ?? 0);
-        const wantReplicas = last ? 0 : await expectedReplicas();
+        const wantReplicas = await expectedReplicas();
         return flags === "master" && replicaCount >= wantReplicas && peerCount >= others.length - 1
           ? { done: true, value: undefined }
           : {
@@ -397,13 +403,12 @@ async function resetOthers(
         intervalMs: 200,
         signal: options.signal,
       });
-      reset.push(formatEndpoint(s));
       options.report(
         `leave: sentinel ${formatEndpoint(s)} reset and no longer lists ${selfAddress}`,
       );
-    } finally {
-      await conn.close();
-    }
+    }));
+    return connections.map(({ sentinel }) => formatEndpoint(sentinel));
+  } finally {
+    await Promise.all(connections.map(({ conn }) => conn.close()));
   }
-  return reset;
 }
