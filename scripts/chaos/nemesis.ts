@@ -29,6 +29,19 @@ export interface Nemesis {
   run(context: NemesisContext): Promise<void>;
 }
 
+/**
+ * Runs a fault: marks its window in the history from now until `fn` (which
+ * injects the fault and, where it ends it, heals) has finished.
+ */
+async function faultWindow<T>(c: NemesisContext, label: string, fn: () => Promise<T>): Promise<T> {
+  const mark = c.history.mark({ what: "fault", label, from: c.history.now() });
+  try {
+    return await fn();
+  } finally {
+    mark.to = c.history.now();
+  }
+}
+
 async function primaryBox(c: NemesisContext): Promise<Box> {
   return await c.topology.waitAgreement();
 }
@@ -41,15 +54,29 @@ async function rejoin(c: NemesisContext, box: Box): Promise<void> {
 
 async function killPrimary(c: NemesisContext, label: string): Promise<void> {
   const box = await primaryBox(c);
-  const mark = c.history.mark({
-    what: "fault",
-    label: `${label} box ${box.index}`,
-    from: c.history.now(),
+  await faultWindow(c, `${label} box ${box.index}`, async () => {
+    await c.topology.signal(box, "redis", "KILL");
+    await c.topology.waitAgreement(60_000, box.redis);
   });
-  await c.topology.signal(box, "redis", "KILL");
-  await c.topology.waitAgreement(60_000, box.redis);
-  mark.to = c.history.now();
   await rejoin(c, box);
+}
+
+/** Injects a fault, holds it for `holdMs`, then ends it, whatever happened meanwhile. */
+function holdFault(
+  c: NemesisContext,
+  label: string,
+  holdMs: number,
+  inject: () => Promise<void>,
+  heal: () => Promise<void>,
+): Promise<void> {
+  return faultWindow(c, label, async () => {
+    await inject();
+    try {
+      await delay(holdMs);
+    } finally {
+      await heal();
+    }
+  });
 }
 
 /** Every nemesis, by name. */
@@ -71,18 +98,14 @@ export const NEMESES: readonly Nemesis[] = [
     summary: "SIGSTOP the primary past down-after, then SIGCONT",
     run: async (c) => {
       const box = await primaryBox(c);
-      const mark = c.history.mark({
-        what: "fault",
-        label: `SIGSTOP box ${box.index}`,
-        from: c.history.now(),
-      });
-      await c.topology.signal(box, "redis", "STOP");
-      try {
-        await delay(Math.max(3000, c.faultMs)); // the fault's length: past down-after (1 s)
-      } finally {
-        await c.topology.signal(box, "redis", "CONT");
-        mark.to = c.history.now();
-      }
+      // The fault's length: past down-after (1 s).
+      await holdFault(
+        c,
+        `SIGSTOP box ${box.index}`,
+        Math.max(3000, c.faultMs),
+        () => c.topology.signal(box, "redis", "STOP"),
+        () => c.topology.signal(box, "redis", "CONT"),
+      );
     },
   },
   {
@@ -90,18 +113,13 @@ export const NEMESES: readonly Nemesis[] = [
     summary: "cut the primary's box off from everyone (clients too), then heal",
     run: async (c) => {
       const box = await primaryBox(c);
-      const mark = c.history.mark({
-        what: "fault",
-        label: `isolate box ${box.index}`,
-        from: c.history.now(),
-      });
-      await c.topology.partition(box, "all");
-      try {
-        await delay(Math.max(4000, c.faultMs));
-      } finally {
-        await c.topology.heal();
-        mark.to = c.history.now();
-      }
+      await holdFault(
+        c,
+        `isolate box ${box.index}`,
+        Math.max(4000, c.faultMs),
+        () => c.topology.partition(box, "all"),
+        () => c.topology.heal(),
+      );
     },
   },
   {
@@ -110,18 +128,13 @@ export const NEMESES: readonly Nemesis[] = [
       "cut the primary's box off from the other boxes only (clients still reach it), then heal",
     run: async (c) => {
       const box = await primaryBox(c);
-      const mark = c.history.mark({
-        what: "fault",
-        label: `split box ${box.index} from peers`,
-        from: c.history.now(),
-      });
-      await c.topology.partition(box, "peers");
-      try {
-        await delay(Math.max(4000, c.faultMs));
-      } finally {
-        await c.topology.heal();
-        mark.to = c.history.now();
-      }
+      await holdFault(
+        c,
+        `split box ${box.index} from peers`,
+        Math.max(4000, c.faultMs),
+        () => c.topology.partition(box, "peers"),
+        () => c.topology.heal(),
+      );
     },
   },
   {
@@ -129,41 +142,37 @@ export const NEMESES: readonly Nemesis[] = [
     summary: "REPLICAOF the primary to a caught-up replica behind Sentinel's back",
     run: async (c) => {
       const box = await primaryBox(c);
-      const mark = c.history.mark({
-        what: "fault",
-        label: `demote box ${box.index}`,
-        from: c.history.now(),
+      await faultWindow(c, `demote box ${box.index}`, async () => {
+        await using conn = await RedisConnection.connect(box.redis);
+        // The operator's care: hold writes until a replica has all of them, and demote to that one.
+        // (REPLICAOF to a lagging replica discards what it lacks, on both nodes: an operator's data
+        // loss no client can prevent; see the README.)
+        await conn.send(["CLIENT", "PAUSE", 10_000, "WRITE"]);
+        let target: Box;
+        try {
+          const offset = Number(
+            parseInfo(replyToString(await conn.send(["INFO", "replication"])) ?? "").get(
+              "master_repl_offset",
+            ),
+          );
+          target = await waitFor(async () => {
+            const info = parseInfo(replyToString(await conn.send(["INFO", "replication"])) ?? "");
+            const caught = replicasFromInfo(info).find((r) => r.offset >= offset);
+            const found = c.topology.boxes.find((b) => caught?.address === formatEndpoint(b.redis));
+            return found !== undefined
+              ? { done: true, value: found }
+              : { done: false, observed: `no replica at offset ${offset}` };
+          }, {
+            what: "a replica to catch up before the demotion",
+            timeoutMs: 10_000,
+            intervalMs: 10,
+          });
+          await conn.send(["REPLICAOF", target.redis.host, target.redis.port]);
+        } finally {
+          await conn.send(["CLIENT", "UNPAUSE"]).catch(() => {});
+        }
+        await c.topology.waitAgreement(90_000, box.redis);
       });
-      await using conn = await RedisConnection.connect(box.redis);
-      // The operator's care: hold writes until a replica has all of them, and demote to that one.
-      // (REPLICAOF to a lagging replica discards what it lacks, on both nodes: an operator's data
-      // loss no client can prevent; see the README.)
-      await conn.send(["CLIENT", "PAUSE", 10_000, "WRITE"]);
-      let target: Box;
-      try {
-        const offset = Number(
-          parseInfo(replyToString(await conn.send(["INFO", "replication"])) ?? "").get(
-            "master_repl_offset",
-          ),
-        );
-        target = await waitFor(async () => {
-          const info = parseInfo(replyToString(await conn.send(["INFO", "replication"])) ?? "");
-          const caught = replicasFromInfo(info).find((r) => r.offset >= offset);
-          const found = c.topology.boxes.find((b) => caught?.address === formatEndpoint(b.redis));
-          return found !== undefined
-            ? { done: true, value: found }
-            : { done: false, observed: `no replica at offset ${offset}` };
-        }, {
-          what: "a replica to catch up before the demotion",
-          timeoutMs: 10_000,
-          intervalMs: 10,
-        });
-        await conn.send(["REPLICAOF", target.redis.host, target.redis.port]);
-      } finally {
-        await conn.send(["CLIENT", "UNPAUSE"]).catch(() => {});
-      }
-      await c.topology.waitAgreement(90_000, box.redis);
-      mark.to = c.history.now();
     },
   },
   {
@@ -171,18 +180,13 @@ export const NEMESES: readonly Nemesis[] = [
     summary: "kill -9 one sentinel (the primary's box), then restart it",
     run: async (c) => {
       const box = await primaryBox(c);
-      const mark = c.history.mark({
-        what: "fault",
-        label: `kill sentinel ${box.index}`,
-        from: c.history.now(),
-      });
-      await c.topology.signal(box, "sentinel", "KILL");
-      try {
-        await delay(Math.max(3000, c.faultMs));
-      } finally {
-        await c.topology.restartSentinel(box);
-        mark.to = c.history.now();
-      }
+      await holdFault(
+        c,
+        `kill sentinel ${box.index}`,
+        Math.max(3000, c.faultMs),
+        () => c.topology.signal(box, "sentinel", "KILL"),
+        () => c.topology.restartSentinel(box),
+      );
     },
   },
   {
@@ -190,18 +194,17 @@ export const NEMESES: readonly Nemesis[] = [
     summary: "kill -9 two sentinels (no failover possible), then restart them",
     run: async (c) => {
       const boxes = c.topology.boxes.slice(0, 2);
-      const mark = c.history.mark({
-        what: "fault",
-        label: "kill sentinels 1+2",
-        from: c.history.now(),
-      });
-      for (const b of boxes) await c.topology.signal(b, "sentinel", "KILL");
-      try {
-        await delay(Math.max(3000, c.faultMs));
-      } finally {
-        for (const b of boxes) await c.topology.restartSentinel(b);
-        mark.to = c.history.now();
-      }
+      await holdFault(
+        c,
+        "kill sentinels 1+2",
+        Math.max(3000, c.faultMs),
+        async () => {
+          for (const b of boxes) await c.topology.signal(b, "sentinel", "KILL");
+        },
+        async () => {
+          for (const b of boxes) await c.topology.restartSentinel(b);
+        },
+      );
     },
   },
   {
@@ -209,13 +212,7 @@ export const NEMESES: readonly Nemesis[] = [
     summary: "mn-redis-ha leave of the primary's box under load, then rejoin",
     run: async (c) => {
       const box = await primaryBox(c);
-      const mark = c.history.mark({
-        what: "fault",
-        label: `leave box ${box.index}`,
-        from: c.history.now(),
-      });
-      const r = await c.topology.leave(box);
-      mark.to = c.history.now();
+      const r = await faultWindow(c, `leave box ${box.index}`, () => c.topology.leave(box));
       if (r.code !== 0) throw new Error(`leave failed: ${r.stderr.trim()}`);
       await rejoin(c, box);
     },
@@ -226,15 +223,11 @@ export const NEMESES: readonly Nemesis[] = [
     run: async (c) => {
       const primary = await primaryBox(c);
       const box = c.topology.boxes.find((b) => b !== primary)!;
-      const mark = c.history.mark({
-        what: "fault",
-        label: `kill replica ${box.index}`,
-        from: c.history.now(),
+      await faultWindow(c, `kill replica ${box.index}`, async () => {
+        await c.topology.signal(box, "redis", "KILL");
+        await delay(Math.min(2000, c.faultMs));
+        await rejoin(c, box);
       });
-      await c.topology.signal(box, "redis", "KILL");
-      await delay(Math.min(2000, c.faultMs));
-      await rejoin(c, box);
-      mark.to = c.history.now();
     },
   },
 ];

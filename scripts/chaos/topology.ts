@@ -134,16 +134,7 @@ export class Topology implements AsyncDisposable {
   async join(box: Box, bootstrap = false): Promise<void> {
     const r = await this.cli(box, [
       "join",
-      "--self-host",
-      box.ip,
-      "--redis-port",
-      String(REDIS_PORT),
-      "--sentinel-port",
-      String(SENTINEL_PORT),
-      "--sentinels",
-      this.sentinels,
-      "--master-name",
-      this.masterName,
+      ...this.#memberArgs(box),
       "--quorum",
       "2",
       "--down-after-ms",
@@ -159,8 +150,12 @@ export class Topology implements AsyncDisposable {
 
   /** Runs the project's `leave` inside the box's namespace. */
   async leave(box: Box): Promise<Run> {
-    return await this.cli(box, [
-      "leave",
+    return await this.cli(box, ["leave", ...this.#memberArgs(box)]);
+  }
+
+  /** The flags `join` and `leave` share for a box. */
+  #memberArgs(box: Box): string[] {
+    return [
       "--self-host",
       box.ip,
       "--redis-port",
@@ -171,7 +166,7 @@ export class Topology implements AsyncDisposable {
       this.sentinels,
       "--master-name",
       this.masterName,
-    ]);
+    ];
   }
 
   /** Runs the CLI from source inside a box. */
