@@ -40,6 +40,25 @@ local function fence_check(lease_key, token)
 end
 `;
 
+/**
+ * Helpers for scripts that check key types only when a command fails (no
+ * `TYPE` per key on the way to a write). Run the first command on each key
+ * with `redis.pcall` and pass its result through `failed(result, key, want)`:
+ * it returns nil for a result, `MNKEYTYPE` (naming the key and the type it
+ * holds) for `WRONGTYPE`, and any other error reply as it is. As long as
+ * every key is touched by `pcall` before the script's first write, a
+ * failed check has written nothing.
+ */
+export const LUA_CHECKED = `
+local function failed(result, key, want)
+  if type(result) ~= 'table' or not result.err then return nil end
+  if string.sub(result.err, 1, 9) == 'WRONGTYPE' then
+    return redis.error_reply('MNKEYTYPE ' .. key .. ' ' .. want .. ' ' .. redis.call('TYPE', key).ok)
+  end
+  return result
+end
+`;
+
 /** Context for {@link mapScriptError}: what the record is, and the lease name for fencing. */
 export interface ScriptErrorContext {
   /** E.g. `job "42"`. */

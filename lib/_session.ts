@@ -90,7 +90,7 @@ export async function openSession(
     const replid = /master_replid:([0-9a-f]+)/.exec(replyToString(infoReply) ?? "")?.[1] ?? "";
     const wait = options.wait.replicas === 0
       ? undefined
-      : new GroupWait((args) => durable.send(args), options.wait.replicas, options.wait.timeoutMs);
+      : new GroupWait(durable, options.wait.replicas, options.wait.timeoutMs);
     return {
       primary: { endpoint, address, role, configEpoch: options.configEpoch, replid, replicaOf },
       hot,

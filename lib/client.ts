@@ -216,7 +216,7 @@ export class RedisHaClient implements AsyncDisposable {
    */
   durable(args: readonly RespArg[], options: CommandOptions = {}): Promise<RespReply> {
     return this.#withRetry(
-      (s, signal) => this.#durableOn(s, s.durable.send(args, { signal }), signal),
+      (s, signal) => this.#durableOn(s, args, signal),
       options,
     );
   }
@@ -238,12 +238,7 @@ export class RedisHaClient implements AsyncDisposable {
       typeof args === "function" ? args(s.primary) : args;
     if (options.durable === true) {
       return this.#withRetry(
-        (s, signal) =>
-          this.#durableOn(
-            s,
-            script.run((a) => s.durable.send(a, { signal }), keys, argsFor(s)),
-            signal,
-          ),
+        (s, signal) => script.run((a) => this.#durableOn(s, a, signal), keys, argsFor(s)),
         options,
       );
     }
@@ -285,12 +280,15 @@ export class RedisHaClient implements AsyncDisposable {
     };
   }
 
+  /** One durable write on `session`: with its WAIT when WAIT is on. */
   #durableOn(
     session: Session,
-    reply: Promise<RespReply>,
+    args: readonly RespArg[],
     signal: AbortSignal | undefined,
   ): Promise<RespReply> {
-    return session.wait === undefined ? reply : session.wait.confirm(reply, signal);
+    return session.wait === undefined
+      ? session.durable.send(args, { signal })
+      : session.wait.write(args, signal);
   }
 
   /** The caller's signal combined with its deadline; undefined when it has neither (the hot path). */

@@ -92,6 +92,8 @@ export class RedisConnection implements AsyncDisposable {
   readonly #closedListeners: Array<(error: unknown) => void> = [];
   #idleWaiters: Array<() => void> = [];
   #bytesRead = 0;
+  #batchesWritten = 0;
+  #flushHook: (() => void) | undefined;
 
   private constructor(endpoint: Endpoint, conn: Deno.Conn) {
     this.endpoint = endpoint;
@@ -242,6 +244,20 @@ export class RedisConnection implements AsyncDisposable {
     return this.#unsent.length + this.#inflight.length;
   }
 
+  /** Socket writes made so far: each carries every command queued since the previous one. */
+  get batchesWritten(): number {
+    return this.#batchesWritten;
+  }
+
+  /**
+   * Sets a function called just before each batch of queued commands is
+   * written; commands it sends join that batch, after the others. Used by
+   * `GroupWait` to append the `WAIT` covering the batch's durable writes.
+   */
+  setFlushHook(hook: () => void): void {
+    this.#flushHook = hook;
+  }
+
   /** Calls `listener` once when the connection fails or closes. */
   onClose(listener: (error: unknown) => void): void {
     if (this.#closed) listener(this.#closeError);
@@ -379,6 +395,7 @@ export class RedisConnection implements AsyncDisposable {
     this.#flushing = true;
     try {
       while (this.#unsent.length > 0 && !this.#closed) {
+        this.#flushHook?.();
         const batch = this.#unsent;
         this.#unsent = [];
         const out = encodeCommands(batch.map((p) => p.args));
@@ -386,6 +403,7 @@ export class RedisConnection implements AsyncDisposable {
           p.sent = true;
           this.#inflight.push(p);
         }
+        this.#batchesWritten++;
         let written = 0;
         while (written < out.length) {
           written += await this.#conn.write(out.subarray(written));

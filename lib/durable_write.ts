@@ -1,61 +1,76 @@
 /**
- * Durable writes: `WAIT` after the write, with group commit.
+ * Durable writes: `WAIT` in the same socket write as the writes it covers,
+ * with group commit.
  *
- * `WAIT n timeout` covers every write its connection sent before it, so it
- * is sent only after the write's reply arrived (a script may be sent late,
- * after an EVALSHA/EVAL round). Writes whose replies arrive in the same tick
- * share one `WAIT`: many durable writes cost one replica round trip, so WAIT
- * costs latency, not throughput.
+ * `WAIT n timeout` covers every write its connection sent before it. A
+ * durable write is queued on the durable connection and marks a `WAIT` as
+ * due; just before the connection writes its next batch it appends that one
+ * `WAIT`. Every durable write queued before a batch is written is covered
+ * by the `WAIT` at the batch's end, so a durable write costs one round trip
+ * (its reply and the `WAIT`'s arrive together) and many durable writes share
+ * one replica round trip: WAIT costs latency, not throughput.
+ *
+ * A write resent later (a script's `EVAL` after `NOSCRIPT`) is a new write
+ * and gets the `WAIT` of the batch it goes out in.
  *
  * @module
  */
 
 import { abortable } from "./_abortable.ts";
+import type { RedisConnection } from "./connection.ts";
 import { AbortedError, WaitError } from "./errors.ts";
 import { replyToNumber, type RespArg, type RespReply } from "./resp.ts";
 
 /** One connection's group-commit `WAIT`. */
 export class GroupWait {
-  readonly #send: (args: readonly RespArg[]) => Promise<RespReply>;
+  readonly #conn: RedisConnection;
   readonly #required: number;
   readonly #timeoutMs: number;
-  #pending: Promise<RespReply> | undefined;
+  #due: PromiseWithResolvers<RespReply> | undefined;
 
-  /** `send` must write to the same connection as the durable writes. */
-  constructor(
-    send: (args: readonly RespArg[]) => Promise<RespReply>,
-    required: number,
-    timeoutMs: number,
-  ) {
+  /** Takes over `conn`'s flush hook: durable writes must go through {@link GroupWait.write}. */
+  constructor(conn: RedisConnection, required: number, timeoutMs: number) {
     if (!Number.isInteger(required) || required < 1) {
       throw new RangeError(`required replicas must be >= 1, got ${required}`);
     }
-    this.#send = send;
+    this.#conn = conn;
     this.#required = required;
     this.#timeoutMs = timeoutMs;
+    conn.setFlushHook(() => this.#appendWait());
+  }
+
+  /** Queues the `WAIT` that is due (if any) at the end of the batch about to be written. */
+  #appendWait(): void {
+    const due = this.#due;
+    if (due === undefined) return;
+    this.#due = undefined;
+    this.#conn.send(["WAIT", this.#required, this.#timeoutMs]).then(due.resolve, due.reject);
   }
 
   /**
-   * Resolves with the write's reply once `WAIT` confirmed the required
-   * replicas; throws {@link WaitError} (carrying acked/required) when fewer
-   * acknowledged. A failed write is rethrown without a `WAIT`.
+   * Sends a write and resolves with its reply once `WAIT` confirmed the
+   * required replicas; throws {@link WaitError} (carrying acked/required)
+   * when fewer acknowledged. A failed write is rethrown as it is.
    *
    * Once the write's reply arrived the write is applied on the node, so any
    * later failure (the `WAIT` refused because the node was demoted, the
    * connection lost before `WAIT` answered) is a {@link WaitError} with 0
    * acknowledgements and the failure as `cause`, never a definite failure;
    * an abort through `signal` then says the write may have been applied.
-   * `signal` abandons only this caller's wait, never the shared `WAIT`.
+   * `signal` abandons only this caller's write and wait, never the shared
+   * `WAIT`.
    */
-  async confirm(write: Promise<RespReply>, signal?: AbortSignal): Promise<RespReply> {
+  async write(args: readonly RespArg[], signal?: AbortSignal): Promise<RespReply> {
+    const write = this.#conn.send(args, { signal });
+    let due = this.#due;
+    if (due === undefined) {
+      due = this.#due = Promise.withResolvers<RespReply>();
+      due.promise.catch(() => {}); // observed below unless the write fails first
+    }
     const result = await write;
-    this.#pending ??= Promise.resolve().then(() => {
-      this.#pending = undefined;
-      return this.#send(["WAIT", this.#required, this.#timeoutMs]);
-    });
     let acked: number;
     try {
-      acked = replyToNumber(await abortable(this.#pending, signal));
+      acked = replyToNumber(await abortable(due.promise, signal));
     } catch (error) {
       if (signal?.aborted) {
         throw new AbortedError({

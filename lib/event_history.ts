@@ -1,9 +1,10 @@
 /**
  * Job event history on Redis Streams. Every event carries a writer-chosen id;
  * appending the same id twice (e.g. a retry after a dropped connection)
- * stores it once. Appends to one job from one `EventHistory` keep their
- * order: they are queued per job and written in batches, each batch one
- * atomic script, so ordering costs no throughput.
+ * stores it once. Appends issued together are written in batches, one
+ * script call (and one `WAIT`) for the events of many jobs; appends to one
+ * job from one `EventHistory` keep their order, since a job has at most one
+ * batch in flight.
  *
  * @module
  */
@@ -14,11 +15,11 @@ import {
   operationSignal,
   type StoreContext,
 } from "./_context.ts";
-import { LUA_PRELUDE, mapScriptError, mapWrongType } from "./_lua.ts";
+import { LUA_CHECKED, mapScriptError, mapWrongType } from "./_lua.ts";
 import { encodeJson, fenceArgs } from "./_payload.ts";
-import { AbortedError, ConnectionError, ValidationError } from "./errors.ts";
+import { AbortedError, ConnectionError, ReplyError, ValidationError } from "./errors.ts";
 import { checkId } from "./keys.ts";
-import { replyToNumber, replyToString, type RespReply } from "./resp.ts";
+import { replyToString, type RespReply } from "./resp.ts";
 import { Script } from "./script.ts";
 
 /** An event to append. */
@@ -75,23 +76,51 @@ export interface TailOptions {
   blockMs?: number;
 }
 
+/**
+ * Appends the events of several jobs in one call. Per job (a segment):
+ * KEYS stream, id hash, lease; ARGV fence token, event count, then id, type
+ * and data per event. Returns, per segment, either its flat
+ * `[offset, duplicate, …]` list or its error reply: a failed segment (fenced,
+ * wrong key type) writes nothing and leaves the others to proceed.
+ */
 const APPEND = new Script(
   "events-append",
-  LUA_PRELUDE + `
-local err = expect_type(KEYS[1], 'stream') or expect_type(KEYS[2], 'hash') or fence_check(KEYS[3], ARGV[1])
-if err then return err end
+  LUA_CHECKED + `
 local out = {}
-for i = 2, #ARGV, 3 do
-  local existing = redis.call('HGET', KEYS[2], ARGV[i])
-  if existing then
-    table.insert(out, existing)
-    table.insert(out, 1)
-  else
-    local offset = redis.call('XADD', KEYS[1], '*', 'id', ARGV[i], 'type', ARGV[i + 1], 'data', ARGV[i + 2])
-    redis.call('HSET', KEYS[2], ARGV[i], offset)
-    table.insert(out, offset)
-    table.insert(out, 0)
+local a = 1
+for s = 1, #KEYS / 3 do
+  local stream, ids, lease = KEYS[3 * s - 2], KEYS[3 * s - 1], KEYS[3 * s]
+  local token, n = ARGV[a], tonumber(ARGV[a + 1])
+  a = a + 2
+  local err = nil
+  if token ~= '' then
+    local current = redis.pcall('HGET', lease, 'token')
+    err = failed(current, lease, 'hash')
+    if not err and current ~= token then
+      err = redis.error_reply('MNFENCED ' .. (current or '-') .. ' ' .. token)
+    end
   end
+  local seg = {}
+  if not err then
+    for j = a, a + 3 * (n - 1), 3 do
+      local existing = redis.pcall('HGET', ids, ARGV[j])
+      err = failed(existing, ids, 'hash')
+      if err then break end
+      if existing then
+        seg[#seg + 1] = existing
+        seg[#seg + 1] = 1
+      else
+        local offset = redis.pcall('XADD', stream, '*', 'id', ARGV[j], 'type', ARGV[j + 1], 'data', ARGV[j + 2])
+        err = failed(offset, stream, 'stream')
+        if err then break end
+        redis.call('HSET', ids, ARGV[j], offset)
+        seg[#seg + 1] = offset
+        seg[#seg + 1] = 0
+      end
+    end
+  end
+  a = a + 3 * n
+  out[s] = err or seg
 end
 return out
 `,
@@ -104,14 +133,25 @@ interface Queued {
   readonly reject: (error: unknown) => void;
 }
 
+/** One job's events in a batch: they share a fence. */
+interface Segment {
+  readonly jobId: string;
+  readonly items: Queued[];
+}
+
 const OFFSET_PATTERN = /^\d+-\d+$/;
+/** Events per script call, over all jobs in it. */
 const MAX_BATCH = 200;
 
 /** Event histories of one namespace. Use through `StateStore.events`. */
 export class EventHistory {
   readonly #context: StoreContext;
   readonly #maxBytes: number;
+  /** Events not yet in a batch, per job. */
   readonly #queues = new Map<string, Queued[]>();
+  /** Jobs with a batch in flight: their next events wait for it (order per job). */
+  readonly #busy = new Set<string>();
+  #scheduled = false;
 
   /** Creates the history; `maxBytes` limits an event's JSON payload. */
   constructor(context: StoreContext, maxBytes: number) {
@@ -122,6 +162,10 @@ export class EventHistory {
   /**
    * Appends an event to a job's history (durable). Appending an id that is
    * already stored returns its offset with `duplicate: true`.
+   *
+   * Appends issued together are written together: one script call (and one
+   * `WAIT`) carries the events of many jobs. Appends to one job keep their
+   * order: a job has at most one batch in flight.
    */
   append(jobId: string, event: NewEvent, options: AppendOptions = {}): Promise<AppendResult> {
     try {
@@ -139,7 +183,6 @@ export class EventHistory {
       signal?.throwIfAborted();
       const { promise, resolve, reject } = Promise.withResolvers<AppendResult>();
       let queue = this.#queues.get(jobId);
-      const start = queue === undefined;
       if (queue === undefined) this.#queues.set(jobId, queue = []);
       const queued: Queued = {
         event: { id: event.id, type: event.type, data },
@@ -148,7 +191,7 @@ export class EventHistory {
         reject,
       };
       queue.push(queued);
-      if (start) void this.#pump(jobId, queue);
+      this.#schedule();
       if (signal === undefined) return promise;
       // An abort takes a queued event out (never sent); one already in a batch may be applied.
       const onAbort = (): void => {
@@ -169,51 +212,93 @@ export class EventHistory {
     }
   }
 
-  /** Writes a job's queue in order, one batch (one script call) at a time. */
-  async #pump(jobId: string, queue: Queued[]): Promise<void> {
-    // Let appends issued in the same tick join the first batch.
-    await Promise.resolve();
-    while (queue.length > 0) {
-      // A batch shares one fence: cut it where the fence changes.
-      const first = queue[0];
-      let size = 1;
-      while (
-        size < queue.length && size < MAX_BATCH &&
-        sameFence(queue[size].fence, first.fence)
-      ) size++;
-      const batch = queue.splice(0, size);
-      try {
-        const results = await this.#write(jobId, batch.map((q) => q.event), first.fence);
-        batch.forEach((q, i) => q.resolve(results[i]));
-      } catch (error) {
-        for (const q of batch) q.reject(error);
-      }
-    }
-    this.#queues.delete(jobId);
+  /** Dispatches queued events once the current tick's appends are in. */
+  #schedule(): void {
+    if (this.#scheduled) return;
+    this.#scheduled = true;
+    // Two hops: appends issued by continuations of the batch that just finished join this one.
+    queueMicrotask(() =>
+      queueMicrotask(() => {
+        this.#scheduled = false;
+        this.#dispatch();
+      })
+    );
   }
 
-  async #write(
-    jobId: string,
-    events: { id: string; type: string; data: string }[],
-    fence: FenceToken | undefined,
-  ): Promise<AppendResult[]> {
-    const keys = this.#context.keys;
-    const f = fenceArgs(fence, (name) => keys.lease(name));
-    const args: string[] = [f.token];
-    for (const e of events) args.push(e.id, e.type, e.data);
-    const reply = await this.#context.client.runScript(
-      APPEND,
-      [keys.events(jobId), keys.eventIds(jobId), f.key],
-      args,
-      { durable: true, idempotent: true },
-    ).catch((e) => {
-      throw mapScriptError(e, { what: `event history of job "${jobId}"`, lease: fence?.lease });
+  /** Cuts the queued events of every idle job into batches and writes them. */
+  #dispatch(): void {
+    let batch: Segment[] = [];
+    let size = 0;
+    for (const [jobId, queue] of this.#queues) {
+      if (this.#busy.has(jobId)) continue;
+      if (queue.length === 0) {
+        this.#queues.delete(jobId);
+        continue;
+      }
+      // A segment shares one fence: cut it where the fence changes.
+      const first = queue[0];
+      let n = 1;
+      while (
+        n < queue.length && size + n < MAX_BATCH && sameFence(queue[n].fence, first.fence)
+      ) n++;
+      batch.push({ jobId, items: queue.splice(0, n) });
+      this.#busy.add(jobId);
+      size += n;
+      if (size >= MAX_BATCH) {
+        void this.#writeBatch(batch);
+        batch = [];
+        size = 0;
+      }
+    }
+    if (batch.length > 0) void this.#writeBatch(batch);
+  }
+
+  async #writeBatch(batch: Segment[]): Promise<void> {
+    let results: (AppendResult[] | unknown)[];
+    try {
+      results = await this.#write(batch);
+    } catch (error) {
+      results = batch.map(() => error);
+    }
+    batch.forEach((segment, i) => {
+      const result = results[i];
+      if (Array.isArray(result)) segment.items.forEach((q, j) => q.resolve(result[j]));
+      else for (const q of segment.items) q.reject(result);
+      this.#busy.delete(segment.jobId);
     });
-    const flat = reply as RespReply[];
-    return events.map((_, i) => ({
-      offset: replyToString(flat[2 * i]) ?? "",
-      duplicate: replyToNumber(flat[2 * i + 1]) === 1,
-    }));
+    if ([...this.#queues.values()].some((q) => q.length > 0)) this.#schedule();
+  }
+
+  /** One script call for the batch: per segment its results, or its error. */
+  async #write(batch: Segment[]): Promise<(AppendResult[] | unknown)[]> {
+    const keys = this.#context.keys;
+    const scriptKeys: string[] = [];
+    const args: string[] = [];
+    for (const { jobId, items } of batch) {
+      const fence = items[0].fence;
+      const f = fenceArgs(fence, (name) => keys.lease(name));
+      scriptKeys.push(keys.events(jobId), keys.eventIds(jobId), f.key);
+      args.push(f.token, String(items.length));
+      for (const { event } of items) args.push(event.id, event.type, event.data);
+    }
+    const reply = await this.#context.client.runScript(APPEND, scriptKeys, args, {
+      durable: true,
+      idempotent: true,
+    });
+    return batch.map(({ jobId, items }, i) => {
+      const segment = (reply as RespReply[])[i];
+      if (segment instanceof ReplyError) {
+        return mapScriptError(segment, {
+          what: `event history of job "${jobId}"`,
+          lease: items[0].fence?.lease,
+        });
+      }
+      const flat = segment as RespReply[];
+      return items.map((_, j): AppendResult => ({
+        offset: replyToString(flat[2 * j]) ?? "",
+        duplicate: flat[2 * j + 1] === 1,
+      }));
+    });
   }
 
   /** Reads events in order, after an offset. */

@@ -6,6 +6,7 @@
  * @module
  */
 
+import { createHash } from "node:crypto";
 import { ReplyError } from "./errors.ts";
 import type { RespArg, RespReply } from "./resp.ts";
 
@@ -15,34 +16,29 @@ export class Script {
   readonly source: string;
   /** A name for error messages. */
   readonly label: string;
-  #sha1: Promise<string> | undefined;
+  /** The script's SHA-1 in hex, as `EVALSHA` expects it. */
+  readonly sha1: string;
 
   /** Wraps Lua source. */
   constructor(label: string, source: string) {
     this.label = label;
     this.source = source;
-  }
-
-  /** The script's SHA-1, as `EVALSHA` expects it. */
-  sha1(): Promise<string> {
-    this.#sha1 ??= crypto.subtle.digest("SHA-1", new TextEncoder().encode(this.source)).then((d) =>
-      [...new Uint8Array(d)].map((b) => b.toString(16).padStart(2, "0")).join("")
-    );
-    return this.#sha1;
+    this.sha1 = createHash("sha1").update(source).digest("hex");
   }
 
   /**
    * Runs the script through `send`: `EVALSHA` first, `EVAL` on `NOSCRIPT`.
    * A `NOSCRIPT` reply means nothing ran, so the fallback is always safe.
+   * The `EVALSHA` is handed to `send` before this returns (no await first),
+   * so it joins the batch being assembled.
    */
   async run(
     send: (args: readonly RespArg[]) => Promise<RespReply>,
     keys: readonly string[],
     args: readonly RespArg[],
   ): Promise<RespReply> {
-    const sha = await this.sha1();
     try {
-      return await send(["EVALSHA", sha, keys.length, ...keys, ...args]);
+      return await send(["EVALSHA", this.sha1, keys.length, ...keys, ...args]);
     } catch (error) {
       if (!(error instanceof ReplyError) || error.prefix !== "NOSCRIPT") throw error;
       return await send(["EVAL", this.source, keys.length, ...keys, ...args]);

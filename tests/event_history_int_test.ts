@@ -1,8 +1,11 @@
 import { assert, assertEquals, assertRejects } from "./_harness/assert.ts";
 import { openStore, singleConfig, startRedis } from "./_harness/mod.ts";
 import { StateStore } from "../lib/state_store.ts";
-import { KeyTypeError, ValidationError } from "../lib/errors.ts";
+import { FencedError, KeyTypeError, ValidationError } from "../lib/errors.ts";
 import type { StoredEvent } from "../lib/event_history.ts";
+import { parseInfo } from "../lib/info.ts";
+import { acquireLease } from "../lib/lease.ts";
+import { replyToString } from "../lib/resp.ts";
 
 Deno.test("EventHistory appends in order and reads ranges from an offset", async () => {
   await using redis = await startRedis();
@@ -98,4 +101,65 @@ Deno.test("EventHistory rejects bad input and keys of the wrong type", async () 
   await store.client.command(["SET", store.keys.events("j"), "x"]);
   await assertRejects(() => store.events.append("j", { id: "e", type: "t" }), KeyTypeError);
   await assertRejects(() => store.events.read("j"), KeyTypeError);
+});
+
+Deno.test("EventHistory writes many jobs' appends in one script call; a failed job fails alone", async () => {
+  await using redis = await startRedis();
+  await using store = await openStore(singleConfig(redis));
+  await using admin = await redis.connect();
+  const scriptCalls = async (): Promise<number> => {
+    const info = parseInfo(replyToString(await admin.send(["INFO", "commandstats"])) ?? "");
+    return ["evalsha", "eval"].reduce(
+      (n, c) => n + Number(/calls=(\d+)/.exec(info.get(`cmdstat_${c}`) ?? "")?.[1] ?? 0),
+      0,
+    );
+  };
+  await store.events.append("warm", { id: "w", type: "t" }); // loads the script
+  // Job "bad" has a stream key of the wrong type; job "fenced" presents a stale token.
+  await store.client.command(["SET", store.keys.events("bad"), "x"]);
+  await using lease = await acquireLease(store, "job.fenced", { holder: "h", ttlMs: 60_000 });
+  const before = await scriptCalls();
+  const outcomes = await Promise.allSettled([
+    ...Array.from(
+      { length: 40 },
+      (_, i) => store.events.append(`job-${i % 10}`, { id: `e${i}`, type: "t", data: i }),
+    ),
+    store.events.append("bad", { id: "b", type: "t" }),
+    store.events.append("fenced", { id: "f", type: "t" }, {
+      fence: { lease: "job.fenced", token: lease.token + 1 },
+    }),
+  ]);
+  assertEquals(await scriptCalls() - before, 1, "42 appends over 12 jobs: one script call");
+  assert(outcomes.slice(0, 40).every((o) => o.status === "fulfilled"));
+  assert(outcomes[40].status === "rejected" && outcomes[40].reason instanceof KeyTypeError);
+  assert(outcomes[41].status === "rejected" && outcomes[41].reason instanceof FencedError);
+  for (let j = 0; j < 10; j++) {
+    const events = await store.events.read(`job-${j}`);
+    assertEquals(events.map((e) => e.id), [0, 1, 2, 3].map((k) => `e${j + 10 * k}`));
+  }
+  assertEquals(await store.events.read("fenced"), [], "a fenced append writes nothing");
+});
+
+Deno.test("EventHistory keeps each job's order with many writers and batches in flight", async () => {
+  await using redis = await startRedis();
+  await using store = await openStore(singleConfig(redis));
+  // 20 writers, each appending 50 events to its own job and 50 to a shared one.
+  await Promise.all(Array.from({ length: 20 }, async (_, w) => {
+    for (let i = 0; i < 50; i++) {
+      await Promise.all([
+        store.events.append(`own-${w}`, { id: `${i}`, type: "t" }),
+        store.events.append("shared", { id: `${w}-${i}`, type: "t" }),
+      ]);
+    }
+  }));
+  for (let w = 0; w < 20; w++) {
+    const own = await store.events.read(`own-${w}`);
+    assertEquals(own.map((e) => e.id), Array.from({ length: 50 }, (_, i) => `${i}`));
+  }
+  const shared = await store.events.read("shared", { count: 10_000 });
+  assertEquals(shared.length, 1000);
+  for (let w = 0; w < 20; w++) {
+    const mine = shared.filter((e) => e.id.startsWith(`${w}-`)).map((e) => e.id);
+    assertEquals(mine, Array.from({ length: 50 }, (_, i) => `${w}-${i}`), `writer ${w}'s order`);
+  }
 });
