@@ -47,7 +47,8 @@ end
  * it returns nil for a result, `MNKEYTYPE` (naming the key and the type it
  * holds) for `WRONGTYPE`, and any other error reply as it is. As long as
  * every key is touched by `pcall` before the script's first write, a
- * failed check has written nothing.
+ * failed check has written nothing. `fenced(lease_key, token)` is the
+ * fencing check on that basis.
  */
 export const LUA_CHECKED = `
 local function failed(result, key, want)
@@ -56,6 +57,16 @@ local function failed(result, key, want)
     return redis.error_reply('MNKEYTYPE ' .. key .. ' ' .. want .. ' ' .. redis.call('TYPE', key).ok)
   end
   return result
+end
+local function fenced(lease_key, token)
+  if token == nil or token == '' then return nil end
+  local current = redis.pcall('HGET', lease_key, 'token')
+  local err = failed(current, lease_key, 'hash')
+  if err then return err end
+  if current ~= token then
+    return redis.error_reply('MNFENCED ' .. (current or '-') .. ' ' .. token)
+  end
+  return nil
 end
 `;
 

@@ -92,14 +92,7 @@ for s = 1, #KEYS / 3 do
   local stream, ids, lease = KEYS[3 * s - 2], KEYS[3 * s - 1], KEYS[3 * s]
   local token, n = ARGV[a], tonumber(ARGV[a + 1])
   a = a + 2
-  local err = nil
-  if token ~= '' then
-    local current = redis.pcall('HGET', lease, 'token')
-    err = failed(current, lease, 'hash')
-    if not err and current ~= token then
-      err = redis.error_reply('MNFENCED ' .. (current or '-') .. ' ' .. token)
-    end
-  end
+  local err = fenced(lease, token)
   local seg = {}
   if not err then
     for j = a, a + 3 * (n - 1), 3 do

@@ -14,7 +14,7 @@ import {
   operationSignal,
   type StoreContext,
 } from "./_context.ts";
-import { LUA_PRELUDE, mapScriptError, mapWrongType } from "./_lua.ts";
+import { LUA_CHECKED, LUA_PRELUDE, mapScriptError, mapWrongType } from "./_lua.ts";
 import { decodeJson, encodeJson, fenceArgs, hashToMap } from "./_payload.ts";
 import { NotFoundError, ValidationError } from "./errors.ts";
 import { checkId } from "./keys.ts";
@@ -151,17 +151,27 @@ return redis.call('ZRANGE', KEYS[1], start, start + limit - 1, 'WITHSCORES')
 `,
 );
 
+/**
+ * Applies an update and returns the record as this update left it:
+ * `{version, status, data, createdAt, updatedAt}` (also for a retry of an
+ * update that already applied), so no second round trip reads it back. The
+ * data comes back only when the update did not set it (the caller has it).
+ */
 const UPDATE = new Script(
   "job-update",
-  LUA_PRELUDE + `
-local err = expect_type(KEYS[1], 'hash') or fence_check(KEYS[2], ARGV[6])
+  LUA_CHECKED + `
+local f = redis.pcall('HMGET', KEYS[1], 'version', 'status', 'requestId', 'createdAt', 'data', 'updatedAt')
+local err = failed(f, KEYS[1], 'hash')
 if err then return err end
-if redis.call('EXISTS', KEYS[1]) == 0 then return redis.error_reply('MNNOTFOUND record') end
-local f = redis.call('HMGET', KEYS[1], 'version', 'status', 'requestId', 'createdAt')
+err = fenced(KEYS[2], ARGV[6])
+if err then return err end
+if not f[1] then return redis.error_reply('MNNOTFOUND record') end
 local version = tonumber(f[1])
 local expected = tonumber(ARGV[2])
 if version ~= expected then
-  if f[3] == ARGV[5] and version == expected + 1 then return version end
+  if f[3] == ARGV[5] and version == expected + 1 then
+    return {version, f[2], ARGV[8] == '1' and '' or f[5], f[4], f[6]}
+  end
   return redis.error_reply('MNCONFLICT ' .. expected .. ' ' .. version)
 end
 local status = f[2]
@@ -171,17 +181,20 @@ if ARGV[3] ~= '' and ARGV[3] ~= status then
   end
   local old_index = ARGV[7] .. status
   local new_index = ARGV[7] .. ARGV[3]
-  local ierr = expect_type(new_index, 'zset') or expect_type(old_index, 'zset')
-  if ierr then return ierr end
-  redis.call('ZREM', old_index, ARGV[1])
+  err = failed(redis.pcall('ZSCORE', new_index, ARGV[1]), new_index, 'zset')
+  if err then return err end
+  err = failed(redis.pcall('ZREM', old_index, ARGV[1]), old_index, 'zset')
+  if err then return err end
   redis.call('ZADD', new_index, f[4], ARGV[1])
-  redis.call('HSET', KEYS[1], 'status', ARGV[3])
+  status = ARGV[3]
 end
-if ARGV[8] == '1' then redis.call('HSET', KEYS[1], 'data', ARGV[4]) end
+local data = f[5]
+if ARGV[8] == '1' then data = ARGV[4] end
 local t = redis.call('TIME')
-redis.call('HSET', KEYS[1], 'version', version + 1, 'requestId', ARGV[5],
-  'updatedAt', t[1] * 1000 + math.floor(t[2] / 1000))
-return version + 1
+local now = t[1] * 1000 + math.floor(t[2] / 1000)
+redis.call('HSET', KEYS[1], 'status', status, 'data', data, 'version', version + 1,
+  'requestId', ARGV[5], 'updatedAt', now)
+return {version + 1, status, ARGV[8] == '1' and '' or data, f[4], now}
 `,
 );
 
@@ -189,6 +202,8 @@ return version + 1
 export class JobStore {
   readonly #context: StoreContext;
   readonly #maxDataBytes: number;
+  readonly #requestPrefix = crypto.randomUUID();
+  #requests = 0;
 
   /** Creates the store; `maxDataBytes` limits a job's JSON payload. */
   constructor(context: StoreContext, maxDataBytes: number) {
@@ -205,7 +220,7 @@ export class JobStore {
     checkId("jobId", id);
     const status = checkStatus(options.status ?? "pending");
     const payload = encodeJson("job data", data, this.#maxDataBytes);
-    const requestId = options.requestId ?? crypto.randomUUID();
+    const requestId = options.requestId ?? this.#nextRequestId();
     const keys = this.#context.keys;
     const reply = await this.#context.client.runScript(
       CREATE,
@@ -242,7 +257,8 @@ export class JobStore {
    * Applies a change if `expectedVersion` matches; otherwise throws
    * `VersionConflictError`. Leaving a terminal status throws
    * `InvalidTransitionError`; a superseded fencing token throws `FencedError`.
-   * Returns the job as stored after the change.
+   * Returns the job as this update left it (one round trip; never a later
+   * writer's change).
    */
   async update(id: string, change: JobUpdate, options: OperationOptions = {}): Promise<Job> {
     const signal = operationSignal(options);
@@ -258,8 +274,8 @@ export class JobStore {
     const payload = hasData ? encodeJson("job data", change.data, this.#maxDataBytes) : "";
     const keys = this.#context.keys;
     const fence = fenceArgs(change.fence, (name) => keys.lease(name));
-    const requestId = change.requestId ?? crypto.randomUUID();
-    await this.#context.client.runScript(
+    const requestId = change.requestId ?? this.#nextRequestId();
+    const reply = await this.#context.client.runScript(
       UPDATE,
       [keys.job(id), fence.key],
       [
@@ -276,7 +292,20 @@ export class JobStore {
     ).catch((e) => {
       throw mapScriptError(e, { what: `job "${id}"`, lease: change.fence?.lease });
     });
-    return await this.get(id, { signal });
+    const [version, stored, data, createdAt, updatedAt] = reply as RespReply[];
+    return {
+      id,
+      status: replyToString(stored) as JobStatus,
+      version: replyToNumber(version),
+      data: hasData ? JSON.parse(payload) : decodeJson(data),
+      createdAt: replyToNumber(createdAt),
+      updatedAt: replyToNumber(updatedAt),
+    };
+  }
+
+  /** A request id unique to this update: a random per-store prefix and a counter. */
+  #nextRequestId(): string {
+    return `${this.#requestPrefix}-${(this.#requests++).toString(36)}`;
   }
 
   /** Lists jobs in creation order, optionally by status, one page at a time. */

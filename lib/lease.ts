@@ -21,7 +21,7 @@ import {
   operationSignal,
   type StoreContext,
 } from "./_context.ts";
-import { LUA_PRELUDE, mapScriptError } from "./_lua.ts";
+import { LUA_CHECKED, LUA_PRELUDE, mapScriptError } from "./_lua.ts";
 import { LeaseHeldError, LeaseLostError, ReplyError, ValidationError } from "./errors.ts";
 import { LUA_NEXT_TOKEN } from "./fencing.ts";
 import { checkHolder, checkId } from "./keys.ts";
@@ -55,10 +55,10 @@ return {1, string.format('%.0f', token), tonumber(ARGV[2]), ARGV[1]}
 
 const RENEW = new Script(
   "lease-renew",
-  LUA_PRELUDE + `
-local err = expect_type(KEYS[1], 'hash')
+  LUA_CHECKED + `
+local current = redis.pcall('HMGET', KEYS[1], 'holder', 'token')
+local err = failed(current, KEYS[1], 'hash')
 if err then return err end
-local current = redis.call('HMGET', KEYS[1], 'holder', 'token')
 if current[1] == ARGV[1] and current[2] == ARGV[2] then
   redis.call('PEXPIRE', KEYS[1], ARGV[3])
   return {1}
@@ -69,10 +69,10 @@ return {0, current[1] or '', current[2] or ''}
 
 const RELEASE = new Script(
   "lease-release",
-  LUA_PRELUDE + `
-local err = expect_type(KEYS[1], 'hash')
+  LUA_CHECKED + `
+local current = redis.pcall('HMGET', KEYS[1], 'holder', 'token')
+local err = failed(current, KEYS[1], 'hash')
 if err then return err end
-local current = redis.call('HMGET', KEYS[1], 'holder', 'token')
 if current[1] == ARGV[1] and current[2] == ARGV[2] then
   redis.call('DEL', KEYS[1])
   return 1
@@ -83,10 +83,10 @@ return 0
 
 const OBSERVE = new Script(
   "lease-observe",
-  LUA_PRELUDE + `
-local err = expect_type(KEYS[1], 'hash')
+  LUA_CHECKED + `
+local current = redis.pcall('HMGET', KEYS[1], 'holder', 'token', 'acquiredAt')
+local err = failed(current, KEYS[1], 'hash')
 if err then return err end
-local current = redis.call('HMGET', KEYS[1], 'holder', 'token', 'acquiredAt')
 if not current[1] then return {} end
 return {current[1], current[2], current[3] or '0', redis.call('PTTL', KEYS[1])}
 `,

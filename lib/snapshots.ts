@@ -12,7 +12,7 @@ import {
   operationSignal,
   type StoreContext,
 } from "./_context.ts";
-import { LUA_PRELUDE, mapScriptError, mapWrongType } from "./_lua.ts";
+import { LUA_CHECKED, mapScriptError, mapWrongType } from "./_lua.ts";
 import { decodeJson, encodeJson, fenceArgs, hashToMap } from "./_payload.ts";
 import { ValidationError } from "./errors.ts";
 import { checkId } from "./keys.ts";
@@ -45,10 +45,12 @@ export interface SaveSnapshotOptions extends OperationOptions {
 
 const SAVE = new Script(
   "snapshot-save",
-  LUA_PRELUDE + `
-local err = expect_type(KEYS[1], 'hash') or fence_check(KEYS[2], ARGV[3])
+  LUA_CHECKED + `
+local err = fenced(KEYS[2], ARGV[3])
 if err then return err end
-local current = redis.call('HGET', KEYS[1], 'seq')
+local current = redis.pcall('HGET', KEYS[1], 'seq')
+err = failed(current, KEYS[1], 'hash')
+if err then return err end
 if current and tonumber(current) >= tonumber(ARGV[1]) then
   return {0, tonumber(current)}
 end

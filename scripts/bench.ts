@@ -132,6 +132,7 @@ if (import.meta.main) {
       rounds: { type: "string", default: "5" },
       ms: { type: "string", default: "1000" },
       out: { type: "string", default: "bench/results" },
+      only: { type: "string" },
     },
   });
   const rounds = Number(values.rounds);
@@ -341,6 +342,10 @@ if (import.meta.main) {
   await store.bundles.put("bench-bundle", BUNDLE);
   await conn.send(["SET", "bench:blob", BUNDLE]);
 
+  if (values.only !== undefined) {
+    const only = new RegExp(values.only, "i");
+    contenders.splice(0, contenders.length, ...contenders.filter((c) => only.test(c.name)));
+  }
   const samples = new Map<string, number[]>(contenders.map((c) => [c.name, []]));
   for (let r = 0; r < rounds; r++) {
     // Interleaved: every contender once per round, starting at a different one each round.
@@ -366,7 +371,7 @@ if (import.meta.main) {
       max: Math.max(...v),
     };
   });
-  const m = (name: string): number => rows.find((r) => r.name === name)!.median;
+  const m = (name: string): number => rows.find((r) => r.name === name)?.median ?? NaN;
   const ratios: [string, number][] = [
     [
       "command SET / ioredis auto-pipelining",

@@ -170,3 +170,44 @@ Deno.test("JobStore.list() pages 600 jobs of one millisecond at several page siz
   const rest = await store.jobs.list({ limit: 1000, status: "pending", cursor: first.nextCursor });
   assertEquals(rest.jobs.map((j) => j.id), ids.slice(10));
 });
+
+Deno.test("JobStore.update returns the record as this update left it, in one round trip", async () => {
+  await using redis = await startRedis();
+  await using store = await openStore(singleConfig(redis));
+  await store.jobs.create("j", { n: 0 });
+  // Two updates pipelined: the first one's result must not show the second one's change.
+  const [first, second] = await Promise.all([
+    store.jobs.update("j", { expectedVersion: 1, status: "running", data: { n: 1 } }),
+    store.jobs.update("j", { expectedVersion: 2, data: { n: 2 } }),
+  ]);
+  assertEquals([first.version, first.status, first.data], [2, "running", { n: 1 }]);
+  assertEquals([second.version, second.status, second.data], [3, "running", { n: 2 }]);
+  assertEquals(second.createdAt, first.createdAt);
+  assert(second.updatedAt >= first.updatedAt);
+  // A retried request (same requestId) gets the record it produced, not a conflict.
+  const third = await store.jobs.update("j", { expectedVersion: 3, requestId: "r-1" });
+  const again = await store.jobs.update("j", { expectedVersion: 3, requestId: "r-1" });
+  assertEquals(again, third);
+  assertEquals(again.data, { n: 2 });
+});
+
+Deno.test("JobStore.update checks key types before it writes: a bad status index writes nothing", async () => {
+  await using redis = await startRedis();
+  await using store = await openStore(singleConfig(redis));
+  await store.jobs.create("j", { n: 0 });
+  const index = store.keys.jobStatusIndex("running");
+  await store.client.command(["SET", index, "not a zset"]);
+  const error = await assertRejects(
+    () => store.jobs.update("j", { expectedVersion: 1, status: "running" }),
+    KeyTypeError,
+  );
+  assertEquals(error.key, index);
+  const job = await store.jobs.get("j");
+  assertEquals([job.version, job.status], [1, "pending"]);
+  assertEquals((await store.jobs.list({ status: "pending" })).jobs.map((j) => j.id), ["j"]);
+  await store.client.command(["SET", store.keys.job("s"), "x"]);
+  assertEquals(
+    (await assertRejects(() => store.jobs.update("s", { expectedVersion: 1 }), KeyTypeError)).key,
+    store.keys.job("s"),
+  );
+});
