@@ -420,7 +420,9 @@ export class RedisConnection implements AsyncDisposable {
     const buf = new Uint8Array(READ_SIZE);
     try {
       while (true) {
-        const n = await this.#conn.read(buf);
+        // A large bulk reply is read straight into its own buffer: no copy in JavaScript.
+        const target = this.#reader.bulkTarget();
+        const n = await this.#conn.read(target ?? buf);
         if (n === null) {
           this.#fail(
             new ConnectionError(
@@ -433,7 +435,8 @@ export class RedisConnection implements AsyncDisposable {
           return;
         }
         this.#bytesRead += n;
-        this.#reader.push(buf.subarray(0, n));
+        if (target === undefined) this.#reader.push(buf.subarray(0, n));
+        else this.#reader.advance(n);
         let reply: RespReply | undefined;
         while ((reply = this.#reader.next()) !== undefined) this.#dispatch(reply);
       }

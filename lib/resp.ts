@@ -33,11 +33,15 @@ export function encodeCommand(args: readonly RespArg[]): Uint8Array {
   return encodeCommands([args]);
 }
 
+/** Strings at least this long are encoded on their own, natively, and spliced in as bytes. */
+const LARGE_STRING = 1024;
+
 /**
  * Encodes several commands into one buffer, ready for a single socket write.
- * Text is assembled as one string and encoded once (the hot path: encoding
- * many small pieces separately costs more than the I/O); binary arguments are
- * spliced in as bytes.
+ * Small text is assembled as one string and encoded once (the hot path:
+ * encoding many small pieces separately costs more than the I/O); binary
+ * arguments and large strings are spliced in as bytes, so a large string is
+ * never scanned character by character in JavaScript.
  */
 export function encodeCommands(commands: readonly (readonly RespArg[])[]): Uint8Array {
   const pieces: (string | Uint8Array)[] = [];
@@ -45,9 +49,15 @@ export function encodeCommands(commands: readonly (readonly RespArg[])[]): Uint8
   for (const args of commands) {
     text += `*${args.length}\r\n`;
     for (const arg of args) {
+      let bytes: Uint8Array | undefined;
       if (arg instanceof Uint8Array) {
-        text += `$${arg.length}\r\n`;
-        pieces.push(text, arg);
+        bytes = arg;
+      } else if (typeof arg === "string" && arg.length >= LARGE_STRING) {
+        bytes = encoder.encode(arg);
+      }
+      if (bytes !== undefined) {
+        text += `$${bytes.length}\r\n`;
+        pieces.push(text, bytes);
         text = "\r\n";
       } else {
         const value = typeof arg === "string" ? arg : String(arg);
@@ -57,8 +67,20 @@ export function encodeCommands(commands: readonly (readonly RespArg[])[]): Uint8
   }
   if (pieces.length === 0) return encoder.encode(text);
   pieces.push(text);
-  const encoded = pieces.map((p) => typeof p === "string" ? encoder.encode(p) : p);
-  return concat(encoded);
+  let size = 0;
+  for (const p of pieces) size += typeof p === "string" ? p.length * 3 : p.length;
+  // One buffer, the text encoded straight into it: each byte is written once.
+  const out = new Uint8Array(size);
+  let offset = 0;
+  for (const p of pieces) {
+    if (typeof p === "string") {
+      offset += encoder.encodeInto(p, out.subarray(offset)).written;
+    } else {
+      out.set(p, offset);
+      offset += p.length;
+    }
+  }
+  return out.subarray(0, offset);
 }
 
 /** Byte length of a string in UTF-8, as TextEncoder would produce it. */
@@ -135,9 +157,36 @@ export class RespReader {
   #start = 0;
   #end = 0;
   #stack: Frame[] = [];
+  /** A large bulk string being received straight into its own buffer. */
+  #bulk: { out: Uint8Array; filled: number } | undefined;
+
+  /**
+   * Where the next bytes of a large bulk string go, when one is being
+   * received: read into it and report with {@link RespReader.advance}, and
+   * the reply is never copied again. Undefined otherwise: use `push`.
+   */
+  bulkTarget(): Uint8Array | undefined {
+    const bulk = this.#bulk;
+    return bulk === undefined || bulk.filled === bulk.out.length
+      ? undefined
+      : bulk.out.subarray(bulk.filled);
+  }
+
+  /** Records `n` bytes read into {@link RespReader.bulkTarget}. */
+  advance(n: number): void {
+    this.#bulk!.filled += n;
+  }
 
   /** Appends received bytes. */
   push(chunk: Uint8Array): void {
+    const bulk = this.#bulk;
+    if (bulk !== undefined && bulk.filled < bulk.out.length) {
+      const n = Math.min(chunk.length, bulk.out.length - bulk.filled);
+      bulk.out.set(chunk.subarray(0, n), bulk.filled);
+      bulk.filled += n;
+      chunk = chunk.subarray(n);
+      if (chunk.length === 0) return;
+    }
     if (this.#end + chunk.length > this.#buf.length) {
       const live = this.#end - this.#start;
       const needed = live + chunk.length;
@@ -201,6 +250,17 @@ export class RespReader {
 
   #readScalar(): RespReply | ArrayHeader | typeof NEED_MORE {
     const buf = this.#buf;
+    const bulk = this.#bulk;
+    if (bulk !== undefined) {
+      if (bulk.filled < bulk.out.length || this.#end - this.#start < 2) return NEED_MORE;
+      if (buf[this.#start] !== 0x0d || buf[this.#start + 1] !== 0x0a) {
+        throw new ProtocolError("RESP bulk string is not terminated by CRLF");
+      }
+      this.#start += 2;
+      this.#bulk = undefined;
+      return bulk.out;
+    }
+    if (this.#start === this.#end) return NEED_MORE;
     const lineEnd = findCrlf(buf, this.#start + 1, this.#end);
     if (lineEnd === -1) {
       if (this.#end - this.#start > 64 * 1024) {
@@ -209,30 +269,39 @@ export class RespReader {
       return NEED_MORE;
     }
     const type = buf[this.#start];
-    const line = decoder.decode(buf.subarray(this.#start + 1, lineEnd));
+    const lineStart = this.#start + 1;
     const afterLine = lineEnd + 2;
     switch (type) {
       case 0x2b: // +
         this.#start = afterLine;
-        return line;
+        return asciiLine(buf, lineStart, lineEnd);
       case 0x2d: // -
         this.#start = afterLine;
-        return new ReplyError(line);
+        return new ReplyError(decoder.decode(buf.subarray(lineStart, lineEnd)));
       case 0x3a: { // :
-        const n = parseInteger(line);
+        const n = parseIntegerBytes(buf, lineStart, lineEnd);
         this.#start = afterLine;
         return n;
       }
       case 0x24: { // $
-        const len = Number(parseInteger(line));
+        const len = Number(parseIntegerBytes(buf, lineStart, lineEnd));
         if (len === -1) {
           this.#start = afterLine;
           return null;
         }
         if (len < -1 || len > 512 * 1024 * 1024) {
-          throw new ProtocolError(`Invalid RESP bulk length ${line}`);
+          throw new ProtocolError(`Invalid RESP bulk length ${len}`);
         }
-        if (this.#end - afterLine < len + 2) return NEED_MORE;
+        if (this.#end - afterLine < len + 2) {
+          if (len < LARGE_BULK) return NEED_MORE;
+          // Large: receive the rest straight into the reply's own buffer.
+          const out = new Uint8Array(len);
+          const have = Math.min(len, this.#end - afterLine);
+          out.set(buf.subarray(afterLine, afterLine + have));
+          this.#bulk = { out, filled: have };
+          this.#start = afterLine + have;
+          return NEED_MORE;
+        }
         if (buf[afterLine + len] !== 0x0d || buf[afterLine + len + 1] !== 0x0a) {
           throw new ProtocolError("RESP bulk string is not terminated by CRLF");
         }
@@ -241,8 +310,8 @@ export class RespReader {
         return bytes;
       }
       case 0x2a: { // *
-        const len = Number(parseInteger(line));
-        if (len < -1) throw new ProtocolError(`Invalid RESP array length ${line}`);
+        const len = Number(parseIntegerBytes(buf, lineStart, lineEnd));
+        if (len < -1) throw new ProtocolError(`Invalid RESP array length ${len}`);
         this.#start = afterLine;
         return new ArrayHeader(len);
       }
@@ -270,6 +339,36 @@ function findCrlf(buf: Uint8Array, from: number, end: number): number {
     i = live.indexOf(0x0d, i + 1);
   }
   return -1;
+}
+
+/** Bulk strings at least this long are received straight into their own buffer. */
+const LARGE_BULK = 256 * 1024;
+
+/** A simple-string line: ASCII decoded without a TextDecoder call when short. */
+function asciiLine(buf: Uint8Array, start: number, end: number): string {
+  if (end - start > 32) return decoder.decode(buf.subarray(start, end));
+  let text = "";
+  for (let i = start; i < end; i++) {
+    const c = buf[i];
+    if (c >= 0x80) return decoder.decode(buf.subarray(start, end));
+    text += String.fromCharCode(c);
+  }
+  return text;
+}
+
+/** Parses the decimal integer of a header line from its bytes. */
+function parseIntegerBytes(buf: Uint8Array, start: number, end: number): number | bigint {
+  let i = start;
+  const negative = buf[i] === 0x2d;
+  if (negative) i++;
+  if (i === end || end - i > 15) return parseInteger(decoder.decode(buf.subarray(start, end)));
+  let n = 0;
+  for (; i < end; i++) {
+    const d = buf[i] - 0x30;
+    if (d < 0 || d > 9) return parseInteger(decoder.decode(buf.subarray(start, end)));
+    n = n * 10 + d;
+  }
+  return negative ? -n : n;
 }
 
 function parseInteger(text: string): number | bigint {

@@ -1,7 +1,13 @@
 import { assert, assertEquals, assertThrows } from "./_harness/assert.ts";
 import fc from "fast-check";
 import { ProtocolError, ReplyError } from "../lib/errors.ts";
-import { encodeCommand, encodeReply, RespReader, type RespReply } from "../lib/resp.ts";
+import {
+  encodeCommand,
+  encodeCommands,
+  encodeReply,
+  RespReader,
+  type RespReply,
+} from "../lib/resp.ts";
 
 const text = new TextEncoder();
 
@@ -143,4 +149,54 @@ Deno.test("encodeCommand() sizes any UTF-16 text (astral, lone surrogates) as Te
     }),
     { numRuns: 500 },
   );
+});
+
+Deno.test("RespReader receives a large bulk string into its own buffer, by push or by direct reads", () => {
+  const value = new Uint8Array(600 * 1024).map((_, i) => i % 251);
+  const wire = encodeReply([value, "OK", 42]);
+  // Fed in uneven chunks through push.
+  const pushed = new RespReader();
+  let got: RespReply | undefined;
+  for (let i = 0; i < wire.length; i += 7919) {
+    pushed.push(wire.subarray(i, i + 7919));
+    got ??= pushed.next();
+  }
+  assertEquals(got, [value, "OK", 42]);
+  // Fed through bulkTarget/advance, as the connection reads.
+  const direct = new RespReader();
+  let offset = 0;
+  let reply: RespReply | undefined;
+  let directBytes = 0;
+  while (reply === undefined) {
+    const target = direct.bulkTarget();
+    if (target === undefined) {
+      direct.push(wire.subarray(offset, offset + 4096));
+      offset += 4096;
+    } else {
+      const n = Math.min(target.length, 50_000);
+      target.set(wire.subarray(offset, offset + n));
+      direct.advance(n);
+      offset += n;
+      directBytes += n;
+    }
+    reply = direct.next();
+  }
+  assertEquals(reply, [value, "OK", 42]);
+  assert(directBytes > 500 * 1024, "most of the value went straight into the reply's buffer");
+});
+
+Deno.test("encodeCommands encodes large and non-ASCII strings as TextEncoder does", () => {
+  const large = "é".repeat(3000) + "x".repeat(70_000) + "😀";
+  const small = "naïve 😀";
+  const wire = encodeCommands([["SET", "k", large], ["SET", small, new Uint8Array([1, 2])]]);
+  const enc = new TextEncoder();
+  const expected = new Uint8Array([
+    ...enc.encode(`*3\r\n$3\r\nSET\r\n$1\r\nk\r\n$${enc.encode(large).length}\r\n`),
+    ...enc.encode(large),
+    ...enc.encode(`\r\n*3\r\n$3\r\nSET\r\n$${enc.encode(small).length}\r\n${small}\r\n$2\r\n`),
+    1,
+    2,
+    ...enc.encode("\r\n"),
+  ]);
+  assertEquals(wire, expected);
 });
