@@ -9,6 +9,7 @@
  * @module
  */
 
+import { createHash } from "node:crypto";
 import { type OperationOptions, operationSignal, type StoreContext } from "./_context.ts";
 import { LUA_PRELUDE, mapScriptError, mapWrongType } from "./_lua.ts";
 import { hashToMap } from "./_payload.ts";
@@ -123,28 +124,24 @@ export class BundleStore {
     const keys = this.#context.keys;
     const client = this.#context.client;
     const version = crypto.randomUUID().replaceAll("-", "").slice(0, 16);
-    const sha256 = await digest(bytes);
     const chunks = Math.ceil(bytes.length / this.#chunkBytes);
+    const hash = createHash("sha256");
     let reply: RespReply;
     try {
-      // Chunks go out a few at a time: bounded memory, each a separate replicated value. Until
-      // the commit keeps them, they expire: a put that dies midway leaves nothing behind for long.
-      const parallel = 4;
-      for (let first = 0; first < chunks; first += parallel) {
-        const writes = [];
-        for (let i = first; i < Math.min(chunks, first + parallel); i++) {
-          const chunk = bytes.subarray(i * this.#chunkBytes, (i + 1) * this.#chunkBytes);
-          const key = keys.bundleChunk(bundleId, version, i);
-          writes.push(
-            client.durable(["SET", key, chunk, "PX", PENDING_CHUNK_TTL_MS], {
-              idempotent: true,
-              signal,
-            }),
-          );
-        }
-        const results = await Promise.allSettled(writes);
-        for (const r of results) if (r.status === "rejected") throw r.reason;
-      }
+      // A window of chunks in flight (bounded memory, each a separate replicated value), the
+      // hash computed while they travel. Until the commit keeps them, chunks expire: a put that
+      // dies midway leaves nothing behind for long.
+      await window(chunks, async (i) => {
+        const chunk = bytes.subarray(i * this.#chunkBytes, (i + 1) * this.#chunkBytes);
+        const key = keys.bundleChunk(bundleId, version, i);
+        const write = client.durable(["SET", key, chunk, "PX", PENDING_CHUNK_TTL_MS], {
+          idempotent: true,
+          signal,
+        });
+        hash.update(chunk);
+        await write;
+      });
+      const sha256 = hash.digest("hex");
       reply = await client.runScript(
         COMMIT,
         [keys.bundle(bundleId)],
@@ -230,42 +227,47 @@ export class BundleStore {
       const info = await this.info(bundleId, { signal });
       if (info === null) throw new NotFoundError(`bundle "${bundleId}"`);
       const keys = this.#context.keys;
-      const replies = await Promise.all(
-        Array.from(
-          { length: info.chunks },
-          (_, i) =>
-            this.#context.client.command(["GET", keys.bundleChunk(bundleId, info.version, i)], {
-              idempotent: true,
-              signal,
-            }),
-        ),
-      );
-      const missing = replies.findIndex((r) => !(r instanceof Uint8Array));
-      if (missing !== -1) {
+      const bytes = new Uint8Array(info.size);
+      const hash = createHash("sha256");
+      const replies: RespReply[] = new Array(info.chunks);
+      let offset = 0;
+      let next = 0; // the next chunk to take in, in order, as the window delivers them
+      let problem: string | undefined;
+      const takeIn = (): void => {
+        while (next < info.chunks && replies[next] !== undefined) {
+          const chunk = replies[next];
+          if (!(chunk instanceof Uint8Array)) {
+            problem ??= `chunk ${next} of ${info.chunks} is missing`;
+          } else if (offset + chunk.length > info.size) {
+            problem ??= `chunks hold more than the recorded ${info.size} bytes`;
+          } else if (problem === undefined) {
+            bytes.set(chunk, offset);
+            hash.update(chunk);
+            offset += chunk.length;
+          }
+          replies[next++] = null; // released once taken in
+        }
+      };
+      await window(info.chunks, async (i) => {
+        replies[i] = await this.#context.client.command(
+          ["GET", keys.bundleChunk(bundleId, info.version, i)],
+          { idempotent: true, signal },
+        );
+        takeIn();
+      });
+      if (problem?.startsWith("chunk ")) {
         // Replaced while we read (its old chunks were removed)? Read the new version.
         const now = await this.info(bundleId, { signal });
         if (now !== null && now.version !== info.version && attempt < 5) continue;
-        throw new CorruptBundleError(bundleId, `chunk ${missing} of ${info.chunks} is missing`);
       }
-      const bytes = new Uint8Array(info.size);
-      let offset = 0;
-      for (const chunk of replies as Uint8Array[]) {
-        if (offset + chunk.length > info.size) {
-          throw new CorruptBundleError(
-            bundleId,
-            `chunks hold more than the recorded ${info.size} bytes`,
-          );
-        }
-        bytes.set(chunk, offset);
-        offset += chunk.length;
-      }
+      if (problem !== undefined) throw new CorruptBundleError(bundleId, problem);
       if (offset !== info.size) {
         throw new CorruptBundleError(
           bundleId,
           `chunks hold ${offset} bytes, ${info.size} recorded`,
         );
       }
-      const sha256 = await digest(bytes);
+      const sha256 = hash.digest("hex");
       if (sha256 !== info.sha256) {
         throw new CorruptBundleError(
           bundleId,
@@ -313,7 +315,26 @@ export class BundleStore {
   }
 }
 
-async function digest(bytes: Uint8Array): Promise<string> {
-  const hash = await crypto.subtle.digest("SHA-256", bytes as Uint8Array<ArrayBuffer>);
-  return [...new Uint8Array(hash)].map((b) => b.toString(16).padStart(2, "0")).join("");
+/** Chunks in flight at once, for a put or a get. */
+const WINDOW = 4;
+
+/**
+ * Runs `task(i)` for i in 0..count-1, started in order with at most
+ * {@link WINDOW} running; the first failure stops new starts and is thrown
+ * once the running ones settle.
+ */
+async function window(count: number, task: (i: number) => Promise<void>): Promise<void> {
+  let started = 0;
+  let failure: { error: unknown } | undefined;
+  const lane = async (): Promise<void> => {
+    while (failure === undefined && started < count) {
+      try {
+        await task(started++);
+      } catch (error) {
+        failure ??= { error };
+      }
+    }
+  };
+  await Promise.all(Array.from({ length: Math.min(WINDOW, count) }, lane));
+  if (failure !== undefined) throw failure.error;
 }
