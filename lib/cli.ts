@@ -15,7 +15,7 @@ import type { CliIo, CommandSpec } from "./commands/_spec.ts";
 import { COMMANDS } from "./commands/table.ts";
 import { CONFIG_VARIABLES, flagForVariable, parseConfig } from "./config.ts";
 import { ConfigError, RedisHaError, UsageError } from "./errors.ts";
-import { configureCliLogging, type LogFormat, resetLogging } from "./log.ts";
+import type { LogFormat } from "./log.ts";
 
 export type { CliIo } from "./commands/_spec.ts";
 
@@ -189,6 +189,8 @@ export async function runCli(
       : undefined;
     return typeof value === "string" ? value : io.getEnv(variable);
   };
+  // Loaded only to run a command: help and usage errors start without the logging library.
+  const { configureCliLogging, resetLogging } = await import("./log.ts");
   await configureCliLogging({
     format: logFormat as LogFormat,
     write: (line) => io.stderr(line.trimEnd()),

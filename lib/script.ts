@@ -6,7 +6,6 @@
  * @module
  */
 
-import { createHash } from "node:crypto";
 import { ReplyError } from "./errors.ts";
 import type { RespArg, RespReply } from "./resp.ts";
 
@@ -16,29 +15,41 @@ export class Script {
   readonly source: string;
   /** A name for error messages. */
   readonly label: string;
-  /** The script's SHA-1 in hex, as `EVALSHA` expects it. */
-  readonly sha1: string;
+  /** The SHA-1 once computed (from the first call on, `run` sends without waiting). */
+  #sha1: string | undefined;
+  readonly #computing: Promise<string>;
 
-  /** Wraps Lua source. */
+  /** Wraps Lua source; its SHA-1 is computed in the background. */
   constructor(label: string, source: string) {
     this.label = label;
     this.source = source;
-    this.sha1 = createHash("sha1").update(source).digest("hex");
+    this.#computing = crypto.subtle.digest("SHA-1", new TextEncoder().encode(source)).then(
+      (d) => {
+        this.#sha1 = [...new Uint8Array(d)].map((b) => b.toString(16).padStart(2, "0")).join("");
+        return this.#sha1;
+      },
+    );
+  }
+
+  /** The script's SHA-1 in hex, as `EVALSHA` expects it. */
+  sha1(): Promise<string> {
+    return this.#computing;
   }
 
   /**
    * Runs the script through `send`: `EVALSHA` first, `EVAL` on `NOSCRIPT`.
    * A `NOSCRIPT` reply means nothing ran, so the fallback is always safe.
-   * The `EVALSHA` is handed to `send` before this returns (no await first),
-   * so it joins the batch being assembled.
+   * Once the SHA-1 is known, the `EVALSHA` is handed to `send` before this
+   * returns (no await first), so it joins the batch being assembled.
    */
   async run(
     send: (args: readonly RespArg[]) => Promise<RespReply>,
     keys: readonly string[],
     args: readonly RespArg[],
   ): Promise<RespReply> {
+    const sha1 = this.#sha1 ?? await this.#computing;
     try {
-      return await send(["EVALSHA", this.sha1, keys.length, ...keys, ...args]);
+      return await send(["EVALSHA", sha1, keys.length, ...keys, ...args]);
     } catch (error) {
       if (!(error instanceof ReplyError) || error.prefix !== "NOSCRIPT") throw error;
       return await send(["EVAL", this.source, keys.length, ...keys, ...args]);

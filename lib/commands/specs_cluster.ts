@@ -10,9 +10,6 @@ import {
   intFlag,
   requiredFlag,
 } from "./_spec.ts";
-import { checkJoinOptions, join } from "./join.ts";
-import { leave } from "./leave.ts";
-import { runNode } from "./node.ts";
 
 /** Default data dir for `join` on a box. */
 export const DEFAULT_DATA_DIR = "/var/lib/mn-redis-ha";
@@ -117,6 +114,7 @@ const NODE_START: CommandSpec = {
     const sentinelMaster = typeof flags["sentinel-master"] === "string"
       ? flags["sentinel-master"]
       : config.sentinelMaster ?? "mirror-neuron";
+    const { runNode } = await import("./node.ts");
     await runNode(
       {
         box1Ip,
@@ -201,6 +199,7 @@ export const MEMBERSHIP_COMMANDS: readonly CommandSpec[] = [
         report: (line: string) => io.stderr(line),
         signal,
       };
+      const { checkJoinOptions, join } = await import("./join.ts");
       checkJoinOptions(options);
       const result = await join(options);
       io.stdout(
@@ -229,6 +228,7 @@ export const MEMBERSHIP_COMMANDS: readonly CommandSpec[] = [
     },
     connection: false,
     run: async ({ config, flags, io, signal }) => {
+      const { leave } = await import("./leave.ts");
       const result = await leave({
         ...clusterBase(flags),
         purgeLocal: flags["purge-local"] === true,

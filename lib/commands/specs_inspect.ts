@@ -2,14 +2,10 @@
 
 import { JOB_STATUSES, type JobStatus } from "../jobs.ts";
 import { choiceFlag, type CommandContext, type CommandSpec, intFlag } from "./_spec.ts";
-import {
-  formatTable,
-  formatWarnings,
-  inspectJobs,
-  inspectLeases,
-  inspectNodes,
-  inspectTopology,
-} from "./inspect.ts";
+
+/** The views' code, loaded when a view runs (the CLI starts without it). */
+type Views = typeof import("./inspect.ts");
+const views = (): Promise<Views> => import("./inspect.ts");
 
 const INSPECT_FLAGS = {
   json: { type: "boolean", help: "print stable JSON instead of a table" },
@@ -20,6 +16,7 @@ function colourAllowed(context: CommandContext): boolean {
 }
 
 function printView(
+  m: Views,
   context: CommandContext,
   json: unknown,
   table: string,
@@ -30,7 +27,7 @@ function printView(
   } else {
     context.io.stdout(
       table +
-        (warnings.length > 0 ? "\n\n" + formatWarnings(warnings, colourAllowed(context)) : ""),
+        (warnings.length > 0 ? "\n\n" + m.formatWarnings(warnings, colourAllowed(context)) : ""),
     );
   }
   return 0;
@@ -48,14 +45,15 @@ export const INSPECT_COMMANDS: readonly CommandSpec[] = [
     flags: INSPECT_FLAGS,
     connection: true,
     run: async (context) => {
-      const view = await inspectTopology(context.config);
+      const m = await views();
+      const view = await m.inspectTopology(context.config);
       const lines = [
         `primary  ${view.primary.address}  role ${view.primary.role}  config-epoch ${
           view.primary.configEpoch ?? "-"
         }  replid ${view.primary.replid}`,
         `leader   ${view.leader ?? "-"}`,
         "",
-        formatTable(
+        m.formatTable(
           ["REPLICA", "STATE", "LAG(s)", "BEHIND(bytes)"],
           view.replicas.map((r) => [r.address, r.state, String(r.lagSeconds), String(r.offsetLag)]),
         ),
@@ -63,7 +61,7 @@ export const INSPECT_COMMANDS: readonly CommandSpec[] = [
       if (view.sentinels.length > 0) {
         lines.push(
           "",
-          formatTable(
+          m.formatTable(
             ["SENTINEL", "REACHABLE", "REPORTS", "EPOCH", "QUORUM", "CKQUORUM"],
             view.sentinels.map((s) => [
               s.address,
@@ -76,7 +74,7 @@ export const INSPECT_COMMANDS: readonly CommandSpec[] = [
           ),
         );
       }
-      return printView(context, view, lines.join("\n"), view.warnings);
+      return printView(m, context, view, lines.join("\n"), view.warnings);
     },
   },
   {
@@ -87,8 +85,9 @@ export const INSPECT_COMMANDS: readonly CommandSpec[] = [
     flags: INSPECT_FLAGS,
     connection: true,
     run: async (context) => {
-      const view = await inspectNodes(context.config);
-      const table = formatTable(
+      const m = await views();
+      const view = await m.inspectNodes(context.config);
+      const table = m.formatTable(
         ["NODE", "STATUS", "LAST-SEEN", "LEADER", "META"],
         view.nodes.map((
           n,
@@ -100,7 +99,7 @@ export const INSPECT_COMMANDS: readonly CommandSpec[] = [
           JSON.stringify(n.meta),
         ]),
       );
-      return printView(context, view, table, view.warnings);
+      return printView(m, context, view, table, view.warnings);
     },
   },
   {
@@ -111,14 +110,16 @@ export const INSPECT_COMMANDS: readonly CommandSpec[] = [
     flags: INSPECT_FLAGS,
     connection: true,
     run: async (context) => {
-      const view = await inspectLeases(context.config);
+      const m = await views();
+      const view = await m.inspectLeases(context.config);
       const rows =
         (view.leases as { lease: string; holder: string; token: number; ttlMs: number }[])
           .map((l) => [l.lease, l.holder, String(l.token), `${(l.ttlMs / 1000).toFixed(1)}s`]);
       return printView(
+        m,
         context,
         view,
-        formatTable(["LEASE", "HOLDER", "TOKEN", "TTL"], rows),
+        m.formatTable(["LEASE", "HOLDER", "TOKEN", "TTL"], rows),
         view.warnings,
       );
     },
@@ -135,10 +136,11 @@ export const INSPECT_COMMANDS: readonly CommandSpec[] = [
     },
     connection: true,
     run: async (context) => {
+      const m = await views();
       const status = context.flags.status === undefined
         ? undefined
         : choiceFlag(context.flags, "status", JOB_STATUSES, "pending" as JobStatus);
-      const view = await inspectJobs(context.config, {
+      const view = await m.inspectJobs(context.config, {
         status,
         limit: intFlag(context.flags, "limit", 100, 1, 1000),
       });
@@ -146,9 +148,10 @@ export const INSPECT_COMMANDS: readonly CommandSpec[] = [
         (view.jobs as { id: string; status: string; version: number; updatedAt: string }[])
           .map((j) => [j.id, j.status, String(j.version), j.updatedAt]);
       return printView(
+        m,
         context,
         view,
-        formatTable(["JOB", "STATUS", "VERSION", "UPDATED"], rows),
+        m.formatTable(["JOB", "STATUS", "VERSION", "UPDATED"], rows),
         [],
       );
     },

@@ -1,8 +1,6 @@
 /** CLI specs of `smoke local` and `smoke two-box`. */
 
 import { choiceFlag, type CommandSpec, hostFlag, intFlag } from "./_spec.ts";
-import { runLocalSmoke } from "./smoke_local.ts";
-import { parseRemoteShell, runTwoBoxSmoke } from "./smoke_two_box.ts";
 
 /** The smokes. */
 export const SMOKE_COMMANDS: readonly CommandSpec[] = [
@@ -27,6 +25,7 @@ export const SMOKE_COMMANDS: readonly CommandSpec[] = [
       }
       const baseDir = typeof flags.dir === "string" ? flags.dir : ".tmp";
       await Deno.mkdir(baseDir, { recursive: true });
+      const { runLocalSmoke } = await import("./smoke_local.ts");
       const result = await runLocalSmoke({
         baseDir,
         signal,
@@ -82,6 +81,7 @@ export const SMOKE_COMMANDS: readonly CommandSpec[] = [
     connection: false,
     run: async ({ flags, io, signal }) => {
       const remoteHost = hostFlag(flags, "remote-host");
+      const { parseRemoteShell, runTwoBoxSmoke } = await import("./smoke_two_box.ts");
       await runTwoBoxSmoke({
         remoteHost,
         localIp: hostFlag(flags, "local-ip"),

@@ -1,11 +1,9 @@
 /** The CLI's subcommand table: flags, help, examples and how each runs. */
 
 import type { CommandSpec } from "./_spec.ts";
-import { runProbe } from "./probe.ts";
 import { MEMBERSHIP_COMMANDS, NODE_START } from "./specs_cluster.ts";
 import { INSPECT_COMMANDS } from "./specs_inspect.ts";
 import { SMOKE_COMMANDS } from "./specs_smoke.ts";
-import { collectStatus, formatStatus } from "./status.ts";
 
 export { DEFAULT_DATA_DIR } from "./specs_cluster.ts";
 
@@ -20,6 +18,7 @@ export const COMMANDS: readonly CommandSpec[] = [
     flags: { json: { type: "boolean", help: "print JSON (stable fields) instead of text" } },
     connection: true,
     run: async ({ config, flags, io, signal }) => {
+      const { collectStatus, formatStatus } = await import("./status.ts");
       const report = await collectStatus(config, { signal });
       io.stdout(flags.json === true ? JSON.stringify(report, null, 2) : formatStatus(report));
       return 0;
@@ -33,6 +32,7 @@ export const COMMANDS: readonly CommandSpec[] = [
     flags: {},
     connection: true,
     run: async ({ config, io, signal }) => {
+      const { runProbe } = await import("./probe.ts");
       const result = await runProbe(config, { signal });
       io.stdout(`probe_write_read_ok primary=${result.primary}`);
       return 0;
