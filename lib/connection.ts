@@ -74,6 +74,8 @@ interface Pending {
 export type MessageHandler = (channel: string, message: string) => void;
 
 const READ_SIZE = 64 * 1024;
+/** Commands per socket write at most. */
+const MAX_BATCH_COMMANDS = 16;
 
 /** A single pipelined connection to one Redis node or sentinel. */
 export class RedisConnection implements AsyncDisposable {
@@ -93,7 +95,7 @@ export class RedisConnection implements AsyncDisposable {
   #idleWaiters: Array<() => void> = [];
   #bytesRead = 0;
   #batchesWritten = 0;
-  #flushHook: (() => void) | undefined;
+  #flushHook: ((batch: readonly (readonly RespArg[])[]) => void) | undefined;
 
   private constructor(endpoint: Endpoint, conn: Deno.Conn) {
     this.endpoint = endpoint;
@@ -250,11 +252,11 @@ export class RedisConnection implements AsyncDisposable {
   }
 
   /**
-   * Sets a function called just before each batch of queued commands is
+   * Sets a function called with each batch of commands just before it is
    * written; commands it sends join that batch, after the others. Used by
    * `GroupWait` to append the `WAIT` covering the batch's durable writes.
    */
-  setFlushHook(hook: () => void): void {
+  setFlushHook(hook: (batch: readonly (readonly RespArg[])[]) => void): void {
     this.#flushHook = hook;
   }
 
@@ -395,9 +397,18 @@ export class RedisConnection implements AsyncDisposable {
     this.#flushing = true;
     try {
       while (this.#unsent.length > 0 && !this.#closed) {
-        this.#flushHook?.();
-        const batch = this.#unsent;
-        this.#unsent = [];
+        // A long queue goes out in several writes: the server starts on the first while the
+        // rest are encoded, and its replies come back while it works on the next.
+        const batch = this.#unsent.length <= MAX_BATCH_COMMANDS
+          ? this.#unsent
+          : this.#unsent.splice(0, MAX_BATCH_COMMANDS);
+        if (batch === this.#unsent) this.#unsent = [];
+        if (this.#flushHook !== undefined) {
+          // Commands the hook sends join this batch, after the others.
+          const queued = this.#unsent.length;
+          this.#flushHook(batch.map((p) => p.args));
+          batch.push(...this.#unsent.splice(queued));
+        }
         const out = encodeCommands(batch.map((p) => p.args));
         for (const p of batch) {
           p.sent = true;

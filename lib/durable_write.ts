@@ -3,12 +3,11 @@
  * with group commit.
  *
  * `WAIT n timeout` covers every write its connection sent before it. A
- * durable write is queued on the durable connection and marks a `WAIT` as
- * due; just before the connection writes its next batch it appends that one
- * `WAIT`. Every durable write queued before a batch is written is covered
- * by the `WAIT` at the batch's end, so a durable write costs one round trip
- * (its reply and the `WAIT`'s arrive together) and many durable writes share
- * one replica round trip: WAIT costs latency, not throughput.
+ * durable write is queued on the durable connection; just before the
+ * connection writes a batch holding durable writes, one `WAIT` is appended
+ * to that batch and covers all of them. A durable write so costs one round
+ * trip (its reply and the `WAIT`'s arrive together) and many durable writes
+ * share one replica round trip: WAIT costs latency, not throughput.
  *
  * A write resent later (a script's `EVAL` after `NOSCRIPT`) is a new write
  * and gets the `WAIT` of the batch it goes out in.
@@ -26,7 +25,8 @@ export class GroupWait {
   readonly #conn: RedisConnection;
   readonly #required: number;
   readonly #timeoutMs: number;
-  #due: PromiseWithResolvers<RespReply> | undefined;
+  /** Durable writes not yet written, each with the waiter for the WAIT that will cover it. */
+  readonly #waiting = new Map<readonly RespArg[], PromiseWithResolvers<RespReply>>();
 
   /** Takes over `conn`'s flush hook: durable writes must go through {@link GroupWait.write}. */
   constructor(conn: RedisConnection, required: number, timeoutMs: number) {
@@ -36,15 +36,23 @@ export class GroupWait {
     this.#conn = conn;
     this.#required = required;
     this.#timeoutMs = timeoutMs;
-    conn.setFlushHook(() => this.#appendWait());
+    conn.setFlushHook((batch) => this.#appendWait(batch));
   }
 
-  /** Queues the `WAIT` that is due (if any) at the end of the batch about to be written. */
-  #appendWait(): void {
-    const due = this.#due;
-    if (due === undefined) return;
-    this.#due = undefined;
-    this.#conn.send(["WAIT", this.#required, this.#timeoutMs]).then(due.resolve, due.reject);
+  /** Appends one `WAIT` to a batch that holds durable writes, for all of them. */
+  #appendWait(batch: readonly (readonly RespArg[])[]): void {
+    const covered: PromiseWithResolvers<RespReply>[] = [];
+    for (const args of batch) {
+      const waiter = this.#waiting.get(args);
+      if (waiter === undefined) continue;
+      this.#waiting.delete(args);
+      covered.push(waiter);
+    }
+    if (covered.length === 0) return;
+    this.#conn.send(["WAIT", this.#required, this.#timeoutMs]).then(
+      (reply) => covered.forEach((w) => w.resolve(reply)),
+      (error) => covered.forEach((w) => w.reject(error)),
+    );
   }
 
   /**
@@ -61,13 +69,17 @@ export class GroupWait {
    * `WAIT`.
    */
   async write(args: readonly RespArg[], signal?: AbortSignal): Promise<RespReply> {
-    const write = this.#conn.send(args, { signal });
-    let due = this.#due;
-    if (due === undefined) {
-      due = this.#due = Promise.withResolvers<RespReply>();
-      due.promise.catch(() => {}); // observed below unless the write fails first
+    const own = args.slice(); // this call's identity in the batch
+    const due = Promise.withResolvers<RespReply>();
+    due.promise.catch(() => {}); // observed below unless the write fails first
+    this.#waiting.set(own, due);
+    let result: RespReply;
+    try {
+      result = await this.#conn.send(own, { signal });
+    } catch (error) {
+      this.#waiting.delete(own); // withdrawn or never written: no WAIT to wait for
+      throw error;
     }
-    const result = await write;
     let acked: number;
     try {
       acked = replyToNumber(await abortable(due.promise, signal));
