@@ -39,25 +39,79 @@ const LARGE_STRING = 1024;
 /**
  * Encodes several commands into one buffer, ready for a single socket write.
  * Small text is assembled as one string and encoded once (the hot path:
- * encoding many small pieces separately costs more than the I/O); binary
- * arguments and large strings are spliced in as bytes, so a large string is
- * never scanned character by character in JavaScript.
+ * encoding many small pieces separately costs more than the I/O). With
+ * binary arguments or large strings, everything is written into one buffer:
+ * bytes copied once, large strings encoded natively straight into place
+ * (never scanned character by character in JavaScript).
  */
 export function encodeCommands(commands: readonly (readonly RespArg[])[]): Uint8Array {
-  const pieces: (string | Uint8Array)[] = [];
   let text = "";
+  let bound = 0; // bytes of the large arguments, at most
   for (const args of commands) {
     text += `*${args.length}\r\n`;
     for (const arg of args) {
-      let bytes: Uint8Array | undefined;
       if (arg instanceof Uint8Array) {
-        bytes = arg;
+        bound += arg.length + 16;
       } else if (typeof arg === "string" && arg.length >= LARGE_STRING) {
-        bytes = encoder.encode(arg);
+        bound += arg.length + 16; // ASCII; the buffer grows if the text is not
+      } else {
+        const value = typeof arg === "string" ? arg : String(arg);
+        text += `$${utf8Length(value)}\r\n${value}\r\n`;
       }
-      if (bytes !== undefined) {
-        text += `$${bytes.length}\r\n`;
-        pieces.push(text, bytes);
+    }
+  }
+  if (bound === 0) return encoder.encode(text);
+  return encodeWithLarge(commands, text.length * 3 + bound);
+}
+
+/** {@link encodeCommands} with binary or large arguments: one buffer of at most `size` bytes. */
+function encodeWithLarge(commands: readonly (readonly RespArg[])[], size: number): Uint8Array {
+  let out = new Uint8Array(size);
+  let offset = 0;
+  let text = "";
+  const room = (bytes: number): void => {
+    if (offset + bytes <= out.length) return;
+    const grown = new Uint8Array(Math.max(out.length * 2, offset + bytes));
+    grown.set(out);
+    out = grown;
+  };
+  const flushText = (): void => {
+    room(text.length * 3);
+    offset += encoder.encodeInto(text, out.subarray(offset)).written;
+    text = "";
+  };
+  for (const args of commands) {
+    text += `*${args.length}\r\n`;
+    for (const arg of args) {
+      if (arg instanceof Uint8Array) {
+        text += `$${arg.length}\r\n`;
+        flushText();
+        room(arg.length);
+        out.set(arg, offset);
+        offset += arg.length;
+        text = "\r\n";
+      } else if (typeof arg === "string" && arg.length >= LARGE_STRING) {
+        flushText();
+        // Encode in place after a header sized for ASCII; move the bytes if it was not.
+        let header = `$${arg.length}\r\n`;
+        const start = offset + header.length;
+        room(header.length + arg.length);
+        const first = encoder.encodeInto(arg, out.subarray(start));
+        let written = first.written;
+        if (first.read !== arg.length) { // not ASCII, and longer than the room made for it
+          room(header.length + arg.length * 3 + 16);
+          written = encoder.encodeInto(arg, out.subarray(start)).written;
+        }
+        if (written !== arg.length) {
+          const actual = `$${written}\r\n`;
+          if (actual.length !== header.length) {
+            room(actual.length + written);
+            out.copyWithin(offset + actual.length, start, start + written);
+          }
+          header = actual;
+        }
+        encoder.encodeInto(header, out.subarray(offset));
+        offset += header.length + written;
         text = "\r\n";
       } else {
         const value = typeof arg === "string" ? arg : String(arg);
@@ -65,21 +119,7 @@ export function encodeCommands(commands: readonly (readonly RespArg[])[]): Uint8
       }
     }
   }
-  if (pieces.length === 0) return encoder.encode(text);
-  pieces.push(text);
-  let size = 0;
-  for (const p of pieces) size += typeof p === "string" ? p.length * 3 : p.length;
-  // One buffer, the text encoded straight into it: each byte is written once.
-  const out = new Uint8Array(size);
-  let offset = 0;
-  for (const p of pieces) {
-    if (typeof p === "string") {
-      offset += encoder.encodeInto(p, out.subarray(offset)).written;
-    } else {
-      out.set(p, offset);
-      offset += p.length;
-    }
-  }
+  flushText();
   return out.subarray(0, offset);
 }
 

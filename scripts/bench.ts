@@ -31,10 +31,14 @@ import { formatEndpoint } from "../lib/endpoint.ts";
 import { acquireLease, type Lease } from "../lib/lease.ts";
 import { LocalCluster } from "../lib/local_cluster.ts";
 import { StateStore } from "../lib/state_store.ts";
+import { judge, median, type Target, targetsTable } from "./bench/targets.ts";
 
 const IN_FLIGHT = 50;
 const VALUE = "x".repeat(64);
 const BUNDLE = new Uint8Array(16 * 1024 * 1024).map((_, i) => (i * 31) & 0xff);
+const BUNDLE_64 = new Uint8Array(64 * 1024 * 1024).map((_, i) => (i * 17) & 0xff);
+const LARGE_TEXT = "abcdefghijklmnopqrstuvwxyz012345".repeat(2048); // 64 KiB of ASCII
+const LARGE_BYTES = new TextEncoder().encode(LARGE_TEXT);
 
 /** One contender: what it measures and how. */
 interface Contender {
@@ -83,10 +87,111 @@ async function redisBenchmark(
   return Number(match[1]);
 }
 
-function median(values: readonly number[]): number {
-  const sorted = [...values].sort((a, b) => a - b);
-  const mid = Math.floor(sorted.length / 2);
-  return sorted.length % 2 === 1 ? sorted[mid] : (sorted[mid - 1] + sorted[mid]) / 2;
+/** p50 latency of one durable SET at a time, WAIT off vs WAIT 1, interleaved op by op. */
+async function sequentialP50(
+  off: RedisHaClient,
+  wait1: RedisHaClient,
+  ms: number,
+): Promise<{ offUs: number; wait1Us: number }> {
+  const offUs: number[] = [];
+  const wait1Us: number[] = [];
+  const end = performance.now() + ms;
+  for (let i = 0; performance.now() < end; i++) {
+    for (const [client, out] of [[off, offUs], [wait1, wait1Us]] as const) {
+      const started = performance.now();
+      await client.durable(["SET", `seq:${i % 1000}`, VALUE], { idempotent: true });
+      out.push((performance.now() - started) * 1000);
+    }
+  }
+  return { offUs: median(offUs), wait1Us: median(wait1Us) };
+}
+
+/** Wall time of one process run, in ms. */
+async function wallMs(args: readonly string[]): Promise<number> {
+  const started = performance.now();
+  const out = await new Deno.Command("deno", {
+    args: [...args],
+    stdout: "null",
+    stderr: "null",
+    env: { NO_COLOR: "1" },
+  }).output();
+  const took = performance.now() - started;
+  if (!out.success) throw new Error(`deno ${args.join(" ")} exited with ${out.code}`);
+  return took;
+}
+
+/**
+ * CLI start-up: `mn-redis-ha --help` against a `deno run` hello world (5
+ * pairs, median of the pairwise ratios), and `status` against the bench's
+ * primary (median of 5).
+ */
+async function cliTimes(
+  url: string,
+): Promise<{ helpRatio: number; statusMs: number; statusOverHelloMs: number }> {
+  const hello = ".tmp/bench-hello.ts";
+  await Deno.writeTextFile(hello, 'console.log("hello");\n');
+  const cli = ["run", "-P=cli", "--no-prompt", "main.ts"];
+  const ratios: number[] = [];
+  const status: number[] = [];
+  const statusOver: number[] = [];
+  for (let i = 0; i < 5; i++) {
+    const help = await wallMs([...cli, "--help"]);
+    const bare = await wallMs(["run", hello]);
+    ratios.push(help / bare);
+    const took = await wallMs([...cli, "status", "--url", url]);
+    status.push(took);
+    statusOver.push(took - bare);
+  }
+  return {
+    helpRatio: median(ratios),
+    statusMs: median(status),
+    statusOverHelloMs: median(statusOver),
+  };
+}
+
+/** Peak RSS (MB) of a process of its own running 50 hot and 50 durable SETs in flight. */
+async function rssOfLoop(url: string, ms: number): Promise<number> {
+  const out = await new Deno.Command("deno", {
+    args: ["run", "-P=bench", "--no-prompt", "scripts/bench/rss_child.ts", url, String(ms), "1"],
+    stdout: "piped",
+    stderr: "null",
+  }).output();
+  const line = new TextDecoder().decode(out.stdout).trim().split("\n").at(-1) ?? "";
+  try {
+    return (JSON.parse(line) as { peakRssMb: number }).peakRssMb;
+  } catch {
+    throw new Error(`the memory loop printed no result (exit ${out.code}): ${line}`);
+  }
+}
+
+/** Median failover overhead (ms) of this client from `bench:failover` run as a process of its own. */
+async function failoverOverheadMs(cycles: number): Promise<number[]> {
+  const dir = await Deno.makeTempDir({ dir: ".tmp", prefix: "bench-failover-" });
+  try {
+    const out = await new Deno.Command("deno", {
+      args: [
+        "run",
+        "-P=bench-clients",
+        "--no-prompt",
+        "scripts/bench_failover.ts",
+        "--cycles",
+        String(cycles),
+        "--out",
+        dir,
+      ],
+      stdout: "null",
+      stderr: "inherit",
+    }).output();
+    if (!out.success) throw new Error(`bench:failover exited with ${out.code}`);
+    const report = JSON.parse(await Deno.readTextFile(`${dir}/failover.json`)) as {
+      rows: { clients: { client: string; overheadMs: number | null }[] }[];
+    };
+    return report.rows.map((row) =>
+      row.clients.find((c) => c.client === "mn-redis-ha")?.overheadMs ?? NaN
+    );
+  } finally {
+    await Deno.remove(dir, { recursive: true }).catch(() => {});
+  }
 }
 
 const fmt = (n: number): string => Math.round(n).toLocaleString("en-US");
@@ -133,6 +238,7 @@ if (import.meta.main) {
       ms: { type: "string", default: "1000" },
       out: { type: "string", default: "bench/results" },
       only: { type: "string" },
+      "failover-cycles": { type: "string", default: "3" },
     },
   });
   const rounds = Number(values.rounds);
@@ -315,6 +421,40 @@ if (import.meta.main) {
         ),
     },
     {
+      name: "mn-redis-ha command SET 64 KiB string",
+      group: "client",
+      measure: (t) => inFlight(t, (w) => hot.command(["SET", `big:s:${w}`, LARGE_TEXT])),
+    },
+    {
+      name: "mn-redis-ha command SET 64 KiB Uint8Array",
+      group: "client",
+      measure: (t) => inFlight(t, (w) => hot.command(["SET", `big:b:${w}`, LARGE_BYTES])),
+    },
+    {
+      name: "mn-redis-ha bundle put 64 MiB (MB/s)",
+      group: "bundle",
+      measure: async (t) =>
+        (await inFlight(t, () => store.bundles.put("bench-bundle-64", BUNDLE_64), 1)) * 67.108864,
+    },
+    {
+      name: "raw SET of 64 MiB (MB/s)",
+      group: "bundle",
+      measure: async (t) =>
+        (await inFlight(t, () => conn.send(["SET", "bench:blob64", BUNDLE_64]), 1)) * 67.108864,
+    },
+    {
+      name: "mn-redis-ha bundle get 64 MiB (MB/s)",
+      group: "bundle",
+      measure: async (t) =>
+        (await inFlight(t, () => store.bundles.get("bench-bundle-64"), 1)) * 67.108864,
+    },
+    {
+      name: "raw GET of 64 MiB (MB/s)",
+      group: "bundle",
+      measure: async (t) =>
+        (await inFlight(t, () => conn.send(["GET", "bench:blob64"]), 1)) * 67.108864,
+    },
+    {
       name: "mn-redis-ha bundle put 16 MiB (MB/s)",
       group: "bundle",
       measure: async (t) =>
@@ -341,12 +481,21 @@ if (import.meta.main) {
   ];
   await store.bundles.put("bench-bundle", BUNDLE);
   await conn.send(["SET", "bench:blob", BUNDLE]);
+  await store.bundles.put("bench-bundle-64", BUNDLE_64);
+  await conn.send(["SET", "bench:blob64", BUNDLE_64]);
 
   if (values.only !== undefined) {
     const only = new RegExp(values.only, "i");
     contenders.splice(0, contenders.length, ...contenders.filter((c) => only.test(c.name)));
   }
   const samples = new Map<string, number[]>(contenders.map((c) => [c.name, []]));
+  const extras = {
+    seqDeltaUs: [] as number[],
+    helpRatio: [] as number[],
+    statusMs: [] as number[],
+    statusOverHelloMs: [] as number[],
+    rssMb: [] as number[],
+  };
   for (let r = 0; r < rounds; r++) {
     // Interleaved: every contender once per round, starting at a different one each round.
     const order = [
@@ -354,6 +503,15 @@ if (import.meta.main) {
       ...contenders.slice(0, r % contenders.length),
     ];
     for (const c of order) samples.get(c.name)!.push(await c.measure(ms));
+    if (values.only === undefined) {
+      const seq = await sequentialP50(hot, wait1, Math.max(500, ms));
+      extras.seqDeltaUs.push(seq.wait1Us - seq.offUs);
+      const cli = await cliTimes(url);
+      extras.helpRatio.push(cli.helpRatio);
+      extras.statusMs.push(cli.statusMs);
+      extras.statusOverHelloMs.push(cli.statusOverHelloMs);
+      extras.rssMb.push(await rssOfLoop(url, ms));
+    }
     console.error(`bench: round ${r + 1} of ${rounds} done`);
   }
   ioredis.disconnect();
@@ -371,36 +529,93 @@ if (import.meta.main) {
       max: Math.max(...v),
     };
   });
-  const m = (name: string): number => rows.find((r) => r.name === name)?.median ?? NaN;
-  const ratios: [string, number][] = [
-    [
-      "command SET / ioredis auto-pipelining",
-      m("mn-redis-ha command SET") / m("ioredis auto-pipelining SET"),
-    ],
-    ["command SET / ioredis", m("mn-redis-ha command SET") / m("ioredis SET")],
-    ["command SET / node-redis", m("mn-redis-ha command SET") / m("node-redis SET")],
-    [
-      "durable WAIT 1 / WAIT off",
-      m("mn-redis-ha durable SET, WAIT 1") / m("mn-redis-ha durable SET, WAIT off"),
-    ],
-    ...[
-      "event append, 50 jobs, WAIT 1",
-      "lease renewal",
-      "job update, WAIT 1",
-      "fenced snapshot save, WAIT 1",
-    ]
-      .map((n): [string, number] => [
-        `${n} / Lua ceiling`,
-        m(`mn-redis-ha ${n}`) / m("redis-benchmark EVAL -P 16 (Lua ceiling)"),
-      ]),
-    [
-      "bundle put / raw SET (16 MiB)",
-      m("mn-redis-ha bundle put 16 MiB (MB/s)") / m("raw SET of 16 MiB (MB/s)"),
-    ],
-    [
-      "bundle get / raw GET (16 MiB)",
-      m("mn-redis-ha bundle get 16 MiB (MB/s)") / m("raw GET of 16 MiB (MB/s)"),
-    ],
+  // Ratios per round (the contenders of a round ran back to back), judged on their median.
+  const perRound = (a: string, b: string): number[] => {
+    const x = samples.get(a) ?? [];
+    const y = samples.get(b) ?? [];
+    return x.map((v, i) => v / y[i]);
+  };
+  const mn = (n: string): string => `mn-redis-ha ${n}`;
+  const LUA = "redis-benchmark EVAL -P 16 (Lua ceiling)";
+  const ratio = (name: string, bound: number): Target => ({ name, kind: "min", bound, unit: "×" });
+  const failover = values.only === undefined && Number(values["failover-cycles"]) > 0
+    ? await failoverOverheadMs(Number(values["failover-cycles"]))
+    : [];
+  const targets = [
+    judge(
+      ratio("1. command SET / ioredis auto-pipelining", 2.0),
+      perRound(mn("command SET"), "ioredis auto-pipelining SET"),
+    ),
+    judge(ratio("1. command SET / ioredis", 3.0), perRound(mn("command SET"), "ioredis SET")),
+    judge(ratio("1. command SET / node-redis", 2.0), perRound(mn("command SET"), "node-redis SET")),
+    judge(
+      ratio("2. durable SET WAIT 1 / WAIT off", 0.8),
+      perRound(mn("durable SET, WAIT 1"), mn("durable SET, WAIT off")),
+    ),
+    judge(
+      {
+        name: "2. sequential durable SET p50, WAIT 1 − WAIT off",
+        kind: "max",
+        bound: 60,
+        unit: "µs",
+      },
+      extras.seqDeltaUs,
+    ),
+    judge(
+      ratio("3. event append, 50 jobs, WAIT 1 / Lua ceiling", 0.35),
+      perRound(mn("event append, 50 jobs, WAIT 1"), LUA),
+    ),
+    judge(ratio("3. lease renewal / Lua ceiling", 0.5), perRound(mn("lease renewal"), LUA)),
+    judge(
+      ratio("3. job update, WAIT 1 / Lua ceiling", 0.25),
+      perRound(mn("job update, WAIT 1"), LUA),
+    ),
+    judge(
+      ratio("3. fenced snapshot save, WAIT 1 / Lua ceiling", 0.35),
+      perRound(mn("fenced snapshot save, WAIT 1"), LUA),
+    ),
+    judge(
+      ratio("4. SET 64 KiB string / same bytes as Uint8Array", 0.8),
+      perRound(mn("command SET 64 KiB string"), mn("command SET 64 KiB Uint8Array")),
+    ),
+    ...[16, 64].flatMap((size) => [
+      judge(
+        ratio(`5. bundle put / raw SET (${size} MiB)`, 0.6),
+        perRound(mn(`bundle put ${size} MiB (MB/s)`), `raw SET of ${size} MiB (MB/s)`),
+      ),
+      judge(
+        ratio(`5. bundle get / raw GET (${size} MiB)`, 0.9),
+        perRound(mn(`bundle get ${size} MiB (MB/s)`), `raw GET of ${size} MiB (MB/s)`),
+      ),
+    ]),
+    judge(
+      { name: "6. mn-redis-ha --help / deno run hello world", kind: "max", bound: 1.6, unit: "×" },
+      extras.helpRatio,
+    ),
+    judge(
+      // The process start (a bare `deno run`, ~60 ms here) is not the command's: judged on the rest.
+      {
+        name: "6. mn-redis-ha status (loopback) − deno run hello world",
+        kind: "max",
+        bound: 80,
+        unit: "ms",
+      },
+      extras.statusOverHelloMs,
+    ),
+
+    judge(
+      { name: "7. failover overhead after +switch-master", kind: "max", bound: 50, unit: "ms" },
+      failover,
+    ),
+    judge(
+      // At f1d2ea1, before this work: 212k against 518k, 0.41 (bench/results in the README).
+      ratio("7. RedisConnection SET / redis-benchmark SET -P 16", 0.35),
+      perRound(mn("RedisConnection SET"), "redis-benchmark SET -P 16"),
+    ),
+    judge(
+      { name: "7. peak RSS of a 50-in-flight loop", kind: "max", bound: 70, unit: "MB" },
+      extras.rssMb,
+    ),
   ];
   const date = new Date().toISOString().slice(0, 10);
   await Deno.mkdir(values.out, { recursive: true });
@@ -411,14 +626,18 @@ if (import.meta.main) {
     "| --- | --- | --- | --- |",
     ...rows.map((r) => `| ${r.name} | ${fmt(r.median)} | ${fmt(r.min)} | ${fmt(r.max)} |`),
     "",
-    "| ratio (medians) | value |",
-    "| --- | --- |",
-    ...ratios.map(([k, v]) => `| ${k} | ${v.toFixed(2)} |`),
+    "Targets (issue 9): ratios taken per round, median and min–max over the rounds; PASS/FAIL on the median.",
+    "",
+    targetsTable(targets),
+    "",
+    `\`status\` wall time, process start included: median ${
+      Math.round(median(extras.statusMs))
+    } ms.`,
     "",
   ].join("\n");
   await Deno.writeTextFile(
     `${values.out}/${date}.json`,
-    JSON.stringify({ date, rounds, ms, rows, ratios: Object.fromEntries(ratios) }, null, 2) + "\n",
+    JSON.stringify({ date, rounds, ms, rows, targets }, null, 2) + "\n",
   );
   await Deno.writeTextFile(`${values.out}/${date}.md`, md);
   await Deno.writeTextFile(

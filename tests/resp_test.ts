@@ -200,3 +200,21 @@ Deno.test("encodeCommands encodes large and non-ASCII strings as TextEncoder doe
   ]);
   assertEquals(wire, expected);
 });
+
+Deno.test("encodeCommands grows its buffer for large non-ASCII strings of every length class", () => {
+  const enc = new TextEncoder();
+  for (
+    const text of ["é".repeat(1024), "€".repeat(3333), "x".repeat(9999) + "é", "😀".repeat(600)]
+  ) {
+    const wire = encodeCommands([["SET", new Uint8Array([7]), text], ["PING"]]);
+    const bytes = enc.encode(text);
+    const expected = new Uint8Array([
+      ...enc.encode(`*3\r\n$3\r\nSET\r\n$1\r\n`),
+      7,
+      ...enc.encode(`\r\n$${bytes.length}\r\n`),
+      ...bytes,
+      ...enc.encode("\r\n*1\r\n$4\r\nPING\r\n"),
+    ]);
+    assertEquals(wire, expected, `${text.length} characters`);
+  }
+});
