@@ -67,7 +67,7 @@ export type { ConfigIssue, RedisHaErrorCode, SendState, SentinelFailure } from "
 export { HaEvents } from "./lib/events.ts";
 export type { HaEventListener, HaEventMap, HaEventType } from "./lib/events.ts";
 export { configureCliLogging, LOG_CATEGORY } from "./lib/log.ts";
-export type { CliLoggingOptions, LogFormat } from "./lib/log.ts";
+export type { CliLoggingOptions, LogFormat, LogLevel } from "./lib/log.ts";
 export { classifyFailure, RETRYABLE_REPLY_PREFIXES } from "./lib/reconnect.ts";
 export type { FailureAction } from "./lib/reconnect.ts";
 export { decideMaster, majorityOf } from "./lib/resolver_decision.ts";
