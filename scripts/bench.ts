@@ -14,13 +14,16 @@
  * auto-pipelining doing the same SETs. 50 operations in flight everywhere but
  * the bundles (one at a time).
  *
- *   deno task bench [--rounds N] [--ms MS] [--out DIR]
+ *   deno task bench [--rounds N] [--ms MS] [--out DIR] [--only REGEX] [--failover-cycles N] [--verbose]
+ *
+ * `--verbose` prints each contender's CPU seconds: primary, replica and this process.
  *
  * Writes `<out>/<date>.json`, `<out>/<date>.md` and `<out>/<date>.svg`.
  *
  * @module
  */
 
+import { cpuUsage } from "node:process";
 import { parseArgs } from "node:util";
 import { Redis } from "ioredis";
 import { createClient } from "redis";
@@ -28,6 +31,7 @@ import { RedisHaClient } from "../lib/client.ts";
 import { configFromOptions } from "../lib/config.ts";
 import { RedisConnection } from "../lib/connection.ts";
 import { formatEndpoint } from "../lib/endpoint.ts";
+import { delay } from "../lib/_delay.ts";
 import { acquireLease, type Lease } from "../lib/lease.ts";
 import { LocalCluster } from "../lib/local_cluster.ts";
 import { replyToString } from "../lib/resp.ts";
@@ -47,6 +51,8 @@ interface Contender {
   readonly group: "ceiling" | "raw" | "client" | "state" | "bundle";
   /** Operations (or bytes, for bundles) per second over about `ms`. */
   measure(ms: number): Promise<number>;
+  /** Idle time after it, for work it leaves behind in this process to finish. */
+  readonly settleMs?: number;
 }
 
 /** `IN_FLIGHT` workers issuing `op` back to back for `ms`; returns ops/s. */
@@ -105,6 +111,25 @@ async function sequentialP50(
     }
   }
   return { offUs: median(offUs), wait1Us: median(wait1Us) };
+}
+
+/** CPU seconds used so far by the primary, the replica and this process (`--verbose`). */
+async function cpuSeconds(
+  primary: RedisConnection,
+  replica: RedisConnection,
+): Promise<{ primary: number; replica: number; self: number }> {
+  const used = async (c: RedisConnection): Promise<number> => {
+    const info = replyToString(await c.send(["INFO", "cpu"])) ?? "";
+    const user = Number(/used_cpu_user:([\d.]+)/.exec(info)?.[1] ?? NaN);
+    const sys = Number(/used_cpu_sys:([\d.]+)/.exec(info)?.[1] ?? NaN);
+    return user + sys;
+  };
+  const usage = cpuUsage();
+  return {
+    primary: await used(primary),
+    replica: await used(replica),
+    self: (usage.user + usage.system) / 1e6,
+  };
 }
 
 /** Wall time of one process run, in ms. */
@@ -240,6 +265,7 @@ if (import.meta.main) {
       out: { type: "string", default: "bench/results" },
       only: { type: "string" },
       "failover-cycles": { type: "string", default: "3" },
+      verbose: { type: "boolean", default: false },
     },
   });
   const rounds = Number(values.rounds);
@@ -255,6 +281,7 @@ if (import.meta.main) {
   const url = `redis://${formatEndpoint(primary)}`;
 
   await using conn = await RedisConnection.connect(primary);
+  await using replicaConn = await RedisConnection.connect(cluster.nodes[1].endpoint);
   await using hot = await RedisHaClient.connect(configFromOptions({ url }));
   await using wait1 = await RedisHaClient.connect(
     configFromOptions({ url, waitReplicas: 1, waitTimeoutMs: 1000 }),
@@ -355,6 +382,10 @@ if (import.meta.main) {
       name: "node-redis SET",
       group: "raw",
       measure: (t) => inFlight(t, () => nodeRedis.set(key("nr"), VALUE)),
+      // node-redis arms an AbortSignal.timeout(5000) per command (DEFAULT_COMMAND_TIMEOUT); each
+      // fires 5 s later and builds a DOMException. Left alone, that work lands on whichever
+      // contender runs 5 s later (measured: lease renewals lost two thirds of their rate).
+      settleMs: 5_500,
     },
     {
       name: "mn-redis-ha event append, 50 jobs, WAIT 1",
@@ -489,6 +520,7 @@ if (import.meta.main) {
     const only = new RegExp(values.only, "i");
     contenders.splice(0, contenders.length, ...contenders.filter((c) => only.test(c.name)));
   }
+  await conn.send(["WAIT", 1, 30_000]); // the setup's bundles reached the replica
   const samples = new Map<string, number[]>(contenders.map((c) => [c.name, []]));
   const extras = {
     seqDeltaUs: [] as number[],
@@ -504,10 +536,24 @@ if (import.meta.main) {
       ...contenders.slice(0, r % contenders.length),
     ];
     for (const c of order) {
+      const before = values.verbose ? await cpuSeconds(conn, replicaConn) : undefined;
+      const startedAt = performance.now();
       samples.get(c.name)!.push(await c.measure(ms));
+      const endedAt = performance.now();
+      if (before !== undefined) {
+        const after = await cpuSeconds(conn, replicaConn);
+        console.error(
+          `bench: ${c.name}: ${fmt(samples.get(c.name)!.at(-1)!)}/s; CPU s: primary ${
+            (after.primary - before.primary).toFixed(2)
+          }, replica ${(after.replica - before.replica).toFixed(2)}, this process ${
+            (after.self - before.self).toFixed(2)
+          } (from ${Math.round(startedAt)} to ${Math.round(endedAt)} ms)`,
+        );
+      }
       // Let the replica catch up (a 64 MiB value takes a while to replicate), so the next
       // contender does not pay for this one's replication traffic.
       await conn.send(["WAIT", 1, 30_000]);
+      if (c.settleMs !== undefined) await delay(c.settleMs);
     }
     if (values.only === undefined) {
       const seq = await sequentialP50(hot, wait1, Math.max(500, ms));
