@@ -8,6 +8,7 @@
  * @module
  */
 
+import { quoteValue } from "./_quote.ts";
 import { ConfigError, type ConfigIssue } from "./errors.ts";
 import { type Endpoint, formatEndpoint, parseEndpoint, parsePort } from "./endpoint.ts";
 import { Secret } from "./secret.ts";
@@ -162,6 +163,9 @@ export interface Defaults {
 }
 
 /** Defaults, each with the reason it was chosen. */
+/** The largest database index accepted before the server is asked (SELECT checks the real range). */
+const MAX_DB = 2_147_483_647;
+
 export const DEFAULTS: Readonly<Defaults> = Object.freeze({
   haMode: "single", // a development box has one local Redis
   url: "redis://127.0.0.1:6379", // Redis' own default port, loopback only
@@ -240,7 +244,7 @@ function buildConfig(
     return value === undefined || value.trim() === "" ? undefined : value.trim();
   };
   const shown = (variable: string, value: string): string =>
-    SECRET_VARIABLES.has(variable) ? "***" : JSON.stringify(value);
+    SECRET_VARIABLES.has(variable) ? "***" : quoteValue(value);
 
   const integer = (variable: string, fallback: number, min: number, max: number): number => {
     const raw = get(variable);
@@ -261,7 +265,7 @@ function buildConfig(
     if (raw === undefined) return false;
     if (/^(1|true|yes|on)$/i.test(raw)) return true;
     if (/^(0|false|no|off)$/i.test(raw)) return false;
-    fail(variable, `${JSON.stringify(raw)} is not a boolean; expected true or false`);
+    fail(variable, `${quoteValue(raw)} is not a boolean; expected true or false`);
     return false;
   };
 
@@ -271,7 +275,7 @@ function buildConfig(
   if (modeRaw === "single" || modeRaw === "sentinel") haMode = modeRaw;
   else {fail(
       "MN_REDIS_HA_MODE",
-      `unknown mode ${JSON.stringify(modeRaw)}; expected single or sentinel`,
+      `unknown mode ${quoteValue(modeRaw)}; expected single or sentinel`,
     );}
 
   // URL.
@@ -297,7 +301,7 @@ function buildConfig(
     fail(
       "MN_REDIS_SENTINEL_MASTER",
       `${
-        JSON.stringify(sentinelMaster)
+        quoteValue(sentinelMaster)
       } is not a valid master name; expected 1-64 of A-Z a-z 0-9 _ . -`,
     );
   }
@@ -317,7 +321,8 @@ function buildConfig(
   }
   const sentinelTls = boolean("MN_REDIS_SENTINEL_TLS");
 
-  const db = get("MN_REDIS_DB") === undefined ? url.db : integer("MN_REDIS_DB", 0, 0, 15);
+  // Any database index the server may have (its `databases` setting): SELECT checks it on connect.
+  const db = get("MN_REDIS_DB") === undefined ? url.db : integer("MN_REDIS_DB", 0, 0, MAX_DB);
   const username = get("MN_REDIS_USERNAME") ?? url.username;
   const passwordRaw = getEnv("MN_REDIS_PASSWORD");
   const password = passwordRaw !== undefined && passwordRaw !== ""
@@ -360,7 +365,7 @@ function buildConfig(
   if (!NAMESPACE_PATTERN.test(namespace)) {
     fail(
       "MN_REDIS_NAMESPACE",
-      `${JSON.stringify(namespace)} is not a valid namespace; expected 1-64 of A-Z a-z 0-9 _ . -` +
+      `${quoteValue(namespace)} is not a valid namespace; expected 1-64 of A-Z a-z 0-9 _ . -` +
         (namespace.includes(":")
           ? ` (no ":", which separates the namespace from its keys: "${
             namespace.replaceAll(":", "_")
@@ -408,23 +413,21 @@ function parseRedisUrl(text: string): RedisUrl | string {
   // Mask userinfo before quoting the URL in any message.
   const safe = text.replace(/\/\/[^@/]*@/, "//***@");
   if (match === null) {
-    return `${
-      JSON.stringify(safe)
-    } is not a Redis URL; expected redis://host:port/db or rediss://…`;
+    return `${quoteValue(safe)} is not a Redis URL; expected redis://host:port/db or rediss://…`;
   }
   const [, scheme, userinfo, hostRaw, portRaw, dbRaw] = match;
   const host = hostRaw.startsWith("[") ? hostRaw.slice(1, -1) : hostRaw;
-  if (host === "") return `${JSON.stringify(safe)} has no host; expected redis://host:port`;
+  if (host === "") return `${quoteValue(safe)} has no host; expected redis://host:port`;
   let port = 6379;
   if (portRaw !== undefined) {
     const p = parsePort(portRaw);
-    if (typeof p === "string") return `${JSON.stringify(safe)}: ${p}`;
+    if (typeof p === "string") return `${quoteValue(safe)}: ${p}`;
     port = p;
   }
   let db = 0;
   if (dbRaw !== undefined && dbRaw !== "") {
-    if (!/^\d+$/.test(dbRaw) || Number(dbRaw) > 15) {
-      return `${JSON.stringify(safe)} has database "${dbRaw}"; expected /0 to /15`;
+    if (!/^\d+$/.test(dbRaw) || Number(dbRaw) > MAX_DB) {
+      return `${quoteValue(safe)} has database ${quoteValue(dbRaw)}; expected a number, /0 or more`;
     }
     db = Number(dbRaw);
   }
@@ -441,7 +444,7 @@ function parseRedisUrl(text: string): RedisUrl | string {
         password = new Secret(decodeURIComponent(userinfo.slice(colon + 1)));
       }
     } catch {
-      return `${JSON.stringify(safe)} has badly percent-encoded credentials`;
+      return `${quoteValue(safe)} has badly percent-encoded credentials`;
     }
   }
   return { tls: scheme === "rediss", host, port, username, password, db };

@@ -13,12 +13,14 @@
 import {
   AbortedError,
   AuthError,
+  ConfigError,
   ConnectionError,
   type RedisHaError,
   ReplyError,
   TlsError,
 } from "./errors.ts";
 import { abortable } from "./_abortable.ts";
+import { formatMs } from "./_quote.ts";
 import { type Endpoint, formatEndpoint } from "./endpoint.ts";
 import { encodeCommands, replyToString, type RespArg, RespReader, type RespReply } from "./resp.ts";
 import type { Secret } from "./secret.ts";
@@ -45,6 +47,8 @@ export interface ConnectOptions {
   tlsVariable?: string;
   /** Aborts the connection attempt. */
   signal?: AbortSignal;
+  /** The setting to name when the server has no database `db`. @default {"MN_REDIS_DB"} */
+  dbVariable?: string;
 }
 
 /** Options for one command. */
@@ -163,7 +167,7 @@ export class RedisConnection implements AsyncDisposable {
         if (hung && !options.signal?.aborted) {
           throw new ConnectionError(
             `${where} accepted the connection but did not answer the TLS handshake within ` +
-              `${timeoutMs}ms; the process may be hung or paused (SIGSTOP)`,
+              `${formatMs(timeoutMs)}; the process may be hung or paused (SIGSTOP)`,
             { endpoint: where, cause: error },
           );
         }
@@ -195,7 +199,21 @@ export class RedisConnection implements AsyncDisposable {
           }),
         );
       }
-      if ((options.db ?? 0) !== 0) steps.push(step(["SELECT", options.db!]));
+      if ((options.db ?? 0) !== 0) {
+        const db = options.db!;
+        steps.push(
+          step(["SELECT", db]).catch((e) => {
+            // The index is checked by the server (its `databases` setting), not guessed here.
+            throw e instanceof ReplyError && /out of range/i.test(e.reply)
+              ? new ConfigError([{
+                variable: options.dbVariable ?? "MN_REDIS_DB",
+                message: `database ${db} does not exist on ${where} (${e.reply}); ` +
+                  "Redis numbers its databases from 0 up to its `databases` setting (16 by default)",
+              }])
+              : e;
+          }),
+        );
+      }
       if (options.clientName !== undefined) {
         steps.push(step(["CLIENT", "SETNAME", options.clientName]));
       }
@@ -215,7 +233,7 @@ export class RedisConnection implements AsyncDisposable {
       await connection.close();
       if (silent && error instanceof ConnectionError && /^No reply/.test(error.message)) {
         throw new ConnectionError(
-          `${where} accepted the connection but answered nothing within ${timeoutMs}ms; ` +
+          `${where} accepted the connection but answered nothing within ${formatMs(timeoutMs)}; ` +
             "the process may be hung or paused (SIGSTOP)",
           { endpoint: where, cause: error },
         );
@@ -306,7 +324,7 @@ export class RedisConnection implements AsyncDisposable {
         this.#abandon(
           pending,
           new ConnectionError(
-            `No reply from ${formatEndpoint(this.endpoint)} within ${timeoutMs}ms`,
+            `No reply from ${formatEndpoint(this.endpoint)} within ${formatMs(timeoutMs)}`,
             {
               endpoint: formatEndpoint(this.endpoint),
               sendState: pending.sent ? "sent" : "not-sent",
@@ -558,7 +576,7 @@ async function withDeadline(
   const deadline = new Promise<never>((_, reject) => {
     timer = setTimeout(() => {
       reject(
-        new ConnectionError(`Cannot connect to ${where} within ${timeoutMs}ms`, {
+        new ConnectionError(`Cannot connect to ${where} within ${formatMs(timeoutMs)}`, {
           endpoint: where,
         }),
       );

@@ -6,6 +6,7 @@
  */
 
 import { delay } from "./_delay.ts";
+import { formatMs } from "./_quote.ts";
 import { RedisHaError } from "./errors.ts";
 
 /** Options for {@link waitFor}. */
@@ -31,7 +32,7 @@ export class WaitTimeoutError extends RedisHaError {
   constructor(what: string, timeoutMs: number, lastObserved: string) {
     super(
       "CONNECTION",
-      `Timed out after ${timeoutMs}ms waiting for ${what}; last observed: ${lastObserved}`,
+      `Timed out after ${formatMs(timeoutMs)} waiting for ${what}; last observed: ${lastObserved}`,
     );
     this.lastObserved = lastObserved;
   }

@@ -123,10 +123,12 @@ Deno.test("mn-redis-ha inspect topology prints a table and stable JSON with the 
     table.stdout,
   );
   assert(table.stdout.includes(formatEndpoint(cluster.nodes[1].endpoint)), table.stdout);
+  // Warnings are diagnostics: on stderr, never mixed into the table on stdout.
   for (const w of ["only 2 sentinel(s)", "quorum is 1", "no leader"]) {
-    assert(table.stdout.includes(`warning: ${w}`), table.stdout);
+    assert(table.stderr.includes(`warning: ${w}`), table.stderr);
+    assert(!table.stdout.includes(`warning: ${w}`), table.stdout);
   }
-  assert(!table.stdout.includes("\x1b["), "no colour when stdout is not a terminal");
+  assert(!table.stderr.includes("\x1b["), "no colour when not a terminal");
   // A replica promoted by hand: two nodes claim master.
   await using r = await cluster.nodes[1].connect();
   await r.send(["REPLICAOF", "NO", "ONE"]);
@@ -149,4 +151,32 @@ Deno.test("mn-redis-ha inspect topology prints a table and stable JSON with the 
     view.warnings.some((w: string) => w.includes("more than one node claims to be master")),
     json.stdout,
   );
+});
+
+Deno.test("--db is checked by the server: an index it lacks is a configuration error naming --db, exit 2", async () => {
+  await using redis = await startRedis();
+  const url = `redis://${formatEndpoint(redis.endpoint)}`;
+  const ok = await cli(["status", "--url", url, "--db", "15"]);
+  assertEquals(ok.code, 0, ok.stderr);
+  const r = await cli(["status", "--url", url, "--db", "16", "--json"]);
+  assertEquals(r.code, 2, r.stderr);
+  assert(r.stderr.includes("--db (MN_REDIS_DB)"), r.stderr);
+  assert(r.stderr.includes("database 16 does not exist"), r.stderr);
+  const out = JSON.parse(r.stdout) as { error: { code: string; message: string } };
+  assertEquals(out.error.code, "CONFIG");
+});
+
+Deno.test("status --json that cannot reach Redis prints a JSON error object on stdout, exit 1", async () => {
+  const port = await freePort();
+  const r = await cli([
+    "status",
+    "--json",
+    "--url",
+    `redis://127.0.0.1:${port}`,
+    "--reconnect-attempts",
+    "1",
+  ]);
+  assertEquals(r.code, 1, r.stderr);
+  const out = JSON.parse(r.stdout) as { error: { code: string; message: string } };
+  assert(out.error.code.length > 0 && out.error.message.includes(`127.0.0.1:${port}`), r.stdout);
 });

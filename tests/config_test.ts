@@ -113,7 +113,7 @@ Deno.test("parseConfig() reports every problem at once, each naming its variable
     MN_REDIS_WAIT_REPLICAS: "-1",
     MN_REDIS_WAIT_TIMEOUT_MS: "abc",
     MN_REDIS_RECONNECT_ATTEMPTS: "1.5",
-    MN_REDIS_DB: "99",
+    MN_REDIS_DB: "-1",
   });
   assertEquals(issues.map((i) => i.variable).sort(), [
     "MN_REDIS_DB",

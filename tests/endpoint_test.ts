@@ -17,6 +17,10 @@ Deno.test("parseEndpoint() explains what is wrong", () => {
       ["h:65536", "out of range"],
       ["", "empty entry"],
       ["bad host:1", "invalid host"],
+      ["a:1;b:2", "separator other than a comma"],
+      ["a:1 b:2", "separator other than a comma"],
+      ["redis://10.0.0.1:26379", "is a URL; expected host:port (no scheme)"],
+      ["x".repeat(100_000) + ":1", "… (100002 characters)"],
     ]
   ) {
     const result = parseEndpoint(input);

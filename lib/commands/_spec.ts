@@ -3,6 +3,7 @@
 import type { Config } from "../config.ts";
 import { type Endpoint, parseEndpoint } from "../endpoint.ts";
 import { UsageError } from "../errors.ts";
+import { quoteValue } from "../_quote.ts";
 
 /** Where the CLI writes and what it reads. */
 export interface CliIo {
@@ -16,15 +17,32 @@ export interface CliIo {
   isTerminal?: boolean;
 }
 
-/** One flag of a subcommand. */
-export interface FlagSpec {
-  /** `string` flags take a value; `boolean` flags do not. */
-  type: "string" | "boolean";
-  /** One line of help. */
-  help: string;
-  /** Shown in help. */
-  default?: string;
+/** Whether output may be coloured: a terminal, and no non-empty `NO_COLOR` (https://no-color.org). */
+export function colourWanted(io: CliIo): boolean {
+  const noColor = io.getEnv("NO_COLOR");
+  return io.isTerminal === true && (noColor === undefined || noColor === "");
 }
+
+/** One flag of a subcommand: a switch, or a flag that takes a value. */
+export type FlagSpec =
+  | {
+    /** A switch: no value. */
+    type: "boolean";
+    /** One line of help. */
+    help: string;
+    /** Shown in help. */
+    default?: string;
+  }
+  | {
+    /** Takes a value. */
+    type: "string";
+    /** What goes there, in help: `IP`, `PORT`, `H:P,…`, `MS`… */
+    placeholder: string;
+    /** One line of help. */
+    help: string;
+    /** Shown in help. */
+    default?: string;
+  };
 
 /** What a subcommand's `run` receives. */
 export interface CommandContext {
@@ -52,6 +70,8 @@ export interface CommandSpec {
   flags: Record<string, FlagSpec>;
   /** Whether it takes the `MN_REDIS_*` connection flags. */
   connection: boolean;
+  /** Connection flags not offered because one of its own flags is the same concept. */
+  replacesConnectionFlags?: readonly string[];
   /** Runs it; returns the exit code. */
   run: (context: CommandContext) => Promise<number>;
 }
@@ -81,7 +101,7 @@ export function intFlag(
   if (value === undefined) return fallback;
   if (typeof value !== "string" || !/^\d+$/.test(value)) {
     throw new UsageError(
-      `--${name} is ${JSON.stringify(value)}; expected a whole number ${min}-${max}`,
+      `--${name} is ${quoteValue(String(value))}; expected a whole number ${min}-${max}`,
     );
   }
   const n = Number(value);
@@ -112,7 +132,7 @@ export function hostFlag(flags: CommandContext["flags"], name: string): string {
   const host = requiredFlag(flags, name, "this box's address, e.g. 192.168.4.29");
   if (!/^[A-Za-z0-9.:-]+$/.test(host)) {
     throw new UsageError(
-      `--${name} is ${JSON.stringify(host)}; expected an IP address or host name`,
+      `--${name} is ${quoteValue(host)}; expected an IP address or host name`,
     );
   }
   return host;
@@ -129,7 +149,7 @@ export function choiceFlag<T extends string>(
   if (value === undefined) return fallback;
   if (typeof value !== "string" || !(choices as readonly string[]).includes(value)) {
     throw new UsageError(
-      `--${name} is ${JSON.stringify(value)}; expected one of ${choices.join(", ")}`,
+      `--${name} is ${quoteValue(String(value))}; expected one of ${choices.join(", ")}`,
     );
   }
   return value as T;

@@ -285,7 +285,7 @@ export async function inspectNodes(
   if (leader === null) warnings.push("no leader: nobody holds the leader lease");
   for (const n of nodes) {
     if (n.status === "down") {
-      warnings.push(`node ${n.id} is down (last seen ${n.lastSeenAgeMs}ms ago)`);
+      warnings.push(`node ${n.id} is down (last seen ${Math.round(n.lastSeenAgeMs)}ms ago)`);
     }
   }
   return { nodes, leader: leader?.holder ?? null, warnings };

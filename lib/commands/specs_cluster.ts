@@ -17,13 +17,32 @@ export const DEFAULT_DATA_DIR = "/var/lib/mn-redis-ha";
 const CLUSTER_FLAGS = {
   "self-host": {
     type: "string",
+    placeholder: "IP",
     help: "this box's address, reachable from the other boxes (required)",
   },
-  "redis-port": { type: "string", help: "local Redis port", default: "6379" },
-  "sentinel-port": { type: "string", help: "local Sentinel port", default: "26379" },
-  sentinels: { type: "string", help: "every Sentinel of the cluster, host:port,… (required)" },
-  "master-name": { type: "string", help: "the master name the sentinels monitor (required)" },
-  "timeout-ms": { type: "string", help: "how long to wait for roles to settle", default: "60000" },
+  "redis-port": { type: "string", placeholder: "PORT", help: "local Redis port", default: "6379" },
+  "sentinel-port": {
+    type: "string",
+    placeholder: "PORT",
+    help: "local Sentinel port",
+    default: "26379",
+  },
+  sentinels: {
+    type: "string",
+    placeholder: "H:P,…",
+    help: "every Sentinel of the cluster, host:port,… (required)",
+  },
+  "master-name": {
+    type: "string",
+    placeholder: "NAME",
+    help: "the master name the sentinels monitor (required)",
+  },
+  "timeout-ms": {
+    type: "string",
+    placeholder: "MS",
+    help: "how long to wait for roles to settle",
+    default: "60000",
+  },
 } as const;
 
 function clusterBase(flags: CommandContext["flags"]): ClusterBase {
@@ -62,26 +81,30 @@ const NODE_START: CommandSpec = {
     "--redis-ha-mode sentinel --redis-sentinels 192.168.4.29:26379,192.168.4.35:26379 " +
     "--sentinel-master mirror-neuron --redis-wait-replicas 1",
   flags: {
-    "box1-ip": { type: "string", help: "box 1's address (required)" },
-    "box2-ip": { type: "string", help: "box 2's address (required)" },
-    box: { type: "string", help: "which box this is: 1 or 2 (required)" },
+    "box1-ip": { type: "string", placeholder: "IP", help: "box 1's address (required)" },
+    "box2-ip": { type: "string", placeholder: "IP", help: "box 2's address (required)" },
+    box: { type: "string", placeholder: "1|2", help: "which box this is: 1 or 2 (required)" },
     "redis-ha-mode": {
       type: "string",
+      placeholder: "single|sentinel",
       help: "single or sentinel",
       default: "MN_REDIS_HA_MODE or single",
     },
     "redis-sentinels": {
       type: "string",
+      placeholder: "H:P,…",
       help: "sentinels, host:port,…",
       default: "box1-ip:26379,box2-ip:26379",
     },
     "sentinel-master": {
       type: "string",
+      placeholder: "NAME",
       help: "master name",
       default: "MN_REDIS_SENTINEL_MASTER or mirror-neuron",
     },
     "redis-wait-replicas": {
       type: "string",
+      placeholder: "N",
       help: "replicas a durable write waits for",
       default: "MN_REDIS_WAIT_REPLICAS",
     },
@@ -89,15 +112,48 @@ const NODE_START: CommandSpec = {
       type: "boolean",
       help: "do not run join: Redis and Sentinel are managed externally",
     },
-    "node-id": { type: "string", help: "this node's id", default: "box<N>" },
-    "redis-port": { type: "string", help: "local Redis port for the join", default: "6379" },
-    "sentinel-port": { type: "string", help: "local Sentinel port for the join", default: "26379" },
-    quorum: { type: "string", help: "Sentinel quorum for the join", default: "1 on two boxes" },
-    "data-dir": { type: "string", help: "data dir for the join", default: DEFAULT_DATA_DIR },
-    "heartbeat-ttl-ms": { type: "string", help: "node heartbeat TTL", default: "15000" },
-    "lease-ttl-ms": { type: "string", help: "leader lease TTL", default: "10000" },
+    "node-id": { type: "string", placeholder: "ID", help: "this node's id", default: "box<N>" },
+    "redis-port": {
+      type: "string",
+      placeholder: "PORT",
+      help: "local Redis port for the join",
+      default: "6379",
+    },
+    "sentinel-port": {
+      type: "string",
+      placeholder: "PORT",
+      help: "local Sentinel port for the join",
+      default: "26379",
+    },
+    quorum: {
+      type: "string",
+      placeholder: "N",
+      help: "Sentinel quorum for the join",
+      default: "1 on two boxes",
+    },
+    "data-dir": {
+      type: "string",
+      placeholder: "DIR",
+      help: "data dir for the join",
+      default: DEFAULT_DATA_DIR,
+    },
+    "heartbeat-ttl-ms": {
+      type: "string",
+      placeholder: "MS",
+      help: "node heartbeat TTL",
+      default: "15000",
+    },
+    "lease-ttl-ms": {
+      type: "string",
+      placeholder: "MS",
+      help: "leader lease TTL",
+      default: "10000",
+    },
   },
   connection: true,
+  // The documented flags (--redis-ha-mode, --redis-sentinels, --redis-wait-replicas) stand in for
+  // these: one flag per concept.
+  replacesConnectionFlags: ["ha-mode", "sentinels", "wait-replicas"],
   run: async (context) => {
     const { flags, config, io, signal } = context;
     const box1Ip = hostFlag(flags, "box1-ip");
@@ -160,21 +216,25 @@ export const MEMBERSHIP_COMMANDS: readonly CommandSpec[] = [
       ...CLUSTER_FLAGS,
       quorum: {
         type: "string",
+        placeholder: "N",
         help: "sentinels that must agree the primary is down",
         default: "majority of --sentinels",
       },
       "data-dir": {
         type: "string",
+        placeholder: "DIR",
         help: "config, logs and data of the local daemons",
         default: DEFAULT_DATA_DIR,
       },
       "down-after-ms": {
         type: "string",
+        placeholder: "MS",
         help: "Sentinel down-after-milliseconds",
         default: "5000",
       },
       "failover-timeout-ms": {
         type: "string",
+        placeholder: "MS",
         help: "Sentinel failover-timeout",
         default: "60000",
       },

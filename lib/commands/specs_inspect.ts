@@ -1,7 +1,13 @@
 /** CLI specs of `inspect nodes|topology|leases|jobs`. */
 
 import { JOB_STATUSES, type JobStatus } from "../jobs.ts";
-import { choiceFlag, type CommandContext, type CommandSpec, intFlag } from "./_spec.ts";
+import {
+  choiceFlag,
+  colourWanted,
+  type CommandContext,
+  type CommandSpec,
+  intFlag,
+} from "./_spec.ts";
 
 /** The views' code, loaded when a view runs (the CLI starts without it). */
 type Views = typeof import("./inspect.ts");
@@ -12,7 +18,7 @@ const INSPECT_FLAGS = {
 } as const;
 
 function colourAllowed(context: CommandContext): boolean {
-  return context.io.isTerminal === true && context.io.getEnv("NO_COLOR") === undefined;
+  return colourWanted(context.io);
 }
 
 function printView(
@@ -25,11 +31,10 @@ function printView(
   if (context.flags.json === true) {
     context.io.stdout(JSON.stringify(json, null, 2));
   } else {
-    context.io.stdout(
-      table +
-        (warnings.length > 0 ? "\n\n" + m.formatWarnings(warnings, colourAllowed(context)) : ""),
-    );
+    context.io.stdout(table);
   }
+  // Warnings are diagnostics: stderr, in both forms (the JSON carries them too).
+  if (warnings.length > 0) context.io.stderr(m.formatWarnings(warnings, colourAllowed(context)));
   return 0;
 }
 
@@ -131,8 +136,12 @@ export const INSPECT_COMMANDS: readonly CommandSpec[] = [
     example: "mn-redis-ha inspect jobs --status running",
     flags: {
       ...INSPECT_FLAGS,
-      status: { type: "string", help: `only this status (${JOB_STATUSES.join(", ")})` },
-      limit: { type: "string", help: "page size", default: "100" },
+      status: {
+        type: "string",
+        placeholder: "STATUS",
+        help: `only this status (${JOB_STATUSES.join(", ")})`,
+      },
+      limit: { type: "string", placeholder: "N", help: "page size", default: "100" },
     },
     connection: true,
     run: async (context) => {

@@ -11,7 +11,12 @@ export const SMOKE_COMMANDS: readonly CommandSpec[] = [
     usage: "mn-redis-ha smoke local [--dir DIR]",
     example: "mn-redis-ha smoke local",
     flags: {
-      dir: { type: "string", help: "parent directory of the smoke's temp dir", default: ".tmp" },
+      dir: {
+        type: "string",
+        placeholder: "DIR",
+        help: "parent directory of the smoke's temp dir",
+        default: ".tmp",
+      },
       docker: { type: "boolean", help: "run the servers in Docker (not available in this build)" },
     },
     connection: false,
@@ -44,15 +49,22 @@ export const SMOKE_COMMANDS: readonly CommandSpec[] = [
     flags: {
       "remote-host": {
         type: "string",
+        placeholder: "HOST",
         help: "the remote box (for the default remote shell) (required)",
       },
       "local-ip": {
         type: "string",
+        placeholder: "IP",
         help: "this box's address, reachable from the remote (required)",
       },
-      "remote-ip": { type: "string", help: "the remote box's address (required)" },
+      "remote-ip": {
+        type: "string",
+        placeholder: "IP",
+        help: "the remote box's address (required)",
+      },
       "remote-network": {
         type: "string",
+        placeholder: "auto|host|bridge",
         help:
           "auto, host or bridge: host binds --remote-ip, bridge binds all remote interfaces and " +
           "announces --remote-ip; auto chooses host",
@@ -60,23 +72,41 @@ export const SMOKE_COMMANDS: readonly CommandSpec[] = [
       },
       "initial-primary": {
         type: "string",
+        placeholder: "auto|local|remote",
         help:
           "auto, local or remote: auto falls back to remote when the remote cannot reach the local Redis",
         default: "auto",
       },
       "remote-shell": {
         type: "string",
+        placeholder: "CMD",
         help: "command prefix that runs a command on the remote box",
         default: "ssh <remote-host>",
       },
-      "redis-port": { type: "string", help: "test Redis port on both boxes", default: "6390" },
+      "redis-port": {
+        type: "string",
+        placeholder: "PORT",
+        help: "test Redis port on both boxes",
+        default: "6390",
+      },
       "sentinel-port": {
         type: "string",
+        placeholder: "PORT",
         help: "test Sentinel port on both boxes",
         default: "26390",
       },
-      dir: { type: "string", help: "parent of the local temp dir", default: "/tmp" },
-      "timeout-ms": { type: "string", help: "deadline of each step", default: "60000" },
+      dir: {
+        type: "string",
+        placeholder: "DIR",
+        help: "parent of the local temp dir",
+        default: "/tmp",
+      },
+      "timeout-ms": {
+        type: "string",
+        placeholder: "MS",
+        help: "deadline of each step",
+        default: "60000",
+      },
     },
     connection: false,
     run: async ({ flags, io, signal }) => {
