@@ -44,3 +44,28 @@ Deno.test("the documented scripts reject bad usage with exit 2", async () => {
   assert(join.stderr.includes("is required"), join.stderr);
   assert(!join.stderr.includes("experimental"), "no Deno diagnostics in operator output");
 });
+
+Deno.test("test:ha takes the user doc's --redis-ha flags and checks them before any suite runs", async () => {
+  const started = performance.now();
+  const partial = await bash([
+    "scripts/test_all_ha.sh",
+    "--redis-ha",
+    "--redis-ha-remote-host",
+    "10.0.0.9",
+  ]);
+  assertEquals(partial.code, 2);
+  assert(partial.stderr.includes("needs --remote-host, --local-ip and --remote-ip"), partial.stderr);
+  assert(performance.now() - started < 10_000, "refused before running the local smoke");
+  const unknown = await bash(["scripts/test_all_ha.sh", "--redis-ha", "--bogus"]);
+  assertEquals(unknown.code, 2);
+  assert(unknown.stderr.includes("unknown flag --bogus"), unknown.stderr);
+});
+
+Deno.test("test:ha --redis-ha runs the local suite and prints no Deno warning", async () => {
+  const r = await bash(["scripts/test_all_ha.sh", "--redis-ha"]);
+  assertEquals(r.code, 0, r.stderr.slice(-2000));
+  assert(r.stdout.includes("All selected test suites passed."), r.stdout);
+  for (const text of [r.stdout, r.stderr]) {
+    assert(!/experimental|^Warning/m.test(text), "a Deno warning in the output");
+  }
+});
