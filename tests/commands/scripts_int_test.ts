@@ -54,7 +54,10 @@ Deno.test("test:ha takes the user doc's --redis-ha flags and checks them before 
     "10.0.0.9",
   ]);
   assertEquals(partial.code, 2);
-  assert(partial.stderr.includes("needs --remote-host, --local-ip and --remote-ip"), partial.stderr);
+  assert(
+    partial.stderr.includes("needs --remote-host, --local-ip and --remote-ip"),
+    partial.stderr,
+  );
   assert(performance.now() - started < 10_000, "refused before running the local smoke");
   const unknown = await bash(["scripts/test_all_ha.sh", "--redis-ha", "--bogus"]);
   assertEquals(unknown.code, 2);
@@ -67,5 +70,27 @@ Deno.test("test:ha --redis-ha runs the local suite and prints no Deno warning", 
   assert(r.stdout.includes("All selected test suites passed."), r.stdout);
   for (const text of [r.stdout, r.stderr]) {
     assert(!/experimental|^Warning/m.test(text), "a Deno warning in the output");
+  }
+});
+
+Deno.test("deno task compile with a runtime that is not denort fails and leaves no binary behind", async () => {
+  await Deno.mkdir(".tmp", { recursive: true });
+  const dir = await Deno.makeTempDir({ dir: ".tmp", prefix: "compile-" });
+  try {
+    // Any ELF that is not denort: a copy of /bin/true, as the offline graph check uses.
+    assertEquals((await bash(["-c", 'cp /bin/true "$0"', `${dir}/standin`])).code, 0);
+    const r = await runProcess("bash", ["scripts/compile.sh", `${dir}/out/mn-redis-ha`], {
+      env: { DENORT_BIN: await Deno.realPath(`${dir}/standin`) },
+    });
+    assertEquals(r.code, 1, r.stderr);
+    assert(r.stderr.includes("does not run as mn-redis-ha"), r.stderr);
+    assert(r.stderr.includes("is not a denort runtime"), r.stderr);
+    assertEquals(
+      [...Deno.readDirSync(`${dir}/out`)].map((e) => e.name),
+      [],
+      "nothing left in out/",
+    );
+  } finally {
+    await Deno.remove(dir, { recursive: true }).catch(() => {});
   }
 });
