@@ -130,11 +130,16 @@ export class NodeRegistry {
     });
   }
 
-  /** Records a heartbeat. Throws `NotFoundError` if never registered, `InvalidTransitionError` after leave. */
+  /**
+   * Records a heartbeat. Throws `NotFoundError` if never registered,
+   * `InvalidTransitionError` after leave. A hot write (no WAIT), like a lease
+   * renewal: a node stays up while a replica is away; registration and leave
+   * stay durable.
+   */
   async heartbeat(nodeId: string, options: OperationOptions = {}): Promise<void> {
     checkId("nodeId", nodeId);
     await this.#context.client.runScript(HEARTBEAT, [this.#context.keys.node(nodeId)], [], {
-      durable: true,
+      durable: false,
       idempotent: true,
       signal: operationSignal(options),
     }).catch((e) => {

@@ -180,3 +180,16 @@ Deno.test("status --json that cannot reach Redis prints a JSON error object on s
   const out = JSON.parse(r.stdout) as { error: { code: string; message: string } };
   assert(out.error.code.length > 0 && out.error.message.includes(`127.0.0.1:${port}`), r.stdout);
 });
+
+Deno.test("status warns when MN_REDIS_WAIT_REPLICAS needs every replica (one box down stops durable writes)", async () => {
+  await using cluster = await startCluster({ replicas: 1, sentinels: 0 });
+  const url = `redis://${formatEndpoint(cluster.nodes[0].endpoint)}`;
+  const tight = await cli(["status", "--url", url, "--wait-replicas", "1", "--json"]);
+  assertEquals(tight.code, 0, tight.stderr);
+  assert(tight.stderr.includes("warning: MN_REDIS_WAIT_REPLICAS is 1"), tight.stderr);
+  assert(tight.stderr.includes("losing one box stops every durable write"), tight.stderr);
+  assertEquals(JSON.parse(tight.stdout).warnings.length, 1);
+  const off = await cli(["status", "--url", url, "--wait-replicas", "0"]);
+  assertEquals(off.code, 0, off.stderr);
+  assert(!off.stderr.includes("warning:"), off.stderr);
+});

@@ -1,6 +1,11 @@
 import { assert, assertEquals, assertRejects } from "./_harness/assert.ts";
-import { openStore, singleConfig, startRedis, waitFor } from "./_harness/mod.ts";
-import { InvalidTransitionError, NotFoundError, ValidationError } from "../lib/errors.ts";
+import { openStore, singleConfig, startCluster, startRedis, waitFor } from "./_harness/mod.ts";
+import {
+  InvalidTransitionError,
+  NotFoundError,
+  ValidationError,
+  WaitError,
+} from "../lib/errors.ts";
 
 Deno.test("NodeRegistry lists nodes up, then down when heartbeats stop, then left after leave", async () => {
   await using redis = await startRedis();
@@ -39,4 +44,26 @@ Deno.test("NodeRegistry rejects bad input", async () => {
   await assertRejects(() => store.nodes.leave("never-registered"), NotFoundError);
   await assertRejects(() => store.nodes.register("n", { ttlMs: 5 }), ValidationError);
   await assertRejects(() => store.nodes.register("bad id", { ttlMs: 1000 }), ValidationError);
+});
+
+Deno.test("heartbeats are hot writes: a node stays up while its replica is paused; registration is durable", async () => {
+  await using cluster = await startCluster({ replicas: 1, sentinels: 0 });
+  await using store = await openStore(
+    singleConfig(cluster.nodes[0], { waitReplicas: 1, waitTimeoutMs: 300 }),
+  );
+  await store.nodes.register("n1", { ttlMs: 5_000 });
+  cluster.nodes[1].kill("SIGSTOP");
+  try {
+    const started = performance.now();
+    await store.nodes.heartbeat("n1");
+    const took = performance.now() - started;
+    assert(
+      took < 250,
+      `a heartbeat waited ${Math.round(took)}ms: it must not wait for the replica`,
+    );
+    await assertRejects(() => store.nodes.register("n2", { ttlMs: 5_000 }), WaitError);
+  } finally {
+    cluster.nodes[1].kill("SIGCONT");
+  }
+  assertEquals((await store.nodes.list()).find((n) => n.id === "n1")?.status, "up");
 });

@@ -5,6 +5,7 @@
  * @module
  */
 
+import { waitBudgetWarning } from "../wait_budget.ts";
 import { RedisHaClient } from "../client.ts";
 import type { Config } from "../config.ts";
 import { RedisConnection } from "../connection.ts";
@@ -198,7 +199,7 @@ async function inspectSentinel(
 /** The warnings for a topology view (pure). */
 export function topologyWarnings(
   view: Omit<TopologyView, "warnings">,
-  config: Pick<Config, "haMode">,
+  config: Pick<Config, "haMode"> & Partial<Pick<Config, "waitReplicas">>,
 ): string[] {
   const warnings: string[] = [];
   if (config.haMode === "sentinel") {
@@ -231,6 +232,11 @@ export function topologyWarnings(
       );
     }
   }
+  const budget = waitBudgetWarning(
+    config.waitReplicas ?? 0,
+    view.replicas.filter((r) => r.state === "online").length,
+  );
+  if (budget !== undefined) warnings.push(budget);
   if (view.claimingMaster.length > 1) {
     warnings.push(
       `more than one node claims to be master: ${view.claimingMaster.join(", ")} (split brain)`,

@@ -15,7 +15,10 @@ import { type Endpoint, formatEndpoint } from "../endpoint.ts";
 import { LeaseHeldError, WaitError } from "../errors.ts";
 import { LEADER_LEASE } from "../keys.ts";
 import { acquireLease, type Lease } from "../lease.ts";
+import { parseInfo, replicasFromInfo } from "../info.ts";
 import { libraryLogger } from "../log.ts";
+import { replyToString } from "../resp.ts";
+import { waitBudgetWarning } from "../wait_budget.ts";
 import { StateStore } from "../state_store.ts";
 import { join } from "./join.ts";
 
@@ -120,6 +123,16 @@ export async function runNode(
   report(
     `node_started id=${options.nodeId} box=${options.box} primary=${store.client.primary?.address}`,
   );
+  // Say it at start-up: a WAIT that needs every replica stops durable writes when one box goes.
+  const replication = await store.client.command(["INFO", "replication"], { idempotent: true })
+    .then((r) => replyToString(r) ?? "").catch(() => undefined);
+  const budget = replication === undefined ? undefined : waitBudgetWarning(
+    config.waitReplicas,
+    replicasFromInfo(parseInfo(replication)).filter((r) => r.state === "online").length,
+  );
+  if (budget !== undefined) {
+    logger.warn("Node {node}: {warning}", { node: options.nodeId, warning: budget });
+  }
 
   const heartbeats = (async () => {
     while (!signal.aborted) {

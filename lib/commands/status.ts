@@ -12,6 +12,7 @@ import { parseInfo, replicasFromInfo } from "../info.ts";
 import type { SentinelAnswer } from "../resolver_decision.ts";
 import { replyToString } from "../resp.ts";
 import { SentinelResolver } from "../sentinel_resolver.ts";
+import { waitBudgetWarning } from "../wait_budget.ts";
 
 /** One replica as the primary reports it. */
 export interface ReplicaStatus {
@@ -59,6 +60,8 @@ export interface StatusReport {
   readonly wait: { readonly replicas: number; readonly timeoutMs: number };
   /** The key namespace. */
   readonly namespace: string;
+  /** What an operator should act on (e.g. a WAIT setting that cannot lose a box). */
+  readonly warnings: readonly string[];
 }
 
 /** Collects the status report; `signal` abandons it (every wait in it is bounded anyway). */
@@ -105,6 +108,12 @@ export async function collectStatus(
     sentinels,
     wait: { replicas: config.waitReplicas, timeoutMs: config.waitTimeoutMs },
     namespace: config.namespace,
+    warnings: [
+      waitBudgetWarning(
+        config.waitReplicas,
+        replicas.filter((r) => r.state === "online").length,
+      ),
+    ].filter((w): w is string => w !== undefined),
   };
 }
 

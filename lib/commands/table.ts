@@ -21,6 +21,7 @@ export const COMMANDS: readonly CommandSpec[] = [
       const { collectStatus, formatStatus } = await import("./status.ts");
       const report = await collectStatus(config, { signal });
       io.stdout(flags.json === true ? JSON.stringify(report, null, 2) : formatStatus(report));
+      for (const warning of report.warnings) io.stderr(`warning: ${warning}`);
       return 0;
     },
   },

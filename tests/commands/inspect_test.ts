@@ -89,3 +89,10 @@ Deno.test("formatTable() aligns columns and formatWarnings() colours only when a
   assertEquals(formatWarnings(["w"], false), "warning: w");
   assert(formatWarnings(["w"], true).includes("\x1b[33m"));
 });
+
+Deno.test("topologyWarnings() flags a WAIT setting that needs every online replica", () => {
+  assertEquals(topologyWarnings(healthy, { haMode: "sentinel", waitReplicas: 0 }), []);
+  const warnings = topologyWarnings(healthy, { haMode: "sentinel", waitReplicas: 1 });
+  assertEquals(warnings.length, 1);
+  assert(warnings[0].includes("losing one box stops every durable write"), warnings[0]);
+});

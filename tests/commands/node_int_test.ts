@@ -82,6 +82,9 @@ Deno.test("mn-redis-ha node start: two nodes, one leader, hand-over on SIGTERM, 
       0,
       new TextDecoder().decode(outputs[leaderIndex]!.stderr),
     );
+    // Two replicas and WAIT 1: one box may go, so no WAIT warning at start-up.
+    const stderr = new TextDecoder().decode(outputs[leaderIndex]!.stderr);
+    assert(!stderr.includes("MN_REDIS_WAIT_REPLICAS is"), stderr);
     const stdout = new TextDecoder().decode(outputs[leaderIndex]!.stdout);
     assert(
       stdout.includes(`node_leader id=${first}`) && stdout.includes(`node_stopped id=${first}`),
