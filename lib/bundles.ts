@@ -251,7 +251,7 @@ export class BundleStore {
       await window(info.chunks, async (i) => {
         replies[i] = await this.#context.client.command(
           ["GET", keys.bundleChunk(bundleId, info.version, i)],
-          { idempotent: true, signal },
+          { idempotent: true, signal, bytes: true },
         );
         takeIn();
       });

@@ -96,6 +96,12 @@ export interface CommandOptions {
   signal?: AbortSignal;
   /** Deadline for this call, retries included. @default {ClientOptions.operationTimeoutMs} */
   timeoutMs?: number;
+  /**
+   * Return bulk replies as raw bytes (`Uint8Array`), for binary values. By
+   * default they are decoded as UTF-8 strings, as other Redis clients return
+   * them. @default {false}
+   */
+  bytes?: boolean;
 }
 
 /**
@@ -204,7 +210,8 @@ export class RedisHaClient implements AsyncDisposable {
    * write's `WAIT`.
    */
   command(args: readonly RespArg[], options: CommandOptions = {}): Promise<RespReply> {
-    return this.#withRetry((s, signal) => s.hot.send(args, { signal }), options);
+    const strings = options.bytes !== true;
+    return this.#withRetry((s, signal) => s.hot.send(args, { signal, strings }), options);
   }
 
   /**
@@ -216,7 +223,7 @@ export class RedisHaClient implements AsyncDisposable {
    */
   durable(args: readonly RespArg[], options: CommandOptions = {}): Promise<RespReply> {
     return this.#withRetry(
-      (s, signal) => this.#durableOn(s, args, signal),
+      (s, signal) => this.#durableOn(s, args, signal, options.bytes !== true),
       options,
     );
   }
@@ -238,12 +245,22 @@ export class RedisHaClient implements AsyncDisposable {
       typeof args === "function" ? args(s.primary) : args;
     if (options.durable === true) {
       return this.#withRetry(
-        (s, signal) => script.run((a) => this.#durableOn(s, a, signal), keys, argsFor(s)),
+        (s, signal) =>
+          script.run(
+            (a) => this.#durableOn(s, a, signal, options.bytes !== true),
+            keys,
+            argsFor(s),
+          ),
         options,
       );
     }
     return this.#withRetry(
-      (s, signal) => script.run((a) => s.hot.send(a, { signal }), keys, argsFor(s)),
+      (s, signal) =>
+        script.run(
+          (a) => s.hot.send(a, { signal, strings: options.bytes !== true }),
+          keys,
+          argsFor(s),
+        ),
       options,
     );
   }
@@ -285,10 +302,11 @@ export class RedisHaClient implements AsyncDisposable {
     session: Session,
     args: readonly RespArg[],
     signal: AbortSignal | undefined,
+    strings: boolean,
   ): Promise<RespReply> {
     return session.wait === undefined
-      ? session.durable.send(args, { signal })
-      : session.wait.write(args, signal);
+      ? session.durable.send(args, { signal, strings })
+      : session.wait.write(args, signal, strings);
   }
 
   /** The caller's signal combined with its deadline; undefined when it has neither (the hot path). */

@@ -22,7 +22,14 @@ import {
 import { abortable } from "./_abortable.ts";
 import { formatMs } from "./_quote.ts";
 import { type Endpoint, formatEndpoint } from "./endpoint.ts";
-import { encodeCommands, replyToString, type RespArg, RespReader, type RespReply } from "./resp.ts";
+import {
+  bulkToStrings,
+  encodeCommands,
+  replyToString,
+  type RespArg,
+  RespReader,
+  type RespReply,
+} from "./resp.ts";
 import type { Secret } from "./secret.ts";
 
 /** Options for {@link RedisConnection.connect}. */
@@ -61,6 +68,8 @@ export interface SendOptions {
    * its slot so later replies stay in order.
    */
   signal?: AbortSignal;
+  /** Decode bulk replies (also inside arrays) as UTF-8 strings. @default {false} */
+  strings?: boolean;
 }
 
 interface Pending {
@@ -69,6 +78,7 @@ interface Pending {
   readonly reject: (error: unknown) => void;
   sent: boolean;
   settled: boolean;
+  strings: boolean;
   timer?: ReturnType<typeof setTimeout>;
   signal?: AbortSignal;
   onAbort?: () => void;
@@ -317,6 +327,7 @@ export class RedisConnection implements AsyncDisposable {
       reject,
       sent: false,
       settled: false,
+      strings: options.strings === true,
     };
     if (options.timeoutMs !== undefined) {
       const timeoutMs = options.timeoutMs;
@@ -494,7 +505,7 @@ export class RedisConnection implements AsyncDisposable {
     }
     this.#settle(pending);
     if (reply instanceof ReplyError) pending.reject(reply);
-    else pending.resolve(reply);
+    else pending.resolve(pending.strings ? bulkToStrings(reply) : reply);
     this.#notifyIdle();
   }
 

@@ -66,16 +66,20 @@ export class GroupWait {
    * acknowledgements and the failure as `cause`, never a definite failure;
    * an abort through `signal` then says the write may have been applied.
    * `signal` abandons only this caller's write and wait, never the shared
-   * `WAIT`.
+   * `WAIT`. With `strings`, bulk replies come back decoded as UTF-8.
    */
-  async write(args: readonly RespArg[], signal?: AbortSignal): Promise<RespReply> {
+  async write(
+    args: readonly RespArg[],
+    signal?: AbortSignal,
+    strings = false,
+  ): Promise<RespReply> {
     const own = args.slice(); // this call's identity in the batch
     const due = Promise.withResolvers<RespReply>();
     due.promise.catch(() => {}); // observed below unless the write fails first
     this.#waiting.set(own, due);
     let result: RespReply;
     try {
-      result = await this.#conn.send(own, { signal });
+      result = await this.#conn.send(own, { signal, strings });
     } catch (error) {
       this.#waiting.delete(own); // withdrawn or never written: no WAIT to wait for
       throw error;

@@ -417,6 +417,13 @@ function parseInteger(text: string): number | bigint {
   return Number.isSafeInteger(n) ? n : BigInt(text);
 }
 
+/** A reply with every bulk string (also inside arrays) decoded as UTF-8; the rest unchanged. */
+export function bulkToStrings(reply: RespReply): RespReply {
+  if (reply instanceof Uint8Array) return decoder.decode(reply);
+  if (Array.isArray(reply)) return reply.map(bulkToStrings);
+  return reply;
+}
+
 /** Decodes a bulk or simple string reply to text; `null` stays `null`. */
 export function replyToString(reply: RespReply): string | null {
   if (reply === null) return null;

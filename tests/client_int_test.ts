@@ -305,3 +305,19 @@ Deno.test("RedisHaClient handles READONLY from a primary demoted in place by re-
     await loop.stop();
   }
 });
+
+Deno.test("RedisHaClient returns bulk replies as strings, or as bytes with { bytes: true }", async () => {
+  await using redis = await startRedis();
+  const config = singleConfig(redis);
+  await using client = await RedisHaClient.connect(config);
+  const key = `${config.namespace}:k`;
+  await client.durable(["SET", key, "{}"], { idempotent: true });
+  assertEquals(await client.command(["GET", key]), "{}");
+  assertEquals(await client.command(["MGET", key, `${key}:missing`]), ["{}", null]);
+  assertEquals(await client.command(["GET", key], { bytes: true }), new TextEncoder().encode("{}"));
+  const binary = new Uint8Array([0xff, 0x00, 0xfe]);
+  await client.durable(["SET", `${key}:bin`, binary], { idempotent: true });
+  assertEquals(await client.command(["GET", `${key}:bin`], { bytes: true }), binary);
+  assertEquals(await client.durable(["GETSET", key, "x"], { idempotent: true }), "{}");
+  assertEquals(await client.command(["INCR", `${key}:n`]), 1, "integers stay numbers");
+});
