@@ -457,15 +457,24 @@ export class FencedError extends RedisHaError {
 export class LeaseHeldError extends RedisHaError {
   /** Error class name. */
   override readonly name = "LeaseHeldError";
+  /** The lease name (as on `FencedError` and `LeaseLostError`). */
+  readonly lease: string;
   /** The current holder. */
   readonly holder: string;
+  /** The current holder's fencing token. */
+  readonly token: number;
   /** Milliseconds until it expires unless renewed. */
   readonly ttlMs: number;
 
   /** Creates the error. */
-  constructor(lease: string, holder: string, ttlMs: number) {
-    super("LEASE_HELD", `Lease "${lease}" is held by "${holder}" for another ${ttlMs}ms`);
+  constructor(lease: string, holder: string, ttlMs: number, token: number) {
+    super(
+      "LEASE_HELD",
+      `Lease "${lease}" is held by "${holder}" (token ${token}) for another ${ttlMs}ms`,
+    );
+    this.lease = lease;
     this.holder = holder;
+    this.token = token;
     this.ttlMs = ttlMs;
   }
 }

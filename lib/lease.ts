@@ -363,7 +363,12 @@ export async function acquireLease(
   });
   const [granted, token, ttl, holder] = reply as RespReply[];
   if (replyToNumber(granted) !== 1) {
-    throw new LeaseHeldError(name, replyToString(holder) ?? "", replyToNumber(ttl));
+    throw new LeaseHeldError(
+      name,
+      replyToString(holder) ?? "",
+      replyToNumber(ttl),
+      replyToNumber(token),
+    );
   }
   const lease = new Lease(context, {
     lease: name,

@@ -66,7 +66,8 @@ Deno.test("acquireLease() refuses a held lease and hands the same grant back to 
     () => acquireLease(store, "leader", { holder: "b", ttlMs: 10_000 }),
     LeaseHeldError,
   );
-  assertEquals(held.holder, "a");
+  assertEquals([held.lease, held.holder, held.token], ["leader", "a", first.token]);
+  assert(held.ttlMs > 0 && held.ttlMs <= 10_000);
   // A retry by the same holder (e.g. after a lost reply) gets its own grant, not a new token.
   const again = await acquireLease(store, "leader", { holder: "a", ttlMs: 10_000 });
   assertEquals(again.token, first.token);
