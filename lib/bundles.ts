@@ -217,15 +217,15 @@ export class BundleStore {
   }
 
   /**
-   * Reads and verifies a bundle. Throws `NotFoundError` if it does not exist
-   * and `CorruptBundleError` if a chunk is missing, a size is wrong or the
+   * Reads and verifies a bundle, or returns `null` if it does not exist. Throws
+   * `CorruptBundleError` if a chunk is missing, a size is wrong or the
    * sha256 does not match. A concurrent replace is retried transparently.
    */
-  async get(bundleId: string, options: OperationOptions = {}): Promise<Bundle> {
+  async get(bundleId: string, options: OperationOptions = {}): Promise<Bundle | null> {
     const signal = operationSignal(options);
     for (let attempt = 1;; attempt++) {
       const info = await this.info(bundleId, { signal });
-      if (info === null) throw new NotFoundError(`bundle "${bundleId}"`);
+      if (info === null) return null;
       const keys = this.#context.keys;
       const bytes = new Uint8Array(info.size);
       const hash = createHash("sha256");

@@ -16,7 +16,7 @@ import {
 } from "./_context.ts";
 import { LUA_CHECKED, LUA_PRELUDE, mapScriptError, mapWrongType } from "./_lua.ts";
 import { decodeJson, encodeJson, fenceArgs, hashToMap } from "./_payload.ts";
-import { NotFoundError, ValidationError } from "./errors.ts";
+import { ValidationError } from "./errors.ts";
 import { checkId } from "./keys.ts";
 import { replyToNumber, replyToString, type RespReply } from "./resp.ts";
 import { Script } from "./script.ts";
@@ -234,13 +234,15 @@ export class JobStore {
     return { id, status, version: 1, data: JSON.parse(payload), createdAt, updatedAt: createdAt };
   }
 
-  /** Reads a job, or throws `NotFoundError`. */
-  async get(id: string, options: OperationOptions = {}): Promise<Job> {
+  /**
+   * Reads a job, or `null` if it does not exist. Every lookup reports absence
+   * this way (`snapshots.load`, `bundles.get`, `bundles.info`,
+   * `observeLease`); changes to a missing record throw `NotFoundError`.
+   */
+  async get(id: string, options: OperationOptions = {}): Promise<Job | null> {
     const signal = operationSignal(options);
     checkId("jobId", id);
-    const job = await this.#read(id, signal);
-    if (job === undefined) throw new NotFoundError(`job "${id}"`);
-    return job;
+    return (await this.#read(id, signal)) ?? null;
   }
 
   async #read(id: string, signal?: AbortSignal): Promise<Job | undefined> {

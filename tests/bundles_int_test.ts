@@ -1,6 +1,6 @@
 import { assertEquals, assertRejects } from "./_harness/assert.ts";
 import { openStore, singleConfig, startRedis } from "./_harness/mod.ts";
-import { CorruptBundleError, KeyTypeError, NotFoundError, ValidationError } from "../lib/errors.ts";
+import { CorruptBundleError, KeyTypeError, ValidationError } from "../lib/errors.ts";
 
 const CHUNK = 4096;
 const LIMIT = 10 * CHUNK;
@@ -22,7 +22,7 @@ Deno.test("BundleStore round-trips 0 bytes, 1 byte, one chunk, many chunks and t
     const info = await store.bundles.put(`b-${size}`, data);
     assertEquals(info.size, size);
     assertEquals(info.chunks, Math.ceil(size / CHUNK));
-    const back = await store.bundles.get(`b-${size}`);
+    const back = (await store.bundles.get(`b-${size}`))!;
     assertEquals(back.bytes, data, `size ${size}`);
     assertEquals(back.sha256, info.sha256);
   }
@@ -74,18 +74,18 @@ Deno.test("BundleStore replaces a bundle atomically for readers and removes old 
   const reads = Array.from({ length: 30 }, () => store.bundles.get("b"));
   const put = store.bundles.put("b", v2);
   for (const read of await Promise.all(reads)) {
-    const whole = read.bytes.length === v1.length ? v1 : v2;
-    assertEquals(read.bytes, whole);
+    const whole = read!.bytes.length === v1.length ? v1 : v2;
+    assertEquals(read!.bytes, whole);
   }
   const info = await put;
-  assertEquals((await store.bundles.get("b")).bytes, v2);
+  assertEquals((await store.bundles.get("b"))!.bytes, v2);
   const keys = await store.client.command([
     "KEYS",
     `${store.keys.bundle("b")}:v:*`,
   ]) as Uint8Array[];
   assertEquals(keys.length, info.chunks, "only the current version's chunks remain");
   assertEquals(await store.bundles.remove("b"), true);
-  await assertRejects(() => store.bundles.get("b"), NotFoundError);
+  assertEquals(await store.bundles.get("b"), null);
   assertEquals(await store.client.command(["DBSIZE"]), 0);
 });
 

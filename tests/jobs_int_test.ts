@@ -15,7 +15,7 @@ Deno.test("JobStore creates, reads and updates a job with optimistic concurrency
   const created = await store.jobs.create("job-1", { task: "index", n: 1 });
   assertEquals(created.version, 1);
   assertEquals(created.status, "pending");
-  const read = await store.jobs.get("job-1");
+  const read = (await store.jobs.get("job-1"))!;
   assertEquals(read.data, { task: "index", n: 1 });
   assert(read.createdAt > 0 && read.updatedAt === read.createdAt);
   const updated = await store.jobs.update("job-1", {
@@ -33,7 +33,7 @@ Deno.test("JobStore creates, reads and updates a job with optimistic concurrency
     VersionConflictError,
   );
   assertEquals([conflict.expected, conflict.actual], [1, 3]);
-  assertEquals((await store.jobs.get("job-1")).version, 3, "a conflicting update writes nothing");
+  assertEquals((await store.jobs.get("job-1"))!.version, 3, "a conflicting update writes nothing");
 });
 
 Deno.test("JobStore recognises a retried request instead of reporting a conflict or duplicate", async () => {
@@ -115,7 +115,7 @@ Deno.test("JobStore rejects bad input with typed errors and writes nothing", asy
     () => store.jobs.create("j", {}, { status: "bogus" as "pending" }),
     ValidationError,
   );
-  await assertRejects(() => store.jobs.get("missing"), NotFoundError);
+  assertEquals(await store.jobs.get("missing"), null);
   await assertRejects(() => store.jobs.update("missing", { expectedVersion: 1 }), NotFoundError);
   await assertRejects(() => store.jobs.update("j", { expectedVersion: 0 }), ValidationError);
   await assertRejects(() => store.jobs.list({ limit: 0 }), ValidationError);
@@ -202,7 +202,7 @@ Deno.test("JobStore.update checks key types before it writes: a bad status index
     KeyTypeError,
   );
   assertEquals(error.key, index);
-  const job = await store.jobs.get("j");
+  const job = (await store.jobs.get("j"))!;
   assertEquals([job.version, job.status], [1, "pending"]);
   assertEquals((await store.jobs.list({ status: "pending" })).jobs.map((j) => j.id), ["j"]);
   await store.client.command(["SET", store.keys.job("s"), "x"]);

@@ -113,7 +113,7 @@ Deno.test("a holder that stopped renewing past its TTL cannot write; the new hol
     () => store.snapshots.save("job-1", "agent", 9, {}, { fence: stale }),
     FencedError,
   );
-  assertEquals((await store.jobs.get("job-1")).data, { owner: "b" });
+  assertEquals((await store.jobs.get("job-1"))!.data, { owner: "b" });
   assertEquals(await store.events.read("job-1"), []);
   // Renewal never re-creates or steals: worker-a learns it lost the lease.
   await assertRejects(() => stale.renew(), LeaseLostError);
@@ -229,7 +229,7 @@ Deno.test("a grant lost in a failover is never reissued: the next token is highe
   await cluster.waitForAgreement({ excluding: primary.endpoint, timeoutMs: 60_000 });
   // The promoted replica never saw b's grant (or its write).
   assertEquals(await observeLease(store, lease), null);
-  assertEquals((await store.jobs.get("job-x")).data, { step: 0 });
+  assertEquals((await store.jobs.get("job-x"))!.data, { step: 0 });
   const next = await acquireLease(store, lease, { holder: "c", ttlMs: 60_000 });
   assert(next.token > lost.token, `new token ${next.token} must beat the lost ${lost.token}`);
   assert(decomposeToken(next.token).epoch > decomposeToken(lost.token).epoch);
@@ -240,6 +240,6 @@ Deno.test("a grant lost in a failover is never reissued: the next token is highe
   );
   assertEquals([fenced.expected, fenced.presented], [next.token, lost.token]);
   await store.jobs.update("job-x", { expectedVersion: 1, data: { step: "c" }, fence: next });
-  assertEquals((await store.jobs.get("job-x")).data, { step: "c" });
+  assertEquals((await store.jobs.get("job-x"))!.data, { step: "c" });
   await next.release();
 });

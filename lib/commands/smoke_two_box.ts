@@ -260,7 +260,7 @@ export async function runTwoBoxSmoke(o: TwoBoxOptions): Promise<void> {
     await run("7. write and read MirrorNeuron state through the promoted replica", async () => {
       // The client that wrote before the failover reads through the promoted replica…
       const job = await store.jobs.get("smoke-job");
-      if ((job.data as { phase?: string }).phase !== "before-failover") {
+      if (job === null || (job.data as { phase?: string }).phase !== "before-failover") {
         throw new Error(`read ${JSON.stringify(job)}`);
       }
       if (store.client.primary?.address !== formatEndpoint(replica)) {
