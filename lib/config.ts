@@ -162,10 +162,10 @@ export interface Defaults {
   namespace: string;
 }
 
-/** Defaults, each with the reason it was chosen. */
 /** The largest database index accepted before the server is asked (SELECT checks the real range). */
 const MAX_DB = 2_147_483_647;
 
+/** Defaults, each with the reason it was chosen. */
 export const DEFAULTS: Readonly<Defaults> = Object.freeze({
   haMode: "single", // a development box has one local Redis
   url: "redis://127.0.0.1:6379", // Redis' own default port, loopback only
