@@ -14,6 +14,7 @@
  * @module
  */
 
+import { quoteValue } from "../_quote.ts";
 import { configFromOptions } from "../config.ts";
 import { RedisConnection } from "../connection.ts";
 import { type Endpoint, formatEndpoint } from "../endpoint.ts";
@@ -60,6 +61,8 @@ const MASTER = "mn-two-box";
 interface RemoteProcess {
   readonly child: Deno.ChildProcess;
   pid: number | undefined;
+  /** A file it needs on the remote box (redis-sentinel's config), removed with it. */
+  readonly file?: string;
 }
 
 /** Runs the smoke; throws naming the failed step. */
@@ -82,6 +85,9 @@ export async function runTwoBoxSmoke(o: TwoBoxOptions): Promise<void> {
   const locals: RedisProcess[] = [];
   const remotes: RemoteProcess[] = [];
   try {
+    // 0: the remote shell itself, so a broken one is reported as such (with what it said), not
+    // mistaken for an unreachable Redis later.
+    await run("0. check the remote shell", () => checkRemoteShell(o.remoteShell));
     // 1 + 2: the local Redis first, so the remote box can try to reach it.
     const localRedis = await run(
       "1. start Redis on the local box",
@@ -317,6 +323,48 @@ async function remoteRun(
   }
 }
 
+/**
+ * Runs a trivial command through the remote shell; throws naming the shell,
+ * its exit code and what it printed on stderr when it does not work, or
+ * when the remote box lacks the Redis binaries.
+ */
+async function checkRemoteShell(shell: readonly string[]): Promise<void> {
+  const shown = quoteValue(shell.join(" "));
+  let out: Deno.CommandOutput;
+  try {
+    out = await remoteRun(shell, [
+      "sh",
+      "-c",
+      "command -v redis-server >/dev/null && command -v redis-sentinel >/dev/null && " +
+      "command -v redis-cli >/dev/null && echo remote-shell-ok",
+    ]);
+  } catch (error) {
+    if (error instanceof Deno.errors.NotFound) {
+      throw new RedisHaError(
+        "CONNECTION",
+        `the remote shell ${shown} cannot be started: ${shell[0]} is not installed here; ` +
+          "check --remote-shell",
+      );
+    }
+    throw error;
+  }
+  const said = new TextDecoder().decode(out.stdout).trim();
+  if (out.code === 0 && said.endsWith("remote-shell-ok")) return;
+  const stderr = new TextDecoder().decode(out.stderr).trim().split("\n").slice(-5).join(" | ");
+  if (out.code === 0 || out.code === 1) {
+    throw new RedisHaError(
+      "CONNECTION",
+      `the remote shell ${shown} works but the remote box lacks redis-server, redis-sentinel or ` +
+        "redis-cli; install them there (apt-get install redis-server redis-sentinel redis-tools)",
+    );
+  }
+  throw new RedisHaError(
+    "CONNECTION",
+    `the remote shell ${shown} failed (exit ${out.code})${stderr === "" ? "" : `: ${stderr}`}; ` +
+      "check --remote-shell (default: ssh <remote-host>, which needs key-based login)",
+  );
+}
+
 async function remoteReaches(shell: readonly string[], target: Endpoint): Promise<boolean> {
   const out = await remoteRun(shell, [
     "timeout",
@@ -340,19 +388,22 @@ async function startRemote(
   timeoutMs: number,
 ): Promise<RemoteProcess> {
   const [command, ...prefix] = shell;
-  // redis-sentinel needs a writable config file: it gets one under /tmp on the remote box.
-  const args = binary === "redis-server" ? [...prefix, "redis-server", "-"] : [
+  // redis-sentinel needs a writable config file: one under /tmp on the remote box, removed with it.
+  const file = binary === "redis-sentinel"
+    ? `/tmp/mn-sentinel-${crypto.randomUUID().slice(0, 12)}.conf`
+    : undefined;
+  const args = file === undefined ? [...prefix, "redis-server", "-"] : [
     ...prefix,
     "sh",
     "-c",
-    `f=$(mktemp /tmp/mn-sentinel-XXXXXX.conf) && cat > "$f" && exec redis-sentinel "$f"`,
+    `umask 077 && cat > ${file} && exec redis-sentinel ${file}`,
   ];
   const child = new Deno.Command(command, { args, stdin: "piped", stdout: "null", stderr: "null" })
     .spawn();
   const writer = child.stdin.getWriter();
   await writer.write(new TextEncoder().encode(config.join("\n") + "\n"));
   await writer.close();
-  const proc: RemoteProcess = { child, pid: undefined };
+  const proc: RemoteProcess = { child, pid: undefined, file };
   await waitFor(async () => {
     await using conn = await RedisConnection.connect(endpoint, { connectTimeoutMs: 1000 });
     const info = parseInfo(replyToString(await conn.send(["INFO", "server"])) ?? "");
@@ -371,6 +422,7 @@ async function startRemote(
 
 async function killRemote(shell: readonly string[], proc: RemoteProcess): Promise<void> {
   if (proc.pid !== undefined) await remoteRun(shell, ["kill", "-9", String(proc.pid)]);
+  if (proc.file !== undefined) await remoteRun(shell, ["rm", "-f", proc.file]).catch(() => {});
   try {
     proc.child.kill("SIGKILL");
   } catch {

@@ -1,6 +1,6 @@
 import { assert, assertEquals } from "../_harness/assert.ts";
 import { TwoBoxNet } from "../_harness/netns.ts";
-import { MN_CLI, type ProcessRun } from "../_harness/process.ts";
+import { MN_CLI, type ProcessRun, runProcess } from "../_harness/process.ts";
 import { parseRemoteShell } from "../../lib/commands/smoke_two_box.ts";
 
 const available = await TwoBoxNet.available();
@@ -29,8 +29,10 @@ Deno.test({
   ignore: !available,
   fn: async () => {
     await using net = await TwoBoxNet.create();
+    const before = await sentinelConfigs();
     const r = await smoke(net);
     assertEquals(r.code, 0, r.stderr);
+    assertEquals(await sentinelConfigs(), before, "the remote sentinel's config file is removed");
     assert(r.stdout.includes(`two_box_initial_write_ok=${net.local.ip}:6390`), r.stdout);
     assert(r.stdout.includes("two_box_post_failover_write_read_ok"), r.stdout);
     assert(!r.stdout.includes("Remote cannot reach"), r.stdout);
@@ -65,6 +67,39 @@ Deno.test({
     assertEquals(forced.code, 1);
     assert(forced.stderr.includes("cannot reach"), forced.stderr);
   },
+});
+
+/** The remote sentinels' config files in /tmp (the netns boxes share this filesystem). */
+async function sentinelConfigs(): Promise<string> {
+  const r = await runProcess("bash", ["-c", "ls /tmp/mn-sentinel-*.conf 2>/dev/null || true"]);
+  return r.stdout.trim();
+}
+
+Deno.test("mn-redis-ha smoke two-box reports a failing remote shell as such, with what it said", async () => {
+  const started = performance.now();
+  const r = await runProcess(MN_CLI[0], [
+    ...MN_CLI.slice(1),
+    "smoke",
+    "two-box",
+    "--remote-host",
+    "127.0.0.1",
+    "--local-ip",
+    "127.0.0.1",
+    "--remote-ip",
+    "127.0.0.2",
+    "--remote-shell",
+    "ssh -o BatchMode=yes -p 1 127.0.0.1",
+    "--dir",
+    ".tmp",
+  ]);
+  assertEquals(r.code, 1, r.stderr);
+  assert(r.stderr.includes('step "0. check the remote shell"'), r.stderr);
+  assert(
+    r.stderr.includes("failed (exit 255)") && r.stderr.includes("Connection refused"),
+    r.stderr,
+  );
+  assert(!r.stdout.includes("Remote cannot reach"), "not mistaken for one-way reachability");
+  assert(performance.now() - started < 15_000, "reported at once, not after a timeout");
 });
 
 Deno.test("parseRemoteShell() defaults to ssh <remote-host> and rejects an empty value", () => {
