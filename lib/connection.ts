@@ -432,13 +432,17 @@ export class RedisConnection implements AsyncDisposable {
           ? this.#unsent
           : this.#unsent.splice(0, MAX_BATCH_COMMANDS);
         if (batch === this.#unsent) this.#unsent = [];
+        const commands = batch.map((p) => p.args);
         if (this.#flushHook !== undefined) {
           // Commands the hook sends join this batch, after the others.
           const queued = this.#unsent.length;
-          this.#flushHook(batch.map((p) => p.args));
-          batch.push(...this.#unsent.splice(queued));
+          this.#flushHook(commands);
+          for (const added of this.#unsent.splice(queued)) {
+            batch.push(added);
+            commands.push(added.args);
+          }
         }
-        const out = encodeCommands(batch.map((p) => p.args));
+        const out = encodeCommands(commands);
         for (const p of batch) {
           p.sent = true;
           this.#inflight.push(p);
