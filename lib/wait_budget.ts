@@ -9,10 +9,15 @@
 
 /**
  * The warning for a WAIT setting the cluster cannot lose a box under, or
- * `undefined` when it is fine (WAIT off, or fewer required than replicas).
- * `replicas` counts the primary's replicas whose link is up.
+ * `undefined` when it is fine (WAIT off, or fewer required than replicas
+ * online). `replicas` are the primary's replicas as `INFO replication` lists
+ * them; those whose state is `online` count.
  */
-export function waitBudgetWarning(waitReplicas: number, replicas: number): string | undefined {
+export function waitBudgetWarning(
+  waitReplicas: number,
+  listed: readonly { readonly state: string }[],
+): string | undefined {
+  const replicas = listed.filter((r) => r.state === "online").length;
   if (waitReplicas === 0 || waitReplicas < replicas) return undefined;
   const fix = replicas === 0
     ? "add a replica or set MN_REDIS_WAIT_REPLICAS=0"

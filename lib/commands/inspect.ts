@@ -232,10 +232,7 @@ export function topologyWarnings(
       );
     }
   }
-  const budget = waitBudgetWarning(
-    config.waitReplicas ?? 0,
-    view.replicas.filter((r) => r.state === "online").length,
-  );
+  const budget = waitBudgetWarning(config.waitReplicas ?? 0, view.replicas);
   if (budget !== undefined) warnings.push(budget);
   if (view.claimingMaster.length > 1) {
     warnings.push(

@@ -126,10 +126,9 @@ export async function runNode(
   // Say it at start-up: a WAIT that needs every replica stops durable writes when one box goes.
   const replication = await store.client.command(["INFO", "replication"], { idempotent: true })
     .then((r) => replyToString(r) ?? "").catch(() => undefined);
-  const budget = replication === undefined ? undefined : waitBudgetWarning(
-    config.waitReplicas,
-    replicasFromInfo(parseInfo(replication)).filter((r) => r.state === "online").length,
-  );
+  const budget = replication === undefined
+    ? undefined
+    : waitBudgetWarning(config.waitReplicas, replicasFromInfo(parseInfo(replication)));
   if (budget !== undefined) {
     logger.warn("Node {node}: {warning}", { node: options.nodeId, warning: budget });
   }

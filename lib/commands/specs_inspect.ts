@@ -17,10 +17,6 @@ const INSPECT_FLAGS = {
   json: { type: "boolean", help: "print stable JSON instead of a table" },
 } as const;
 
-function colourAllowed(context: CommandContext): boolean {
-  return colourWanted(context.io);
-}
-
 function printView(
   m: Views,
   context: CommandContext,
@@ -34,7 +30,7 @@ function printView(
     context.io.stdout(table);
   }
   // Warnings are diagnostics: stderr, in both forms (the JSON carries them too).
-  if (warnings.length > 0) context.io.stderr(m.formatWarnings(warnings, colourAllowed(context)));
+  if (warnings.length > 0) context.io.stderr(m.formatWarnings(warnings, colourWanted(context.io)));
   return 0;
 }
 

@@ -109,10 +109,7 @@ export async function collectStatus(
     wait: { replicas: config.waitReplicas, timeoutMs: config.waitTimeoutMs },
     namespace: config.namespace,
     warnings: [
-      waitBudgetWarning(
-        config.waitReplicas,
-        replicas.filter((r) => r.state === "online").length,
-      ),
+      waitBudgetWarning(config.waitReplicas, replicas),
     ].filter((w): w is string => w !== undefined),
   };
 }
