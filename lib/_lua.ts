@@ -17,24 +17,14 @@ import {
 
 /**
  * `expect_type(key, type)`: fails with `MNKEYTYPE` unless the key is missing
- * or of that type. `fence_check(lease_key, token)`: fails with `MNFENCED`
- * unless `token` is empty or equals the lease's current token.
+ * or of that type (a `TYPE` per key; the cold-path scripts use it). Fenced
+ * writes use {@link LUA_CHECKED}'s `fenced`.
  */
 export const LUA_PRELUDE = `
 local function expect_type(key, want)
   local t = redis.call('TYPE', key).ok
   if t ~= 'none' and t ~= want then
     return redis.error_reply('MNKEYTYPE ' .. key .. ' ' .. want .. ' ' .. t)
-  end
-  return nil
-end
-local function fence_check(lease_key, token)
-  if token == nil or token == '' then return nil end
-  local err = expect_type(lease_key, 'hash')
-  if err then return err end
-  local current = redis.call('HGET', lease_key, 'token')
-  if current ~= token then
-    return redis.error_reply('MNFENCED ' .. (current or '-') .. ' ' .. token)
   end
   return nil
 end
