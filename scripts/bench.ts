@@ -40,8 +40,14 @@ import { judge, median, type Target, targetsTable } from "./bench/targets.ts";
 
 const IN_FLIGHT = 50;
 const VALUE = "x".repeat(64);
-const BUNDLE = new Uint8Array(16 * 1024 * 1024).map((_, i) => (i * 31) & 0xff);
-const BUNDLE_64 = new Uint8Array(64 * 1024 * 1024).map((_, i) => (i * 17) & 0xff);
+/** The bundle sizes measured, each against a raw SET/GET of the same bytes (larger first). */
+const BUNDLES = [
+  { mib: 64, bundle: "bench-bundle-64", blob: "bench:blob64", step: 17 },
+  { mib: 16, bundle: "bench-bundle", blob: "bench:blob", step: 31 },
+].map((b) => ({
+  ...b,
+  bytes: new Uint8Array(b.mib * 1024 * 1024).map((_, i) => (i * b.step) & 0xff),
+}));
 const LARGE_TEXT = "abcdefghijklmnopqrstuvwxyz012345".repeat(2048); // 64 KiB of ASCII
 const LARGE_BYTES = new TextEncoder().encode(LARGE_TEXT);
 
@@ -462,59 +468,38 @@ if (import.meta.main) {
       group: "client",
       measure: (t) => inFlight(t, (w) => hot.command(["SET", `big:b:${w}`, LARGE_BYTES])),
     },
-    {
-      name: "mn-redis-ha bundle put 64 MiB (MB/s)",
-      group: "bundle",
-      measure: async (t) =>
-        (await inFlight(t, () => store.bundles.put("bench-bundle-64", BUNDLE_64), 1)) * 67.108864,
-    },
-    {
-      name: "raw SET of 64 MiB (MB/s)",
-      group: "bundle",
-      measure: async (t) =>
-        (await inFlight(t, () => conn.send(["SET", "bench:blob64", BUNDLE_64]), 1)) * 67.108864,
-    },
-    {
-      name: "mn-redis-ha bundle get 64 MiB (MB/s)",
-      group: "bundle",
-      measure: async (t) =>
-        (await inFlight(t, () => store.bundles.get("bench-bundle-64"), 1)) * 67.108864,
-    },
-    {
-      name: "raw GET of 64 MiB (MB/s)",
-      group: "bundle",
-      measure: async (t) =>
-        (await inFlight(t, () => conn.send(["GET", "bench:blob64"]), 1)) * 67.108864,
-    },
-    {
-      name: "mn-redis-ha bundle put 16 MiB (MB/s)",
-      group: "bundle",
-      measure: async (t) =>
-        (await inFlight(t, () => store.bundles.put("bench-bundle", BUNDLE), 1)) * 16.777216,
-    },
-    {
-      name: "raw SET of 16 MiB (MB/s)",
-      group: "bundle",
-      measure: async (t) =>
-        (await inFlight(t, () => conn.send(["SET", "bench:blob", BUNDLE]), 1)) * 16.777216,
-    },
-    {
-      name: "mn-redis-ha bundle get 16 MiB (MB/s)",
-      group: "bundle",
-      measure: async (t) =>
-        (await inFlight(t, () => store.bundles.get("bench-bundle"), 1)) * 16.777216,
-    },
-    {
-      name: "raw GET of 16 MiB (MB/s)",
-      group: "bundle",
-      measure: async (t) =>
-        (await inFlight(t, () => conn.send(["GET", "bench:blob"]), 1)) * 16.777216,
-    },
+    ...BUNDLES.flatMap(({ mib, bundle, blob, bytes }): Contender[] => {
+      const mb = bytes.length / 1e6; // one operation moves this many MB
+      const rate = (op: () => Promise<unknown>) => async (t: number) =>
+        (await inFlight(t, op, 1)) * mb;
+      return [
+        {
+          name: `mn-redis-ha bundle put ${mib} MiB (MB/s)`,
+          group: "bundle",
+          measure: rate(() => store.bundles.put(bundle, bytes)),
+        },
+        {
+          name: `raw SET of ${mib} MiB (MB/s)`,
+          group: "bundle",
+          measure: rate(() => conn.send(["SET", blob, bytes])),
+        },
+        {
+          name: `mn-redis-ha bundle get ${mib} MiB (MB/s)`,
+          group: "bundle",
+          measure: rate(() => store.bundles.get(bundle)),
+        },
+        {
+          name: `raw GET of ${mib} MiB (MB/s)`,
+          group: "bundle",
+          measure: rate(() => conn.send(["GET", blob])),
+        },
+      ];
+    }),
   ];
-  await store.bundles.put("bench-bundle", BUNDLE);
-  await conn.send(["SET", "bench:blob", BUNDLE]);
-  await store.bundles.put("bench-bundle-64", BUNDLE_64);
-  await conn.send(["SET", "bench:blob64", BUNDLE_64]);
+  for (const { bundle, blob, bytes } of BUNDLES) {
+    await store.bundles.put(bundle, bytes);
+    await conn.send(["SET", blob, bytes]);
+  }
 
   if (values.only !== undefined) {
     const only = new RegExp(values.only, "i");
