@@ -18,23 +18,19 @@
  * @module
  */
 
-export { backoffDelayMs, totalBackoffRangeMs } from "./lib/backoff.ts";
-export type { BackoffOptions } from "./lib/backoff.ts";
-export { RedisHaClient } from "./lib/client.ts";
-export type { ClientOptions, CommandOptions, PrimaryInfo } from "./lib/client.ts";
-export {
-  CONFIG_VARIABLES,
-  configFromOptions,
-  DEFAULTS,
-  fieldForVariable,
-  flagForVariable,
-  parseConfig,
-} from "./lib/config.ts";
-export type { Config, ConfigOptions, Defaults, HaMode } from "./lib/config.ts";
-export { RedisConnection } from "./lib/connection.ts";
-export type { ConnectOptions, MessageHandler, SendOptions } from "./lib/connection.ts";
-export { formatEndpoint, parseEndpoint } from "./lib/endpoint.ts";
-export type { Endpoint } from "./lib/endpoint.ts";
+// The HA client and its configuration.
+export { RedisHaClient } from "./lib/ha/client.ts";
+export type { ClientOptions, CommandOptions, PrimaryInfo } from "./lib/ha/client.ts";
+export { configFromOptions, parseConfig } from "./lib/ha/config.ts";
+export type { Config, ConfigOptions, HaMode } from "./lib/ha/config.ts";
+export type { HaEventMap, HaEvents } from "./lib/ha/events.ts";
+export type { Endpoint } from "./lib/protocol/endpoint.ts";
+export type { RespArg, RespReply } from "./lib/protocol/resp.ts";
+export { Secret } from "./lib/common/secret.ts";
+export { LOG_CATEGORY } from "./lib/common/log.ts";
+export { VERSION } from "./lib/common/version.ts";
+
+// Typed errors.
 export {
   AbortedError,
   AlreadyExistsError,
@@ -52,69 +48,47 @@ export {
   NotFoundError,
   NotPrimaryError,
   OutcomeUnknownError,
-  ProtocolError,
   RedisHaError,
   ReplyError,
   RetriesExhaustedError,
-  RoleMismatchError,
-  TlsError,
-  UsageError,
   ValidationError,
   VersionConflictError,
   WaitError,
-} from "./lib/errors.ts";
-export type { ConfigIssue, RedisHaErrorCode, SendState, SentinelFailure } from "./lib/errors.ts";
-export { HaEvents } from "./lib/events.ts";
-export type { HaEventListener, HaEventMap, HaEventType } from "./lib/events.ts";
-export { configureCliLogging, LOG_CATEGORY } from "./lib/log.ts";
-export type { CliLoggingOptions, LogFormat, LogLevel } from "./lib/log.ts";
-export { classifyFailure, RETRYABLE_REPLY_PREFIXES } from "./lib/reconnect.ts";
-export type { FailureAction } from "./lib/reconnect.ts";
-export { decideMaster, majorityOf } from "./lib/resolver_decision.ts";
-export type { MasterDecision, SentinelAnswer, StaleSentinel } from "./lib/resolver_decision.ts";
-export { encodeCommand, replyToMap, replyToNumber, replyToString, RespReader } from "./lib/resp.ts";
-export type { RespArg, RespReply } from "./lib/resp.ts";
-export { Secret } from "./lib/secret.ts";
-export { SentinelResolver } from "./lib/sentinel_resolver.ts";
-export type { SentinelResolverOptions } from "./lib/sentinel_resolver.ts";
-export { SENTINEL_CHANNELS, SentinelWatcher } from "./lib/sentinel_watcher.ts";
-export type { SentinelEvent, SentinelWatcherOptions } from "./lib/sentinel_watcher.ts";
-export { STATE_DEFAULTS, StateStore } from "./lib/state_store.ts";
-export type { StateStoreOptions } from "./lib/state_store.ts";
-export type { FenceToken, OperationOptions, StoreContext } from "./lib/_context.ts";
-export { JOB_STATUSES, JobStore, TERMINAL_STATUSES } from "./lib/jobs.ts";
+} from "./lib/common/errors.ts";
+export type { ConfigIssue, RedisHaErrorCode, SentinelFailure } from "./lib/common/errors.ts";
+
+// The state store and its records.
+export { StateStore } from "./lib/state/state_store.ts";
+export type { StateStoreOptions } from "./lib/state/state_store.ts";
+export type { FencedWriteOptions, FenceToken, OperationOptions } from "./lib/state/_context.ts";
 export type {
   CreateJobOptions,
   Job,
   JobPage,
   JobStatus,
+  JobStore,
   JobUpdate,
   ListJobsOptions,
-} from "./lib/jobs.ts";
-export { SnapshotStore } from "./lib/snapshots.ts";
-export type { SaveSnapshotOptions, SaveSnapshotResult, Snapshot } from "./lib/snapshots.ts";
-export { EventHistory } from "./lib/event_history.ts";
+} from "./lib/state/jobs.ts";
+export type { SaveSnapshotResult, Snapshot, SnapshotStore } from "./lib/state/snapshots.ts";
 export type {
-  AppendOptions,
   AppendResult,
+  EventHistory,
   NewEvent,
   ReadEventsOptions,
   StoredEvent,
   TailOptions,
-} from "./lib/event_history.ts";
-export { NodeRegistry } from "./lib/nodes.ts";
-export type { NodeInfo, NodeStatus, RegisterNodeOptions } from "./lib/nodes.ts";
-export { BundleStore } from "./lib/bundles.ts";
-export type { Bundle, BundleInfo } from "./lib/bundles.ts";
-export { acquireLease, campaign, keepAliveTiming, Lease, observeLease } from "./lib/lease.ts";
+} from "./lib/state/event_history.ts";
+export type { NodeInfo, NodeRegistry, NodeStatus, RegisterNodeOptions } from "./lib/state/nodes.ts";
+export type { Bundle, BundleInfo, BundleStore } from "./lib/state/bundles.ts";
+
+// Leases and fencing.
+export { acquireLease, campaign, observeLease } from "./lib/state/lease.ts";
 export type {
   AcquireLeaseOptions,
   CampaignOptions,
   KeepAliveOptions,
+  Lease,
   LeaseState,
-} from "./lib/lease.ts";
-export { composeToken, decomposeToken, FENCE_BITS, nextTokenParts } from "./lib/fencing.ts";
-export type { FenceParts, FenceState } from "./lib/fencing.ts";
-export { checkId, jobLeaseName, Keys, LEADER_LEASE } from "./lib/keys.ts";
-export { Script } from "./lib/script.ts";
-export { GroupWait } from "./lib/durable_write.ts";
+} from "./lib/state/lease.ts";
+export { jobLeaseName, LEADER_LEASE } from "./lib/state/keys.ts";

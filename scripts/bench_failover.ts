@@ -20,13 +20,13 @@
 import { parseArgs } from "node:util";
 import { Redis } from "ioredis";
 import { createSentinel } from "redis";
-import { LocalCluster } from "../lib/local_cluster.ts";
-import { RedisHaClient } from "../lib/client.ts";
-import { configFromOptions } from "../lib/config.ts";
-import { formatEndpoint } from "../lib/endpoint.ts";
-import { SentinelWatcher } from "../lib/sentinel_watcher.ts";
-import { parseSwitchMaster } from "../lib/resolver_decision.ts";
-import { delay } from "../lib/_delay.ts";
+import { LocalCluster } from "../lib/ops/local_cluster.ts";
+import { RedisHaClient } from "../lib/ha/client.ts";
+import { configFromOptions } from "../lib/ha/config.ts";
+import { formatEndpoint } from "../lib/protocol/endpoint.ts";
+import { SentinelWatcher } from "../lib/ha/sentinel_watcher.ts";
+import { parseSwitchMaster } from "../lib/ha/resolver_decision.ts";
+import { delay } from "../lib/common/_delay.ts";
 
 /** One client under test. */
 interface Writer {

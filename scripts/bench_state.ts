@@ -6,11 +6,11 @@
  * on one machine in one run. Prints figures and ratios; asserts nothing.
  */
 
-import { configFromOptions } from "../lib/config.ts";
-import { formatEndpoint } from "../lib/endpoint.ts";
-import { acquireLease, type Lease } from "../lib/lease.ts";
-import { LocalCluster } from "../lib/local_cluster.ts";
-import { StateStore } from "../lib/state_store.ts";
+import { configFromOptions } from "../lib/ha/config.ts";
+import { formatEndpoint } from "../lib/protocol/endpoint.ts";
+import { acquireLease, type Lease } from "../lib/state/lease.ts";
+import { LocalCluster } from "../lib/ops/local_cluster.ts";
+import { StateStore } from "../lib/state/state_store.ts";
 
 const IN_FLIGHT = 50;
 const DURATION_MS = Number(Deno.args[0] ?? 3000);

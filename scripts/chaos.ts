@@ -27,16 +27,16 @@ import {
   Workload,
   workloadConfig,
 } from "./chaos/workload.ts";
-import { RedisConnection } from "../lib/connection.ts";
-import { SentinelWatcher } from "../lib/sentinel_watcher.ts";
-import { parseSwitchMaster } from "../lib/resolver_decision.ts";
-import { formatEndpoint } from "../lib/endpoint.ts";
-import { parseInfo, replicasFromInfo } from "../lib/info.ts";
-import { replyToString, type RespReply } from "../lib/resp.ts";
-import { StateStore } from "../lib/state_store.ts";
-import { waitFor } from "../lib/wait.ts";
-import { delay } from "../lib/_delay.ts";
-import type { Config } from "../lib/config.ts";
+import { RedisConnection } from "../lib/protocol/connection.ts";
+import { SentinelWatcher } from "../lib/ha/sentinel_watcher.ts";
+import { parseSwitchMaster } from "../lib/ha/resolver_decision.ts";
+import { formatEndpoint } from "../lib/protocol/endpoint.ts";
+import { parseInfo, replicasFromInfo } from "../lib/protocol/info.ts";
+import { replyToString, type RespReply } from "../lib/protocol/resp.ts";
+import { StateStore } from "../lib/state/state_store.ts";
+import { waitFor } from "../lib/ops/wait.ts";
+import { delay } from "../lib/common/_delay.ts";
+import type { Config } from "../lib/ha/config.ts";
 
 const say = (line: string): void => console.error(line);
 

@@ -11,7 +11,7 @@ mkdir -p "$(dirname "$output")" .tmp
 building="$(dirname "$output")/.$(basename "$output").building.$$"
 trap 'rm -f "$building"' EXIT
 deno compile -P=cli --no-prompt --quiet --output "$building" main.ts
-version=$(sed -n 's/^export const VERSION = "\(.*\)";$/\1/p' lib/version.ts)
+version=$(sed -n 's/^export const VERSION = "\(.*\)";$/\1/p' lib/common/version.ts)
 answer=$("$building" --version 2>/dev/null | head -1 || true)
 if [ "$answer" != "mn-redis-ha $version" ]; then
   echo "compile: the built file does not run as mn-redis-ha (--version answered: ${answer:-nothing})." >&2

@@ -10,8 +10,8 @@
  * @module
  */
 
-import { RedisHaClient } from "../../lib/client.ts";
-import { configFromOptions } from "../../lib/config.ts";
+import { RedisHaClient } from "../../lib/ha/client.ts";
+import { configFromOptions } from "../../lib/ha/config.ts";
 
 const [url, msText, waitText] = Deno.args;
 const ms = Number(msText);

@@ -5,7 +5,7 @@
  * switches). Written as JSONL; read by the checker.
  */
 
-import { AbortedError, OutcomeUnknownError, WaitError } from "../../lib/errors.ts";
+import { AbortedError, OutcomeUnknownError, WaitError } from "../../lib/common/errors.ts";
 
 /** What an operation did. */
 export type OpKind = "set" | "rpush" | "append" | "fenced" | "read";

@@ -4,12 +4,12 @@
  * process running, every partition removed, every box a member again.
  */
 
-import { RedisConnection } from "../../lib/connection.ts";
-import { formatEndpoint } from "../../lib/endpoint.ts";
-import { parseInfo, replicasFromInfo } from "../../lib/info.ts";
-import { replyToString } from "../../lib/resp.ts";
-import { waitFor } from "../../lib/wait.ts";
-import { delay } from "../../lib/_delay.ts";
+import { RedisConnection } from "../../lib/protocol/connection.ts";
+import { formatEndpoint } from "../../lib/protocol/endpoint.ts";
+import { parseInfo, replicasFromInfo } from "../../lib/protocol/info.ts";
+import { replyToString } from "../../lib/protocol/resp.ts";
+import { waitFor } from "../../lib/ops/wait.ts";
+import { delay } from "../../lib/common/_delay.ts";
 import type { History } from "./history.ts";
 import type { Box, Topology } from "./topology.ts";
 

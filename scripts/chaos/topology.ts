@@ -6,10 +6,10 @@
  * namespaces, links, firewall rules) is removed on close.
  */
 
-import { RedisConnection } from "../../lib/connection.ts";
-import { type Endpoint, formatEndpoint } from "../../lib/endpoint.ts";
-import { replyToMap, replyToString } from "../../lib/resp.ts";
-import { waitFor } from "../../lib/wait.ts";
+import { RedisConnection } from "../../lib/protocol/connection.ts";
+import { type Endpoint, formatEndpoint } from "../../lib/protocol/endpoint.ts";
+import { replyToMap, replyToString } from "../../lib/protocol/resp.ts";
+import { waitFor } from "../../lib/ops/wait.ts";
 
 /** Redis and Sentinel ports inside every box (each box has its own address). */
 export const REDIS_PORT = 6379;

@@ -6,11 +6,11 @@
  * operation goes into the run's history.
  */
 
-import { delay } from "../../lib/_delay.ts";
-import type { RedisHaClient } from "../../lib/client.ts";
-import { type Config, configFromOptions } from "../../lib/config.ts";
-import { campaign } from "../../lib/lease.ts";
-import { StateStore } from "../../lib/state_store.ts";
+import { delay } from "../../lib/common/_delay.ts";
+import type { RedisHaClient } from "../../lib/ha/client.ts";
+import { type Config, configFromOptions } from "../../lib/ha/config.ts";
+import { campaign } from "../../lib/state/lease.ts";
+import { StateStore } from "../../lib/state/state_store.ts";
 import type { History } from "./history.ts";
 
 /** The leases contenders campaign for, and how many contend for each. */

@@ -4,9 +4,9 @@
  * so they are not our children) and removes the dirs, even on failure.
  */
 
-import { RedisConnection } from "../../lib/connection.ts";
-import { freePort } from "../../lib/redis_process.ts";
-import type { Secret } from "../../lib/secret.ts";
+import { RedisConnection } from "../../lib/protocol/connection.ts";
+import { freePort } from "../../lib/ops/redis_process.ts";
+import type { Secret } from "../../lib/common/secret.ts";
 import { tempDir, waitFor } from "./mod.ts";
 
 /** One box: its address, ports and data dir. */

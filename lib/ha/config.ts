@@ -1,0 +1,451 @@
+/**
+ * The `MN_REDIS_*` configuration: the only code that reads the environment.
+ *
+ * Every setting has an environment variable, a CLI flag and a `Config` field
+ * that derive from each other: `MN_REDIS_WAIT_TIMEOUT_MS` ↔
+ * `--wait-timeout-ms` ↔ `waitTimeoutMs`.
+ *
+ * @module
+ */
+
+import { quoteValue } from "../common/_quote.ts";
+import { ConfigError, type ConfigIssue } from "../common/errors.ts";
+import { type Endpoint, formatEndpoint, parseEndpoint, parsePort } from "../protocol/endpoint.ts";
+import { Secret } from "../common/secret.ts";
+
+/** How MirrorNeuron finds its Redis primary. */
+export type HaMode = "single" | "sentinel";
+
+/** The validated, fully typed configuration. Frozen. */
+export interface Config {
+  /** `MN_REDIS_HA_MODE`: `single` (one endpoint) or `sentinel`. */
+  readonly haMode: HaMode;
+  /** `MN_REDIS_URL`: in single mode the endpoint; in both modes the scheme (TLS or not). */
+  readonly url: Endpoint;
+  /** True when `MN_REDIS_URL` uses `rediss://`: data nodes are reached over TLS. */
+  readonly tls: boolean;
+  /** `MN_REDIS_SENTINELS`: sentinel seed list (kept forever, extended by discovery). */
+  readonly sentinels: readonly Endpoint[];
+  /** `MN_REDIS_SENTINEL_MASTER`: the master name the sentinels monitor. */
+  readonly sentinelMaster: string | undefined;
+  /** `MN_REDIS_SENTINEL_TLS`: reach sentinels over TLS. */
+  readonly sentinelTls: boolean;
+  /** `MN_REDIS_DB`: logical database (overrides the URL path). */
+  readonly db: number;
+  /** `MN_REDIS_USERNAME`: ACL user for data nodes (overrides the URL). */
+  readonly username: string | undefined;
+  /** `MN_REDIS_PASSWORD`: password for data nodes (overrides the URL). */
+  readonly password: Secret | undefined;
+  /** `MN_REDIS_SENTINEL_USERNAME`: ACL user for sentinels. */
+  readonly sentinelUsername: string | undefined;
+  /** `MN_REDIS_SENTINEL_PASSWORD`: password for sentinels. */
+  readonly sentinelPassword: Secret | undefined;
+  /** `MN_REDIS_WAIT_REPLICAS`: replicas a durable write waits for; 0 turns WAIT off. */
+  readonly waitReplicas: number;
+  /** `MN_REDIS_WAIT_TIMEOUT_MS`: WAIT timeout. */
+  readonly waitTimeoutMs: number;
+  /** `MN_REDIS_RECONNECT_ATTEMPTS`: attempts for reconnectable failures. */
+  readonly reconnectAttempts: number;
+  /** `MN_REDIS_RECONNECT_BACKOFF_MS`: first backoff delay. */
+  readonly reconnectBackoffMs: number;
+  /** `MN_REDIS_RECONNECT_MAX_BACKOFF_MS`: backoff cap. */
+  readonly reconnectMaxBackoffMs: number;
+  /** `MN_REDIS_NAMESPACE`: key prefix; keep it unique for tests. */
+  readonly namespace: string;
+}
+
+/** The settings as a library caller passes them, instead of the environment. */
+export interface ConfigOptions {
+  /**
+   * How the primary is found (`MN_REDIS_HA_MODE`).
+   * @default {"single"}
+   */
+  haMode?: HaMode | string;
+  /**
+   * Single-mode endpoint and URL scheme (`MN_REDIS_URL`).
+   * @default {"redis://127.0.0.1:6379"}
+   */
+  url?: string;
+  /** Sentinel endpoints, as a list or a comma-separated string. */
+  sentinels?: readonly string[] | string;
+  /** Master name the sentinels monitor. */
+  sentinelMaster?: string;
+  /**
+   * Reach sentinels over TLS (`MN_REDIS_SENTINEL_TLS`).
+   * @default {false}
+   */
+  sentinelTls?: boolean | string;
+  /**
+   * Logical database (`MN_REDIS_DB`).
+   * @default {0}
+   */
+  db?: number | string;
+  /** ACL user for data nodes. */
+  username?: string;
+  /** Password for data nodes. */
+  password?: string | Secret;
+  /** ACL user for sentinels. */
+  sentinelUsername?: string;
+  /** Password for sentinels. */
+  sentinelPassword?: string | Secret;
+  /**
+   * Replicas a durable write waits for; 0 is off (`MN_REDIS_WAIT_REPLICAS`).
+   * @default {0}
+   */
+  waitReplicas?: number | string;
+  /**
+   * WAIT timeout (`MN_REDIS_WAIT_TIMEOUT_MS`).
+   * @default {100}
+   */
+  waitTimeoutMs?: number | string;
+  /**
+   * Attempts for reconnectable failures (`MN_REDIS_RECONNECT_ATTEMPTS`).
+   * @default {10}
+   */
+  reconnectAttempts?: number | string;
+  /**
+   * First backoff delay (`MN_REDIS_RECONNECT_BACKOFF_MS`).
+   * @default {250}
+   */
+  reconnectBackoffMs?: number | string;
+  /**
+   * Backoff cap (`MN_REDIS_RECONNECT_MAX_BACKOFF_MS`).
+   * @default {2000}
+   */
+  reconnectMaxBackoffMs?: number | string;
+  /**
+   * Key prefix (`MN_REDIS_NAMESPACE`).
+   * @default {"mirror_neuron"}
+   */
+  namespace?: string;
+}
+
+/** Every configuration variable, in documentation order. */
+export const CONFIG_VARIABLES: readonly string[] = [
+  "MN_REDIS_HA_MODE",
+  "MN_REDIS_URL",
+  "MN_REDIS_SENTINELS",
+  "MN_REDIS_SENTINEL_MASTER",
+  "MN_REDIS_SENTINEL_TLS",
+  "MN_REDIS_DB",
+  "MN_REDIS_USERNAME",
+  "MN_REDIS_PASSWORD",
+  "MN_REDIS_SENTINEL_USERNAME",
+  "MN_REDIS_SENTINEL_PASSWORD",
+  "MN_REDIS_WAIT_REPLICAS",
+  "MN_REDIS_WAIT_TIMEOUT_MS",
+  "MN_REDIS_RECONNECT_ATTEMPTS",
+  "MN_REDIS_RECONNECT_BACKOFF_MS",
+  "MN_REDIS_RECONNECT_MAX_BACKOFF_MS",
+  "MN_REDIS_NAMESPACE",
+];
+
+/** The shape of {@link DEFAULTS}. */
+export interface Defaults {
+  /** Default `MN_REDIS_HA_MODE`. */
+  haMode: HaMode;
+  /** Default `MN_REDIS_URL`. */
+  url: string;
+  /** Default `MN_REDIS_DB`. */
+  db: number;
+  /** Default `MN_REDIS_WAIT_REPLICAS`. */
+  waitReplicas: number;
+  /** Default `MN_REDIS_WAIT_TIMEOUT_MS`. */
+  waitTimeoutMs: number;
+  /** Default `MN_REDIS_RECONNECT_ATTEMPTS`. */
+  reconnectAttempts: number;
+  /** Default `MN_REDIS_RECONNECT_BACKOFF_MS`. */
+  reconnectBackoffMs: number;
+  /** Default `MN_REDIS_RECONNECT_MAX_BACKOFF_MS`. */
+  reconnectMaxBackoffMs: number;
+  /** Default `MN_REDIS_NAMESPACE`. */
+  namespace: string;
+}
+
+/** The largest database index accepted before the server is asked (SELECT checks the real range). */
+const MAX_DB = 2_147_483_647;
+
+/** Defaults, each with the reason it was chosen. */
+export const DEFAULTS: Readonly<Defaults> = Object.freeze({
+  haMode: "single", // a development box has one local Redis
+  url: "redis://127.0.0.1:6379", // Redis' own default port, loopback only
+  db: 0, // Redis' default database
+  waitReplicas: 0, // WAIT adds latency; the user's doc makes it opt-in
+  waitTimeoutMs: 100, // the user's documented example value
+  reconnectAttempts: 10, // with the backoffs below, ~15 s: longer than a Sentinel failover
+  reconnectBackoffMs: 250, // first retry soon: a promotion often completes within a second
+  reconnectMaxBackoffMs: 2000, // keeps retrying at least every 2 s during a long failover
+  namespace: "mirror_neuron", // MirrorNeuron's key prefix
+});
+
+// No ":": it separates the namespace from the key schema, so "X:node" could otherwise reach X's keys.
+const NAMESPACE_PATTERN = /^[A-Za-z0-9_.-]{1,64}$/;
+const MASTER_NAME_PATTERN = /^[A-Za-z0-9_.-]{1,64}$/;
+const SECRET_VARIABLES = new Set(["MN_REDIS_PASSWORD", "MN_REDIS_SENTINEL_PASSWORD"]);
+
+/** Converts `MN_REDIS_WAIT_TIMEOUT_MS` to `waitTimeoutMs`. */
+export function fieldForVariable(variable: string): string {
+  return variable.replace(/^MN_REDIS_/, "").toLowerCase().replace(
+    /_([a-z])/g,
+    (_, c: string) => c.toUpperCase(),
+  );
+}
+
+/** Converts `MN_REDIS_WAIT_TIMEOUT_MS` to `--wait-timeout-ms`. */
+export function flagForVariable(variable: string): string {
+  return "--" + variable.replace(/^MN_REDIS_/, "").toLowerCase().replaceAll("_", "-");
+}
+
+/**
+ * Parses the configuration from an environment lookup. Checks every variable,
+ * then throws one {@link ConfigError} listing each problem.
+ *
+ * @example
+ * ```ts
+ * import { parseConfig } from "@mirror-neuron/redis-ha";
+ * const config = parseConfig((name) => Deno.env.get(name));
+ * console.log(config.haMode);
+ * ```
+ */
+export function parseConfig(getEnv: (name: string) => string | undefined): Config {
+  return buildConfig(getEnv, (variable) => variable);
+}
+
+/**
+ * Builds the configuration from an options object, with the same checks and
+ * defaults as {@link parseConfig}. Problems name the option field.
+ */
+export function configFromOptions(options: ConfigOptions): Config {
+  const values = new Map<string, string | Secret>();
+  for (const variable of CONFIG_VARIABLES) {
+    const value = (options as Record<string, unknown>)[fieldForVariable(variable)];
+    if (value === undefined) continue;
+    if (value instanceof Secret) values.set(variable, value);
+    else if (Array.isArray(value)) values.set(variable, value.join(","));
+    else values.set(variable, String(value));
+  }
+  const getEnv = (name: string): string | undefined => {
+    const v = values.get(name);
+    return v instanceof Secret ? v.reveal() : v;
+  };
+  return buildConfig(getEnv, (variable) => `${fieldForVariable(variable)} (${variable})`);
+}
+
+function buildConfig(
+  getEnv: (name: string) => string | undefined,
+  label: (variable: string) => string,
+): Config {
+  const issues: ConfigIssue[] = [];
+  const fail = (variable: string, message: string): void => {
+    issues.push({ variable: label(variable), message });
+  };
+  const get = (variable: string): string | undefined => {
+    const value = getEnv(variable);
+    return value === undefined || value.trim() === "" ? undefined : value.trim();
+  };
+  const shown = (variable: string, value: string): string =>
+    SECRET_VARIABLES.has(variable) ? "***" : quoteValue(value);
+
+  const integer = (variable: string, fallback: number, min: number, max: number): number => {
+    const raw = get(variable);
+    if (raw === undefined) return fallback;
+    if (!/^-?\d+$/.test(raw)) {
+      fail(variable, `${shown(variable, raw)} is not a whole number; expected ${min}-${max}`);
+      return fallback;
+    }
+    const n = Number(raw);
+    if (n < min || n > max) {
+      fail(variable, `${n} is out of range; expected ${min}-${max}`);
+      return fallback;
+    }
+    return n;
+  };
+  const boolean = (variable: string): boolean => {
+    const raw = get(variable);
+    if (raw === undefined) return false;
+    if (/^(1|true|yes|on)$/i.test(raw)) return true;
+    if (/^(0|false|no|off)$/i.test(raw)) return false;
+    fail(variable, `${quoteValue(raw)} is not a boolean; expected true or false`);
+    return false;
+  };
+
+  // Mode.
+  const modeRaw = get("MN_REDIS_HA_MODE") ?? DEFAULTS.haMode;
+  let haMode: HaMode = DEFAULTS.haMode;
+  if (modeRaw === "single" || modeRaw === "sentinel") haMode = modeRaw;
+  else {fail(
+      "MN_REDIS_HA_MODE",
+      `unknown mode ${quoteValue(modeRaw)}; expected single or sentinel`,
+    );}
+
+  // URL.
+  const urlRaw = get("MN_REDIS_URL") ?? DEFAULTS.url;
+  const parsedUrl = parseRedisUrl(urlRaw);
+  if (typeof parsedUrl === "string") fail("MN_REDIS_URL", parsedUrl);
+  const url = typeof parsedUrl === "string" ? parseRedisUrl(DEFAULTS.url) as RedisUrl : parsedUrl;
+
+  // Sentinels.
+  const sentinels: Endpoint[] = [];
+  const sentinelsRaw = get("MN_REDIS_SENTINELS");
+  if (sentinelsRaw !== undefined) {
+    for (const entry of sentinelsRaw.split(",")) {
+      const parsed = parseEndpoint(entry);
+      if (typeof parsed === "string") fail("MN_REDIS_SENTINELS", parsed);
+      else if (!sentinels.some((s) => formatEndpoint(s) === formatEndpoint(parsed))) {
+        sentinels.push(parsed);
+      }
+    }
+  }
+  const sentinelMaster = get("MN_REDIS_SENTINEL_MASTER");
+  if (sentinelMaster !== undefined && !MASTER_NAME_PATTERN.test(sentinelMaster)) {
+    fail(
+      "MN_REDIS_SENTINEL_MASTER",
+      `${
+        quoteValue(sentinelMaster)
+      } is not a valid master name; expected 1-64 of A-Z a-z 0-9 _ . -`,
+    );
+  }
+  if (haMode === "sentinel") {
+    if (sentinelsRaw === undefined) {
+      fail(
+        "MN_REDIS_SENTINELS",
+        "required in sentinel mode; expected a comma list of host:port, e.g. 10.0.0.1:26379,10.0.0.2:26379",
+      );
+    }
+    if (sentinelMaster === undefined) {
+      fail(
+        "MN_REDIS_SENTINEL_MASTER",
+        "required in sentinel mode; expected the master name the sentinels monitor, e.g. mirror-neuron",
+      );
+    }
+  }
+  const sentinelTls = boolean("MN_REDIS_SENTINEL_TLS");
+
+  // Any database index the server may have (its `databases` setting): SELECT checks it on connect.
+  const db = get("MN_REDIS_DB") === undefined ? url.db : integer("MN_REDIS_DB", 0, 0, MAX_DB);
+  const username = get("MN_REDIS_USERNAME") ?? url.username;
+  const passwordRaw = getEnv("MN_REDIS_PASSWORD");
+  const password = passwordRaw !== undefined && passwordRaw !== ""
+    ? new Secret(passwordRaw)
+    : url.password;
+  const sentinelUsername = get("MN_REDIS_SENTINEL_USERNAME");
+  const sentinelPasswordRaw = getEnv("MN_REDIS_SENTINEL_PASSWORD");
+  const sentinelPassword = sentinelPasswordRaw !== undefined && sentinelPasswordRaw !== ""
+    ? new Secret(sentinelPasswordRaw)
+    : undefined;
+
+  const waitReplicas = integer("MN_REDIS_WAIT_REPLICAS", DEFAULTS.waitReplicas, 0, 64);
+  const waitTimeoutMs = integer("MN_REDIS_WAIT_TIMEOUT_MS", DEFAULTS.waitTimeoutMs, 1, 600_000);
+  const reconnectAttempts = integer(
+    "MN_REDIS_RECONNECT_ATTEMPTS",
+    DEFAULTS.reconnectAttempts,
+    1,
+    10_000,
+  );
+  const reconnectBackoffMs = integer(
+    "MN_REDIS_RECONNECT_BACKOFF_MS",
+    DEFAULTS.reconnectBackoffMs,
+    1,
+    600_000,
+  );
+  const reconnectMaxBackoffMs = integer(
+    "MN_REDIS_RECONNECT_MAX_BACKOFF_MS",
+    DEFAULTS.reconnectMaxBackoffMs,
+    1,
+    600_000,
+  );
+  if (reconnectMaxBackoffMs < reconnectBackoffMs) {
+    fail(
+      "MN_REDIS_RECONNECT_MAX_BACKOFF_MS",
+      `${reconnectMaxBackoffMs} is below MN_REDIS_RECONNECT_BACKOFF_MS (${reconnectBackoffMs}); ` +
+        "expected a cap at least as large as the first backoff",
+    );
+  }
+  const namespace = get("MN_REDIS_NAMESPACE") ?? DEFAULTS.namespace;
+  if (!NAMESPACE_PATTERN.test(namespace)) {
+    fail(
+      "MN_REDIS_NAMESPACE",
+      `${quoteValue(namespace)} is not a valid namespace; expected 1-64 of A-Z a-z 0-9 _ . -` +
+        (namespace.includes(":")
+          ? ` (no ":", which separates the namespace from its keys: "${
+            namespace.replaceAll(":", "_")
+          }" would do)`
+          : ""),
+    );
+  }
+
+  if (issues.length > 0) throw new ConfigError(issues);
+  return Object.freeze({
+    haMode,
+    url: Object.freeze({ host: url.host, port: url.port }),
+    tls: url.tls,
+    sentinels: Object.freeze(sentinels),
+    sentinelMaster,
+    sentinelTls,
+    db,
+    username,
+    password,
+    sentinelUsername,
+    sentinelPassword,
+    waitReplicas,
+    waitTimeoutMs,
+    reconnectAttempts,
+    reconnectBackoffMs,
+    reconnectMaxBackoffMs,
+    namespace,
+  });
+}
+
+interface RedisUrl {
+  readonly tls: boolean;
+  readonly host: string;
+  readonly port: number;
+  readonly username: string | undefined;
+  readonly password: Secret | undefined;
+  readonly db: number;
+}
+
+/** Parses `redis[s]://[user[:password]@]host[:port][/db]`; returns a message on error. */
+function parseRedisUrl(text: string): RedisUrl | string {
+  const match =
+    /^(redis|rediss):\/\/(?:([^@/]*)@)?(\[[^\]]*\]|[^:/?#]*)(?::([^/?#]*))?(?:\/([^?#]*))?$/
+      .exec(text);
+  // Mask userinfo before quoting the URL in any message.
+  const safe = text.replace(/\/\/[^@/]*@/, "//***@");
+  if (match === null) {
+    return `${quoteValue(safe)} is not a Redis URL; expected redis://host:port/db or rediss://…`;
+  }
+  const [, scheme, userinfo, hostRaw, portRaw, dbRaw] = match;
+  const host = hostRaw.startsWith("[") ? hostRaw.slice(1, -1) : hostRaw;
+  if (host === "") return `${quoteValue(safe)} has no host; expected redis://host:port`;
+  let port = 6379;
+  if (portRaw !== undefined) {
+    const p = parsePort(portRaw);
+    if (typeof p === "string") return `${quoteValue(safe)}: ${p}`;
+    port = p;
+  }
+  let db = 0;
+  if (dbRaw !== undefined && dbRaw !== "") {
+    if (!/^\d+$/.test(dbRaw) || Number(dbRaw) > MAX_DB) {
+      return `${quoteValue(safe)} has database ${quoteValue(dbRaw)}; expected a number, /0 or more`;
+    }
+    db = Number(dbRaw);
+  }
+  let username: string | undefined;
+  let password: Secret | undefined;
+  if (userinfo !== undefined && userinfo !== "") {
+    const colon = userinfo.indexOf(":");
+    try {
+      if (colon === -1) {
+        username = decodeURIComponent(userinfo);
+      } else {
+        const user = decodeURIComponent(userinfo.slice(0, colon));
+        username = user === "" ? undefined : user;
+        password = new Secret(decodeURIComponent(userinfo.slice(colon + 1)));
+      }
+    } catch {
+      return `${quoteValue(safe)} has badly percent-encoded credentials`;
+    }
+  }
+  return { tls: scheme === "rediss", host, port, username, password, db };
+}

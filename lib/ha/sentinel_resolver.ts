@@ -1,0 +1,240 @@
+/**
+ * Asks sentinels who the primary is: in parallel, with a short per-sentinel
+ * timeout, waiting for a majority, and choosing by `config-epoch` (see
+ * {@link decideMaster}). Keeps the seed list forever and adds sentinels it
+ * learns from `SENTINEL SENTINELS`.
+ *
+ * @module
+ */
+
+import { abortable } from "../common/_abortable.ts";
+import { RedisConnection } from "../protocol/connection.ts";
+import { type Endpoint, formatEndpoint } from "../protocol/endpoint.ts";
+import { AuthError, ReplyError, TlsError } from "../common/errors.ts";
+import {
+  decideMaster,
+  hasEnoughAnswers,
+  type MasterDecision,
+  type SentinelAnswer,
+} from "./resolver_decision.ts";
+import { replyToMap, replyToNumber, replyToString } from "../protocol/resp.ts";
+import type { Secret } from "../common/secret.ts";
+
+/** Options for {@link SentinelResolver}. */
+export interface SentinelResolverOptions {
+  /** Seed sentinels (`MN_REDIS_SENTINELS`). */
+  sentinels: readonly Endpoint[];
+  /** Master name (`MN_REDIS_SENTINEL_MASTER`). */
+  masterName: string;
+  /** Sentinel ACL user (`MN_REDIS_SENTINEL_USERNAME`). */
+  username?: string;
+  /** Sentinel password (`MN_REDIS_SENTINEL_PASSWORD`). */
+  password?: Secret;
+  /** Reach sentinels over TLS. @default {false} */
+  tls?: boolean;
+  /** Extra CA certificates (PEM) trusted for TLS. */
+  caCerts?: readonly string[];
+  /** Per-sentinel deadline for connect plus answer. @default {500} */
+  perSentinelTimeoutMs?: number;
+}
+
+/** Resolves the current primary from sentinels. Dispose it to wait for stray queries. */
+export class SentinelResolver implements AsyncDisposable {
+  readonly #options: SentinelResolverOptions;
+  readonly #seeds: readonly Endpoint[];
+  readonly #discovered = new Map<string, Endpoint>();
+  readonly #stray = new Set<Promise<unknown>>();
+  readonly #closing = new AbortController();
+
+  /** Creates a resolver; it opens connections only while resolving. */
+  constructor(options: SentinelResolverOptions) {
+    if (options.sentinels.length === 0) {
+      throw new RangeError("SentinelResolver needs at least one sentinel");
+    }
+    this.#options = options;
+    this.#seeds = [...options.sentinels];
+  }
+
+  /** Every sentinel it asks: the seeds, then the discovered ones. */
+  get sentinels(): Endpoint[] {
+    const seen = new Set(this.#seeds.map(formatEndpoint));
+    return [
+      ...this.#seeds,
+      ...[...this.#discovered.values()].filter((e) => !seen.has(formatEndpoint(e))),
+    ];
+  }
+
+  /**
+   * Asks every known sentinel in parallel and decides once a majority
+   * answered (or every query settled; with `waitAll`, once every query
+   * settled, for status output). Throws the typed errors of
+   * {@link decideMaster}.
+   *
+   * @example
+   * ```ts
+   * import { SentinelResolver } from "@mirror-neuron/redis-ha";
+   * await using resolver = new SentinelResolver({
+   *   sentinels: [{ host: "127.0.0.1", port: 26379 }],
+   *   masterName: "mirror-neuron",
+   * });
+   * const { primary, configEpoch } = await resolver.resolve();
+   * ```
+   */
+  async resolve(
+    options: { waitAll?: boolean; signal?: AbortSignal } = {},
+  ): Promise<MasterDecision> {
+    options.signal?.throwIfAborted();
+    const targets = this.sentinels;
+    const answers: SentinelAnswer[] = [];
+    let answered = 0;
+    let settled = 0;
+    const { promise: enough, resolve: done } = Promise.withResolvers<void>();
+    for (const sentinel of targets) {
+      const query = this.#ask(sentinel).then((answer) => {
+        settled++;
+        if (answer.kind !== "error") answered++;
+        answers.push(answer);
+        if (
+          options.waitAll === true
+            ? settled === targets.length
+            : hasEnoughAnswers(targets.length, answered, settled)
+        ) {
+          done();
+        }
+      });
+      this.#stray.add(query);
+      void query.finally(() => this.#stray.delete(query));
+    }
+    await abortable(enough, options.signal);
+    // Answers that arrive later are ignored; their queries finish on their own deadline.
+    const snapshot = [...answers];
+    // Report sentinels that were still pending as errors, for status output.
+    for (const s of targets) {
+      const name = formatEndpoint(s);
+      if (!snapshot.some((a) => a.sentinel === name)) {
+        snapshot.push({
+          sentinel: name,
+          kind: "error",
+          error: "no answer before a majority decided",
+        });
+      }
+    }
+    return decideMaster(snapshot, this.#options.masterName);
+  }
+
+  async #ask(sentinel: Endpoint): Promise<SentinelAnswer> {
+    const name = formatEndpoint(sentinel);
+    const timeoutMs = this.#options.perSentinelTimeoutMs ?? 500;
+    const started = performance.now();
+    try {
+      await using conn = await RedisConnection.connect(sentinel, {
+        tls: this.#options.tls,
+        caCerts: this.#options.caCerts,
+        username: this.#options.username,
+        password: this.#options.password,
+        connectTimeoutMs: timeoutMs,
+        credentialVariables: "MN_REDIS_SENTINEL_USERNAME/MN_REDIS_SENTINEL_PASSWORD",
+        tlsVariable: "MN_REDIS_SENTINEL_TLS",
+        signal: this.#closing.signal,
+      });
+      const sendOptions = {
+        timeoutMs: Math.max(1, Math.round(timeoutMs - (performance.now() - started))),
+        signal: this.#closing.signal,
+      };
+      const masterReply = conn.send(["SENTINEL", "MASTER", this.#options.masterName], sendOptions);
+      // GET-MASTER-ADDR-BY-NAME already names the promoted replica while a failover finishes.
+      const addrReply = conn.send(
+        ["SENTINEL", "GET-MASTER-ADDR-BY-NAME", this.#options.masterName],
+        sendOptions,
+      );
+      const peersReply = conn.send(
+        ["SENTINEL", "SENTINELS", this.#options.masterName],
+        sendOptions,
+      );
+      const [master, addr, peers] = await Promise.allSettled([masterReply, addrReply, peersReply]);
+      if (master.status === "rejected") throw master.reason;
+      if (peers.status === "fulfilled" && Array.isArray(peers.value)) this.#learn(peers.value);
+      const fields = replyToMap(master.value);
+      const host = replyToString(fields.get("ip") ?? null);
+      const port = Number(replyToString(fields.get("port") ?? null));
+      if (host === null || !Number.isInteger(port)) {
+        return { sentinel: name, kind: "error", error: "SENTINEL MASTER reply has no ip/port" };
+      }
+      let primary = { host, port };
+      let flags = (replyToString(fields.get("flags") ?? null) ?? "").split(",");
+      if (addr.status === "fulfilled" && Array.isArray(addr.value) && addr.value.length === 2) {
+        const promoted = {
+          host: replyToString(addr.value[0]) ?? host,
+          port: Number(replyToString(addr.value[1])),
+        };
+        if (
+          Number.isInteger(promoted.port) && formatEndpoint(promoted) !== formatEndpoint(primary)
+        ) {
+          // The flags describe the old primary, not the promoted one.
+          primary = promoted;
+          flags = ["master", "promoted"];
+        }
+      }
+      return {
+        sentinel: name,
+        kind: "master",
+        primary,
+        configEpoch: replyToNumber(fields.get("config-epoch") ?? 0),
+        flags,
+      };
+    } catch (error) {
+      if (error instanceof ReplyError && /No such master/i.test(error.reply)) {
+        return { sentinel: name, kind: "unknown-master" };
+      }
+      if (error instanceof ReplyError && /^(WRONGPASS|NOAUTH|NOPERM)$/.test(error.prefix)) {
+        return {
+          sentinel: name,
+          kind: "error",
+          error:
+            `authentication refused (${error.prefix}); check MN_REDIS_SENTINEL_USERNAME/MN_REDIS_SENTINEL_PASSWORD`,
+          permanent: true,
+        };
+      }
+      if (error instanceof AuthError || error instanceof TlsError) {
+        return { sentinel: name, kind: "error", error: error.message, permanent: true };
+      }
+      if (error instanceof ReplyError && /unknown command .?sentinel/i.test(error.reply)) {
+        return {
+          sentinel: name,
+          kind: "error",
+          error: `not a sentinel (it replied "${error.reply}"); MN_REDIS_SENTINELS must list ` +
+            "redis-sentinel ports (26379 by default), not Redis ports",
+          permanent: true,
+        };
+      }
+      return {
+        sentinel: name,
+        kind: "error",
+        error: error instanceof Error ? error.message : String(error),
+      };
+    }
+  }
+
+  #learn(peers: unknown[]): void {
+    for (const peer of peers) {
+      if (!Array.isArray(peer)) continue;
+      const fields = replyToMap(peer);
+      const host = replyToString(fields.get("ip") ?? null);
+      const port = Number(replyToString(fields.get("port") ?? null));
+      if (host === null || !Number.isInteger(port) || port < 1) continue;
+      const endpoint = { host, port };
+      this.#discovered.set(formatEndpoint(endpoint), endpoint);
+    }
+  }
+
+  /** Ends queries still running after a decision and waits for them. Idempotent. */
+  async close(): Promise<void> {
+    this.#closing.abort();
+    while (this.#stray.size > 0) await Promise.allSettled([...this.#stray]);
+  }
+
+  /** Same as {@link SentinelResolver.close}. */
+  [Symbol.asyncDispose](): Promise<void> {
+    return this.close();
+  }
+}

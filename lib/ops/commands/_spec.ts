@@ -1,0 +1,156 @@
+/** The shape of a CLI subcommand and helpers to read its flags. */
+
+import type { Config } from "../../ha/config.ts";
+import { type Endpoint, parseEndpoint } from "../../protocol/endpoint.ts";
+import { UsageError } from "../../common/errors.ts";
+import { quoteValue } from "../../common/_quote.ts";
+
+/** Where the CLI writes and what it reads. */
+export interface CliIo {
+  /** Writes a result line (stdout). */
+  stdout: (text: string) => void;
+  /** Writes a diagnostic line (stderr). */
+  stderr: (text: string) => void;
+  /** Reads an environment variable. */
+  getEnv: (name: string) => string | undefined;
+  /** True when stdout is a terminal (colour allowed unless NO_COLOR). */
+  isTerminal?: boolean;
+}
+
+/** Whether output may be coloured: a terminal, and no non-empty `NO_COLOR` (https://no-color.org). */
+export function colourWanted(io: CliIo): boolean {
+  const noColor = io.getEnv("NO_COLOR");
+  return io.isTerminal === true && (noColor === undefined || noColor === "");
+}
+
+/** One flag of a subcommand: a switch, or a flag that takes a value. */
+export type FlagSpec =
+  | {
+    /** A switch: no value. */
+    type: "boolean";
+    /** One line of help. */
+    help: string;
+    /** Shown in help. */
+    default?: string;
+  }
+  | {
+    /** Takes a value. */
+    type: "string";
+    /** What goes there, in help: `IP`, `PORT`, `H:P,…`, `MS`… */
+    placeholder: string;
+    /** One line of help. */
+    help: string;
+    /** Shown in help. */
+    default?: string;
+  };
+
+/** What a subcommand's `run` receives. */
+export interface CommandContext {
+  /** Parsed flag values. */
+  flags: Record<string, string | boolean | undefined>;
+  /** The `MN_REDIS_*` configuration with connection flags applied. */
+  config: Config;
+  /** Output and environment. */
+  io: CliIo;
+  /** Aborted on SIGINT/SIGTERM. */
+  signal: AbortSignal;
+}
+
+/** A subcommand. */
+export interface CommandSpec {
+  /** E.g. `join`, `node start`, `inspect topology`. */
+  name: string;
+  /** One line. */
+  summary: string;
+  /** Usage line. */
+  usage: string;
+  /** A runnable example. */
+  example: string;
+  /** Its own flags. */
+  flags: Record<string, FlagSpec>;
+  /** Whether it takes the `MN_REDIS_*` connection flags. */
+  connection: boolean;
+  /** Connection flags not offered because one of its own flags is the same concept. */
+  replacesConnectionFlags?: readonly string[];
+  /** Runs it; returns the exit code. */
+  run: (context: CommandContext) => Promise<number>;
+}
+
+/** A required string flag. */
+export function requiredFlag(
+  flags: CommandContext["flags"],
+  name: string,
+  expected: string,
+): string {
+  const value = flags[name];
+  if (typeof value !== "string" || value.trim() === "") {
+    throw new UsageError(`--${name} is required; expected ${expected}`);
+  }
+  return value.trim();
+}
+
+/** A whole-number flag within a range. */
+export function intFlag(
+  flags: CommandContext["flags"],
+  name: string,
+  fallback: number,
+  min: number,
+  max: number,
+): number {
+  const value = flags[name];
+  if (value === undefined) return fallback;
+  if (typeof value !== "string" || !/^\d+$/.test(value)) {
+    throw new UsageError(
+      `--${name} is ${quoteValue(String(value))}; expected a whole number ${min}-${max}`,
+    );
+  }
+  const n = Number(value);
+  if (n < min || n > max) throw new UsageError(`--${name} is ${n}; expected ${min}-${max}`);
+  return n;
+}
+
+/** A comma list of host:port. */
+export function endpointsFlag(flags: CommandContext["flags"], name: string): Endpoint[] {
+  const raw = requiredFlag(
+    flags,
+    name,
+    "a comma list of host:port, e.g. 10.0.0.1:26379,10.0.0.2:26379",
+  );
+  const problems: string[] = [];
+  const out: Endpoint[] = [];
+  for (const entry of raw.split(",")) {
+    const parsed = parseEndpoint(entry);
+    if (typeof parsed === "string") problems.push(parsed);
+    else out.push(parsed);
+  }
+  if (problems.length > 0) throw new UsageError(`--${name}: ${problems.join("; ")}`);
+  return out;
+}
+
+/** An address flag (IPv4, IPv6 or host name). */
+export function hostFlag(flags: CommandContext["flags"], name: string): string {
+  const host = requiredFlag(flags, name, "this box's address, e.g. 192.168.4.29");
+  if (!/^[A-Za-z0-9.:-]+$/.test(host)) {
+    throw new UsageError(
+      `--${name} is ${quoteValue(host)}; expected an IP address or host name`,
+    );
+  }
+  return host;
+}
+
+/** One of a fixed set of values. */
+export function choiceFlag<T extends string>(
+  flags: CommandContext["flags"],
+  name: string,
+  choices: readonly T[],
+  fallback: T,
+): T {
+  const value = flags[name];
+  if (value === undefined) return fallback;
+  if (typeof value !== "string" || !(choices as readonly string[]).includes(value)) {
+    throw new UsageError(
+      `--${name} is ${quoteValue(String(value))}; expected one of ${choices.join(", ")}`,
+    );
+  }
+  return value as T;
+}

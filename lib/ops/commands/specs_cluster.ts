@@ -1,0 +1,311 @@
+/** CLI specs of the cluster commands: join, leave, node start. */
+
+import { UsageError } from "../../common/errors.ts";
+import {
+  choiceFlag,
+  type CommandContext,
+  type CommandSpec,
+  endpointsFlag,
+  hostFlag,
+  intFlag,
+  requiredFlag,
+} from "./_spec.ts";
+
+/** Default data dir for `join` on a box. */
+export const DEFAULT_DATA_DIR = "/var/lib/mn-redis-ha";
+
+const CLUSTER_FLAGS = {
+  "self-host": {
+    type: "string",
+    placeholder: "IP",
+    help: "this box's address, reachable from the other boxes (required)",
+  },
+  "redis-port": { type: "string", placeholder: "PORT", help: "local Redis port", default: "6379" },
+  "sentinel-port": {
+    type: "string",
+    placeholder: "PORT",
+    help: "local Sentinel port",
+    default: "26379",
+  },
+  sentinels: {
+    type: "string",
+    placeholder: "H:P,…",
+    help: "every Sentinel of the cluster, host:port,… (required)",
+  },
+  "master-name": {
+    type: "string",
+    placeholder: "NAME",
+    help: "the master name the sentinels monitor (required)",
+  },
+  "timeout-ms": {
+    type: "string",
+    placeholder: "MS",
+    help: "how long to wait for roles to settle",
+    default: "60000",
+  },
+} as const;
+
+function clusterBase(flags: CommandContext["flags"]): ClusterBase {
+  const masterName = requiredFlag(flags, "master-name", "a name like mirror-neuron");
+  if (!/^[A-Za-z0-9_.-]{1,64}$/.test(masterName)) {
+    throw new UsageError(
+      `--master-name is ${JSON.stringify(masterName)}; expected 1-64 of A-Z a-z 0-9 _ . -`,
+    );
+  }
+  return {
+    selfHost: hostFlag(flags, "self-host"),
+    redisPort: intFlag(flags, "redis-port", 6379, 1, 65535),
+    sentinelPort: intFlag(flags, "sentinel-port", 26379, 1, 65535),
+    sentinels: endpointsFlag(flags, "sentinels"),
+    masterName,
+    timeoutMs: intFlag(flags, "timeout-ms", 60_000, 1000, 3_600_000),
+  };
+}
+
+interface ClusterBase {
+  selfHost: string;
+  redisPort: number;
+  sentinelPort: number;
+  sentinels: ReturnType<typeof endpointsFlag>;
+  masterName: string;
+  timeoutMs: number;
+}
+
+const NODE_START: CommandSpec = {
+  name: "node start",
+  summary:
+    "Run a MirrorNeuron runtime node: join Redis HA, register, heartbeat, compete for leader",
+  usage:
+    "mn-redis-ha node start --box1-ip IP --box2-ip IP --box 1|2 [--redis-ha-mode sentinel] [flags]",
+  example: "mn-redis-ha node start --box1-ip 192.168.4.29 --box2-ip 192.168.4.35 --box 1 " +
+    "--redis-ha-mode sentinel --redis-sentinels 192.168.4.29:26379,192.168.4.35:26379 " +
+    "--sentinel-master mirror-neuron --redis-wait-replicas 1",
+  flags: {
+    "box1-ip": { type: "string", placeholder: "IP", help: "box 1's address (required)" },
+    "box2-ip": { type: "string", placeholder: "IP", help: "box 2's address (required)" },
+    box: { type: "string", placeholder: "1|2", help: "which box this is: 1 or 2 (required)" },
+    "redis-ha-mode": {
+      type: "string",
+      placeholder: "single|sentinel",
+      help: "single or sentinel",
+      default: "MN_REDIS_HA_MODE or single",
+    },
+    "redis-sentinels": {
+      type: "string",
+      placeholder: "H:P,…",
+      help: "sentinels, host:port,…",
+      default: "box1-ip:26379,box2-ip:26379",
+    },
+    "sentinel-master": {
+      type: "string",
+      placeholder: "NAME",
+      help: "master name",
+      default: "MN_REDIS_SENTINEL_MASTER or mirror-neuron",
+    },
+    "redis-wait-replicas": {
+      type: "string",
+      placeholder: "N",
+      help: "replicas a durable write waits for",
+      default: "MN_REDIS_WAIT_REPLICAS",
+    },
+    "skip-redis-ha": {
+      type: "boolean",
+      help: "do not run join: Redis and Sentinel are managed externally",
+    },
+    "node-id": { type: "string", placeholder: "ID", help: "this node's id", default: "box<N>" },
+    "redis-port": {
+      type: "string",
+      placeholder: "PORT",
+      help: "local Redis port for the join",
+      default: "6379",
+    },
+    "sentinel-port": {
+      type: "string",
+      placeholder: "PORT",
+      help: "local Sentinel port for the join",
+      default: "26379",
+    },
+    quorum: {
+      type: "string",
+      placeholder: "N",
+      help: "Sentinel quorum for the join",
+      default: "1 on two boxes",
+    },
+    "data-dir": {
+      type: "string",
+      placeholder: "DIR",
+      help: "data dir for the join",
+      default: DEFAULT_DATA_DIR,
+    },
+    "heartbeat-ttl-ms": {
+      type: "string",
+      placeholder: "MS",
+      help: "node heartbeat TTL",
+      default: "15000",
+    },
+    "lease-ttl-ms": {
+      type: "string",
+      placeholder: "MS",
+      help: "leader lease TTL",
+      default: "10000",
+    },
+  },
+  connection: true,
+  // The documented flags (--redis-ha-mode, --redis-sentinels, --redis-wait-replicas) stand in for
+  // these: one flag per concept.
+  replacesConnectionFlags: ["ha-mode", "sentinels", "wait-replicas"],
+  run: async (context) => {
+    const { flags, config, io, signal } = context;
+    const box1Ip = hostFlag(flags, "box1-ip");
+    const box2Ip = hostFlag(flags, "box2-ip");
+    const box = choiceFlag(flags, "box", ["1", "2"], "1");
+    if (flags.box === undefined) throw new UsageError("--box is required; expected 1 or 2");
+    const haMode = choiceFlag(flags, "redis-ha-mode", ["single", "sentinel"], config.haMode);
+    const sentinelPort = intFlag(flags, "sentinel-port", 26379, 1, 65535);
+    const sentinels = flags["redis-sentinels"] === undefined
+      ? (config.sentinels.length > 0
+        ? [...config.sentinels]
+        : [box1Ip, box2Ip].map((host) => ({ host, port: sentinelPort })))
+      : endpointsFlag(flags, "redis-sentinels");
+    const sentinelMaster = typeof flags["sentinel-master"] === "string"
+      ? flags["sentinel-master"]
+      : config.sentinelMaster ?? "mirror-neuron";
+    const { runNode } = await import("./node.ts");
+    await runNode(
+      {
+        box1Ip,
+        box2Ip,
+        box: Number(box) as 1 | 2,
+        haMode,
+        sentinels,
+        sentinelMaster,
+        waitReplicas: intFlag(flags, "redis-wait-replicas", config.waitReplicas, 0, 64),
+        skipRedisHa: flags["skip-redis-ha"] === true,
+        nodeId: typeof flags["node-id"] === "string" ? flags["node-id"] : `box${box}`,
+        redisPort: intFlag(flags, "redis-port", 6379, 1, 65535),
+        sentinelPort,
+        quorum: intFlag(
+          flags,
+          "quorum",
+          sentinels.length <= 2 ? 1 : Math.floor(sentinels.length / 2) + 1,
+          1,
+          64,
+        ),
+        dataDir: typeof flags["data-dir"] === "string" ? flags["data-dir"] : DEFAULT_DATA_DIR,
+        heartbeatTtlMs: intFlag(flags, "heartbeat-ttl-ms", 15_000, 300, 3_600_000),
+        leaseTtlMs: intFlag(flags, "lease-ttl-ms", 10_000, 300, 3_600_000),
+      },
+      config,
+      (line) => io.stdout(line),
+      (line) => io.stderr(line),
+      signal,
+    );
+    return 0;
+  },
+};
+
+/** `join` and `leave`. */
+export const MEMBERSHIP_COMMANDS: readonly CommandSpec[] = [
+  {
+    name: "join",
+    summary: "Start or adopt this box's Redis and Sentinel and join them to the cluster",
+    usage: "mn-redis-ha join --self-host IP --sentinels H:P,… --master-name NAME [flags]",
+    example: "mn-redis-ha join --self-host 192.168.4.29 --redis-port 6379 --sentinel-port 26379 " +
+      "--sentinels 192.168.4.29:26379,192.168.4.35:26379 --master-name mirror-neuron --quorum 1",
+    flags: {
+      ...CLUSTER_FLAGS,
+      quorum: {
+        type: "string",
+        placeholder: "N",
+        help: "sentinels that must agree the primary is down",
+        default: "majority of --sentinels",
+      },
+      "data-dir": {
+        type: "string",
+        placeholder: "DIR",
+        help: "config, logs and data of the local daemons",
+        default: DEFAULT_DATA_DIR,
+      },
+      "down-after-ms": {
+        type: "string",
+        placeholder: "MS",
+        help: "Sentinel down-after-milliseconds",
+        default: "5000",
+      },
+      "failover-timeout-ms": {
+        type: "string",
+        placeholder: "MS",
+        help: "Sentinel failover-timeout",
+        default: "60000",
+      },
+      bootstrap: {
+        type: "boolean",
+        help: "allow becoming the primary although some sentinels did not answer",
+      },
+      json: { type: "boolean", help: "print the result as JSON" },
+    },
+    connection: false,
+    run: async ({ config, flags, io, signal }) => {
+      const base = clusterBase(flags);
+      const options = {
+        ...base,
+        quorum: intFlag(flags, "quorum", Math.floor(base.sentinels.length / 2) + 1, 1, 64),
+        dataDir: typeof flags["data-dir"] === "string" ? flags["data-dir"] : DEFAULT_DATA_DIR,
+        downAfterMs: intFlag(flags, "down-after-ms", 5000, 100, 3_600_000),
+        failoverTimeoutMs: intFlag(flags, "failover-timeout-ms", 60_000, 1000, 3_600_000),
+        bootstrap: flags.bootstrap === true,
+        password: config.password,
+        sentinelPassword: config.sentinelPassword,
+        report: (line: string) => io.stderr(line),
+        signal,
+      };
+      const { checkJoinOptions, join } = await import("./join.ts");
+      checkJoinOptions(options);
+      const result = await join(options);
+      io.stdout(
+        flags.json === true
+          ? JSON.stringify(result, null, 2)
+          : `join_ok role=${result.role} primary=${result.primary} redis=${result.redis} sentinel=${result.sentinel}`,
+      );
+      return 0;
+    },
+  },
+  {
+    name: "leave",
+    summary:
+      "Hand over the primary role if held, detach this box's Redis and drop its Sentinel monitor",
+    usage: "mn-redis-ha leave --self-host IP --sentinels H:P,… --master-name NAME [--purge-local]",
+    example:
+      "mn-redis-ha leave --self-host 192.168.4.29 --sentinels 192.168.4.29:26379,192.168.4.35:26379 " +
+      "--master-name mirror-neuron",
+    flags: {
+      ...CLUSTER_FLAGS,
+      "purge-local": {
+        type: "boolean",
+        help: "FLUSHDB the detached local Redis (data is kept by default)",
+      },
+      json: { type: "boolean", help: "print the result as JSON" },
+    },
+    connection: false,
+    run: async ({ config, flags, io, signal }) => {
+      const { leave } = await import("./leave.ts");
+      const result = await leave({
+        ...clusterBase(flags),
+        purgeLocal: flags["purge-local"] === true,
+        password: config.password,
+        sentinelPassword: config.sentinelPassword,
+        report: (line: string) => io.stderr(line),
+        signal,
+      });
+      io.stdout(
+        flags.json === true
+          ? JSON.stringify(result, null, 2)
+          : `leave_ok was_primary=${result.wasPrimary} primary=${result.primary} purged=${result.purged}`,
+      );
+      return 0;
+    },
+  },
+];
+
+/** `node start`. */
+export { NODE_START };

@@ -1,0 +1,693 @@
+/**
+ * One pipelined RESP2 connection on `Deno.connect` / `Deno.connectTls`.
+ *
+ * Every command issued while others are in flight is written in the same
+ * socket write (no per-command round trip). When the connection fails, each
+ * pending command is rejected with a {@link ConnectionError} whose
+ * `sendState` says whether it had been written: `"not-sent"` commands are
+ * always safe to retry, `"sent"` ones have an unknown outcome.
+ *
+ * @module
+ */
+
+import {
+  AbortedError,
+  AuthError,
+  ConfigError,
+  ConnectionError,
+  type RedisHaError,
+  ReplyError,
+  TlsError,
+} from "../common/errors.ts";
+import { abortable } from "../common/_abortable.ts";
+import { formatMs } from "../common/_quote.ts";
+import { type Endpoint, formatEndpoint } from "./endpoint.ts";
+import {
+  bulkToStrings,
+  encodeCommands,
+  replyToString,
+  type RespArg,
+  RespReader,
+  type RespReply,
+} from "./resp.ts";
+import type { Secret } from "../common/secret.ts";
+
+/** Options for {@link RedisConnection.connect}. */
+export interface ConnectOptions {
+  /** Use TLS. @default {false} */
+  tls?: boolean;
+  /** Extra CA certificates (PEM) trusted for TLS, e.g. a private Redis CA. */
+  caCerts?: readonly string[];
+  /** ACL user name. */
+  username?: string;
+  /** Password; sent only inside AUTH. */
+  password?: Secret;
+  /** Database to SELECT. @default {0} */
+  db?: number;
+  /** Deadline for TCP connect plus the AUTH/SELECT handshake. @default {2000} */
+  connectTimeoutMs?: number;
+  /** Variables to name when AUTH is refused. @default {"MN_REDIS_USERNAME/MN_REDIS_PASSWORD"} */
+  credentialVariables?: string;
+  /** `CLIENT SETNAME` value, so operators can tell our connections apart. */
+  clientName?: string;
+  /** The setting to name when TLS is on one side only. @default {"MN_REDIS_URL (rediss:// or redis://)"} */
+  tlsVariable?: string;
+  /** Aborts the connection attempt. */
+  signal?: AbortSignal;
+  /** The setting to name when the server has no database `db`. @default {"MN_REDIS_DB"} */
+  dbVariable?: string;
+}
+
+/** Options for one command. */
+export interface SendOptions {
+  /** Reject if no reply arrives within this time. The connection stays open. */
+  timeoutMs?: number;
+  /**
+   * Abandons the command: rejects with {@link AbortedError} at once. A
+   * command not yet written is withdrawn (never applied); a written one keeps
+   * its slot so later replies stay in order.
+   */
+  signal?: AbortSignal;
+  /** Decode bulk replies (also inside arrays) as UTF-8 strings. @default {false} */
+  strings?: boolean;
+}
+
+interface Pending {
+  readonly args: readonly RespArg[];
+  readonly resolve: (reply: RespReply) => void;
+  readonly reject: (error: unknown) => void;
+  sent: boolean;
+  settled: boolean;
+  strings: boolean;
+  timer?: ReturnType<typeof setTimeout>;
+  signal?: AbortSignal;
+  onAbort?: () => void;
+}
+
+/** Handler for pub/sub messages on a subscribed connection. */
+export type MessageHandler = (channel: string, message: string) => void;
+
+const READ_SIZE = 64 * 1024;
+/** Commands per socket write at most. */
+const MAX_BATCH_COMMANDS = 16;
+
+/** A single pipelined connection to one Redis node or sentinel. */
+export class RedisConnection implements AsyncDisposable {
+  /** The peer. */
+  readonly endpoint: Endpoint;
+  readonly #conn: Deno.Conn;
+  readonly #reader = new RespReader();
+  #unsent: Pending[] = [];
+  #inflight: Pending[] = [];
+  #flushing = false;
+  #flushScheduled = false;
+  #closed = false;
+  #closeError: unknown = undefined;
+  #readLoop: Promise<void>;
+  #onMessage: MessageHandler | undefined;
+  readonly #closedListeners: Array<(error: unknown) => void> = [];
+  #idleWaiters: Array<() => void> = [];
+  #bytesRead = 0;
+  #batchesWritten = 0;
+  #flushHook: ((batch: readonly (readonly RespArg[])[]) => void) | undefined;
+
+  private constructor(endpoint: Endpoint, conn: Deno.Conn) {
+    this.endpoint = endpoint;
+    this.#conn = conn;
+    this.#readLoop = this.#read();
+  }
+
+  /**
+   * Opens a connection and runs the AUTH/SELECT/SETNAME handshake.
+   *
+   * @example
+   * ```ts
+   * import { RedisConnection } from "@mirror-neuron/redis-ha";
+   * await using conn = await RedisConnection.connect({ host: "127.0.0.1", port: 6379 });
+   * console.log(await conn.send(["PING"]));
+   * ```
+   */
+  static async connect(endpoint: Endpoint, options: ConnectOptions = {}): Promise<RedisConnection> {
+    const where = formatEndpoint(endpoint);
+    const timeoutMs = options.connectTimeoutMs ?? 2000;
+    const started = performance.now();
+    const left = (): number => Math.max(1, Math.round(timeoutMs - (performance.now() - started)));
+    const tls = options.tls ?? false;
+    const tlsVariable = options.tlsVariable ?? "MN_REDIS_URL (rediss:// or redis://)";
+    let conn: Deno.Conn;
+    if (tls) {
+      let raw: Deno.TlsConn | undefined;
+      let shaken = false;
+      const connecting = Deno.connectTls({
+        hostname: endpoint.host,
+        port: endpoint.port,
+        caCerts: options.caCerts === undefined ? undefined : [...options.caCerts],
+      }).then(async (c) => {
+        raw = c;
+        try {
+          await c.handshake();
+        } catch (error) {
+          c.close();
+          throw isTlsFailure(error) ? new TlsError(where, error) : error;
+        } finally {
+          shaken = true;
+        }
+        return c;
+      });
+      try {
+        conn = await withDeadline(connecting, timeoutMs, options.signal, where);
+      } catch (error) {
+        const hung = raw !== undefined && !shaken;
+        if (hung) {
+          try {
+            raw!.close(); // ends the handshake still waiting
+          } catch {
+            // Already closed by the failed handshake.
+          }
+        }
+        // A handshake nobody answers: a plain-TCP Redis waits for a newline that never comes.
+        if (hung && await speaksPlainResp(endpoint)) {
+          throw new TlsError(
+            where,
+            error,
+            `${where} speaks plain TCP, not TLS (the TLS handshake got no answer, a plain PING did); ` +
+              `use TLS on both sides or neither: check ${tlsVariable}`,
+          );
+        }
+        if (hung && !options.signal?.aborted) {
+          throw new ConnectionError(
+            `${where} accepted the connection but did not answer the TLS handshake within ` +
+              `${formatMs(timeoutMs)}; the process may be hung or paused (SIGSTOP)`,
+            { endpoint: where, cause: error },
+          );
+        }
+        throw error;
+      }
+    } else {
+      conn = await withDeadline(
+        Deno.connect({ hostname: endpoint.host, port: endpoint.port }),
+        timeoutMs,
+        options.signal,
+        where,
+      );
+      (conn as Deno.TcpConn).setNoDelay(true);
+    }
+    const connection = new RedisConnection(endpoint, conn);
+    try {
+      const steps: Promise<RespReply>[] = [];
+      const step = (args: RespArg[]): Promise<RespReply> =>
+        connection.send(args, { timeoutMs: left(), signal: options.signal });
+      if (options.password !== undefined) {
+        const auth: RespArg[] = options.username === undefined
+          ? ["AUTH", options.password.reveal()]
+          : ["AUTH", options.username, options.password.reveal()];
+        steps.push(
+          step(auth).catch((e) => {
+            throw e instanceof ReplyError
+              ? authFailure(where, e, options.username, options.credentialVariables)
+              : e;
+          }),
+        );
+      }
+      if ((options.db ?? 0) !== 0) {
+        const db = options.db!;
+        steps.push(
+          step(["SELECT", db]).catch((e) => {
+            // The index is checked by the server (its `databases` setting), not guessed here.
+            throw e instanceof ReplyError && /out of range/i.test(e.reply)
+              ? new ConfigError([{
+                variable: options.dbVariable ?? "MN_REDIS_DB",
+                message: `database ${db} does not exist on ${where} (${e.reply}); ` +
+                  "Redis numbers its databases from 0 up to its `databases` setting (16 by default)",
+              }])
+              : e;
+          }),
+        );
+      }
+      if (options.clientName !== undefined) {
+        steps.push(step(["CLIENT", "SETNAME", options.clientName]));
+      }
+      // Every handshake ends with a PING: a peer that accepts but never answers fails here.
+      steps.push(step(["PING"]));
+      // Settle all before reporting, so no handshake promise is left unhandled.
+      const results = await Promise.allSettled(steps);
+      for (const r of results) {
+        if (r.status === "rejected") {
+          throw r.reason instanceof ReplyError && r.reason.prefix === "NOAUTH"
+            ? authFailure(where, r.reason, options.username, options.credentialVariables)
+            : r.reason;
+        }
+      }
+    } catch (error) {
+      const silent = connection.#bytesRead === 0;
+      await connection.close();
+      if (silent && error instanceof ConnectionError && /^No reply/.test(error.message)) {
+        throw new ConnectionError(
+          `${where} accepted the connection but answered nothing within ${formatMs(timeoutMs)}; ` +
+            "the process may be hung or paused (SIGSTOP)",
+          { endpoint: where, cause: error },
+        );
+      }
+      if (
+        !tls && silent && error instanceof ConnectionError &&
+        /closed by the server|reset/i.test(error.message) && await speaksTls(endpoint, options)
+      ) {
+        throw new TlsError(
+          where,
+          error,
+          `${where} serves TLS only (it dropped a plain connection, a TLS handshake succeeded); ` +
+            `use TLS on both sides or neither: check ${tlsVariable}`,
+        );
+      }
+      throw error;
+    }
+    return connection;
+  }
+
+  /** True once the connection failed or was closed. */
+  get closed(): boolean {
+    return this.#closed;
+  }
+
+  /** Commands written but not yet answered, plus those waiting to be written. */
+  get pending(): number {
+    return this.#unsent.length + this.#inflight.length;
+  }
+
+  /** Socket writes made so far: each carries every command queued since the previous one. */
+  get batchesWritten(): number {
+    return this.#batchesWritten;
+  }
+
+  /**
+   * Sets a function called with each batch of commands just before it is
+   * written; commands it sends join that batch, after the others. Used by
+   * `GroupWait` to append the `WAIT` covering the batch's durable writes.
+   */
+  setFlushHook(hook: (batch: readonly (readonly RespArg[])[]) => void): void {
+    this.#flushHook = hook;
+  }
+
+  /** Calls `listener` once when the connection fails or closes. */
+  onClose(listener: (error: unknown) => void): void {
+    if (this.#closed) listener(this.#closeError);
+    else this.#closedListeners.push(listener);
+  }
+
+  /** Resolves once no command is waiting for a reply (or the connection closed). */
+  whenIdle(): Promise<void> {
+    if (this.#closed || this.pending === 0) return Promise.resolve();
+    return new Promise((resolve) => this.#idleWaiters.push(resolve));
+  }
+
+  #notifyIdle(): void {
+    if (this.#idleWaiters.length === 0 || (!this.#closed && this.pending > 0)) return;
+    for (const waiter of this.#idleWaiters.splice(0)) waiter();
+  }
+
+  /**
+   * Sends one command and resolves with its reply. An error reply rejects
+   * with {@link ReplyError}; a connection failure rejects with
+   * {@link ConnectionError} (see `sendState`). Arguments are encoded when
+   * the batch is written, so do not mutate them until the promise settles.
+   */
+  send(args: readonly RespArg[], options: SendOptions = {}): Promise<RespReply> {
+    if (this.#closed) {
+      return Promise.reject(this.#failure("not-sent"));
+    }
+    if (options.signal?.aborted) {
+      return Promise.reject(
+        new AbortedError({ mayHaveApplied: false, reason: options.signal.reason }),
+      );
+    }
+    const { promise, resolve, reject } = Promise.withResolvers<RespReply>();
+    const pending: Pending = {
+      args,
+      resolve,
+      reject,
+      sent: false,
+      settled: false,
+      strings: options.strings === true,
+    };
+    if (options.timeoutMs !== undefined) {
+      const timeoutMs = options.timeoutMs;
+      pending.timer = setTimeout(() => {
+        this.#abandon(
+          pending,
+          new ConnectionError(
+            `No reply from ${formatEndpoint(this.endpoint)} within ${formatMs(timeoutMs)}`,
+            {
+              endpoint: formatEndpoint(this.endpoint),
+              sendState: pending.sent ? "sent" : "not-sent",
+            },
+          ),
+        );
+      }, timeoutMs);
+    }
+    if (options.signal !== undefined) {
+      const signal = options.signal;
+      pending.signal = signal;
+      pending.onAbort = () =>
+        this.#abandon(
+          pending,
+          new AbortedError({ mayHaveApplied: pending.sent, reason: signal.reason }),
+        );
+      signal.addEventListener("abort", pending.onAbort, { once: true });
+    }
+    this.#unsent.push(pending);
+    this.#scheduleFlush();
+    return promise;
+  }
+
+  /** Gives up on a command: an unsent one is withdrawn, a sent one keeps its slot so replies stay in order. */
+  #abandon(pending: Pending, error: RedisHaError): void {
+    if (pending.settled) return;
+    this.#settle(pending);
+    const index = this.#unsent.indexOf(pending);
+    if (index !== -1) this.#unsent.splice(index, 1);
+    pending.reject(error);
+    this.#notifyIdle();
+  }
+
+  /** Marks a command settled and drops its timer and abort listener. */
+  #settle(pending: Pending): void {
+    pending.settled = true;
+    if (pending.timer !== undefined) clearTimeout(pending.timer);
+    if (pending.onAbort !== undefined) {
+      pending.signal?.removeEventListener("abort", pending.onAbort);
+    }
+  }
+
+  /**
+   * Subscribes to channels. From then on the connection is in pub/sub mode:
+   * use it only for more subscriptions. Messages go to `onMessage`.
+   * `options` bound the wait for the confirmations.
+   */
+  async subscribe(
+    channels: readonly string[],
+    onMessage: MessageHandler,
+    options: SendOptions = {},
+  ): Promise<void> {
+    this.#onMessage = onMessage;
+    const results = await Promise.allSettled(
+      channels.map((channel) => this.send(["SUBSCRIBE", channel], options)),
+    );
+    for (const r of results) if (r.status === "rejected") throw r.reason;
+  }
+
+  /** Closes the connection; pending commands are rejected. Idempotent. */
+  async close(): Promise<void> {
+    if (!this.#closed) {
+      this.#fail(
+        new ConnectionError(`Connection to ${formatEndpoint(this.endpoint)} closed by the client`, {
+          endpoint: formatEndpoint(this.endpoint),
+        }),
+      );
+    }
+    await this.#readLoop;
+  }
+
+  /** Same as {@link RedisConnection.close}. */
+  [Symbol.asyncDispose](): Promise<void> {
+    return this.close();
+  }
+
+  #scheduleFlush(): void {
+    if (this.#flushScheduled || this.#flushing) return;
+    this.#flushScheduled = true;
+    queueMicrotask(() => {
+      this.#flushScheduled = false;
+      void this.#flush();
+    });
+  }
+
+  async #flush(): Promise<void> {
+    if (this.#flushing) return;
+    this.#flushing = true;
+    try {
+      while (this.#unsent.length > 0 && !this.#closed) {
+        // A long queue goes out in several writes: the server starts on the first while the
+        // rest are encoded, and its replies come back while it works on the next.
+        const batch = this.#unsent.length <= MAX_BATCH_COMMANDS
+          ? this.#unsent
+          : this.#unsent.splice(0, MAX_BATCH_COMMANDS);
+        if (batch === this.#unsent) this.#unsent = [];
+        const commands = batch.map((p) => p.args);
+        if (this.#flushHook !== undefined) {
+          // Commands the hook sends join this batch, after the others.
+          const queued = this.#unsent.length;
+          this.#flushHook(commands);
+          for (const added of this.#unsent.splice(queued)) {
+            batch.push(added);
+            commands.push(added.args);
+          }
+        }
+        const out = encodeCommands(commands);
+        for (const p of batch) {
+          p.sent = true;
+          this.#inflight.push(p);
+        }
+        this.#batchesWritten++;
+        let written = 0;
+        while (written < out.length) {
+          written += await this.#conn.write(out.subarray(written));
+        }
+      }
+    } catch (error) {
+      this.#fail(this.#wrap(error));
+    } finally {
+      this.#flushing = false;
+    }
+  }
+
+  async #read(): Promise<void> {
+    const buf = new Uint8Array(READ_SIZE);
+    try {
+      while (true) {
+        // A large bulk reply is read straight into its own buffer: no copy in JavaScript.
+        const target = this.#reader.bulkTarget();
+        const n = await this.#conn.read(target ?? buf);
+        if (n === null) {
+          this.#fail(
+            new ConnectionError(
+              `Connection to ${formatEndpoint(this.endpoint)} closed by the server`,
+              {
+                endpoint: formatEndpoint(this.endpoint),
+              },
+            ),
+          );
+          return;
+        }
+        this.#bytesRead += n;
+        if (target === undefined) this.#reader.push(buf.subarray(0, n));
+        else this.#reader.advance(n);
+        let reply: RespReply | undefined;
+        while ((reply = this.#reader.next()) !== undefined) this.#dispatch(reply);
+      }
+    } catch (error) {
+      if (!this.#closed) this.#fail(this.#wrap(error));
+    }
+  }
+
+  #dispatch(reply: RespReply): void {
+    if (this.#onMessage !== undefined && Array.isArray(reply) && reply.length >= 3) {
+      const kind = replyToString(reply[0]);
+      if (kind === "message") {
+        this.#onMessage(replyToString(reply[1]) ?? "", replyToString(reply[2]) ?? "");
+        return;
+      }
+      if (kind === "pmessage" && reply.length >= 4) {
+        this.#onMessage(replyToString(reply[2]) ?? "", replyToString(reply[3]) ?? "");
+        return;
+      }
+    }
+    const pending = this.#inflight.shift();
+    if (pending === undefined) return; // e.g. an unsolicited reply; nothing waits for it
+    if (pending.settled) {
+      this.#notifyIdle();
+      return;
+    }
+    this.#settle(pending);
+    if (reply instanceof ReplyError) pending.reject(reply);
+    else pending.resolve(pending.strings ? bulkToStrings(reply) : reply);
+    this.#notifyIdle();
+  }
+
+  #wrap(error: unknown): ConnectionError | TlsError {
+    if (error instanceof ConnectionError || error instanceof TlsError) return error;
+    if (isTlsFailure(error)) return new TlsError(formatEndpoint(this.endpoint), error);
+    const reason = error instanceof Error ? error.message : String(error);
+    return new ConnectionError(`Connection to ${formatEndpoint(this.endpoint)} failed: ${reason}`, {
+      endpoint: formatEndpoint(this.endpoint),
+      cause: error,
+    });
+  }
+
+  #failure(sendState: "sent" | "not-sent"): RedisHaError {
+    const base = this.#wrap(this.#closeError);
+    if (base instanceof TlsError) return base;
+    return new ConnectionError(base.message, {
+      endpoint: base.endpoint,
+      sendState,
+      cause: base.cause,
+    });
+  }
+
+  #fail(error: ConnectionError | TlsError): void {
+    if (this.#closed) return;
+    this.#closed = true;
+    this.#closeError = error;
+    try {
+      this.#conn.close();
+    } catch {
+      // Already closed by the peer.
+    }
+    const settle = (list: Pending[], sendState: "sent" | "not-sent"): void => {
+      for (const p of list) {
+        if (p.settled) continue;
+        this.#settle(p);
+        p.reject(this.#failure(sendState));
+      }
+    };
+    const inflight = this.#inflight;
+    const unsent = this.#unsent;
+    this.#inflight = [];
+    this.#unsent = [];
+    settle(inflight, "sent");
+    settle(unsent, "not-sent");
+    for (const listener of this.#closedListeners.splice(0)) listener(error);
+    this.#notifyIdle();
+  }
+}
+
+function authFailure(
+  where: string,
+  error: ReplyError,
+  username: string | undefined,
+  variables = "MN_REDIS_USERNAME/MN_REDIS_PASSWORD",
+): AuthError {
+  if (error.prefix === "NOAUTH") {
+    return new AuthError(
+      `${where} requires a password and none is configured (NOAUTH); set ${variables}`,
+      { endpoint: where, cause: error },
+    );
+  }
+  const who = username === undefined ? "the default user" : `user "${username}"`;
+  return new AuthError(
+    `Authentication to ${where} as ${who} failed (${error.prefix}); check ${variables}`,
+    { endpoint: where, cause: error },
+  );
+}
+
+async function withDeadline(
+  connecting: Promise<Deno.Conn>,
+  timeoutMs: number,
+  signal: AbortSignal | undefined,
+  where: string,
+): Promise<Deno.Conn> {
+  let timer: ReturnType<typeof setTimeout> | undefined;
+  let onAbort: (() => void) | undefined;
+  let lost = false;
+  const deadline = new Promise<never>((_, reject) => {
+    timer = setTimeout(() => {
+      reject(
+        new ConnectionError(`Cannot connect to ${where} within ${formatMs(timeoutMs)}`, {
+          endpoint: where,
+        }),
+      );
+    }, timeoutMs);
+    onAbort = () =>
+      reject(
+        new ConnectionError(`Connect to ${where} aborted`, {
+          endpoint: where,
+          cause: signal?.reason,
+        }),
+      );
+    if (signal?.aborted) onAbort();
+    signal?.addEventListener("abort", onAbort, { once: true });
+  });
+  try {
+    return await Promise.race([
+      connecting.catch((error) => {
+        // A permission refusal is the operator's setting, not a network fault: never retried.
+        if (error instanceof Deno.errors.NotCapable || error instanceof TlsError) throw error;
+        const reason = error instanceof Error ? error.message : String(error);
+        throw new ConnectionError(`Cannot connect to ${where}: ${reason}`, {
+          endpoint: where,
+          cause: error,
+        });
+      }),
+      deadline,
+    ]);
+  } catch (error) {
+    lost = true;
+    throw error;
+  } finally {
+    clearTimeout(timer);
+    if (onAbort !== undefined) signal?.removeEventListener("abort", onAbort);
+    // A connect that completes after the deadline must not leak its socket.
+    if (lost) connecting.then((conn) => conn.close(), () => {});
+  }
+}
+
+function isTlsFailure(error: unknown): boolean {
+  return error instanceof Deno.errors.InvalidData &&
+    /certificate|tls|handshake|corrupt message|peer|alert/i.test(error.message);
+}
+
+/** How long the transport diagnosis may take: it runs only after a connection already failed. */
+const DIAGNOSIS_TIMEOUT_MS = 300;
+
+/** True when `endpoint` answers a plain inline PING: it speaks plain RESP, not TLS. */
+async function speaksPlainResp(endpoint: Endpoint): Promise<boolean> {
+  let conn: Deno.Conn | undefined;
+  const deadline = AbortSignal.timeout(DIAGNOSIS_TIMEOUT_MS);
+  try {
+    conn = await abortable(
+      Deno.connect({ hostname: endpoint.host, port: endpoint.port }),
+      deadline,
+    );
+    await abortable(conn.write(new TextEncoder().encode("PING\r\n")), deadline);
+    const buf = new Uint8Array(64);
+    const n = await abortable(conn.read(buf), deadline);
+    if (n === null) return false;
+    const first = buf[0];
+    // "+PONG", or an error such as "-NOAUTH": RESP either way.
+    return first === 0x2b || first === 0x2d;
+  } catch {
+    return false;
+  } finally {
+    try {
+      conn?.close();
+    } catch {
+      // Already closed.
+    }
+  }
+}
+
+/** True when `endpoint` completes (or fails on a certificate) a TLS handshake: it speaks TLS. */
+async function speaksTls(endpoint: Endpoint, options: ConnectOptions): Promise<boolean> {
+  let conn: Deno.TlsConn | undefined;
+  const deadline = AbortSignal.timeout(DIAGNOSIS_TIMEOUT_MS);
+  const connecting = Deno.connectTls({
+    hostname: endpoint.host,
+    port: endpoint.port,
+    caCerts: options.caCerts === undefined ? undefined : [...options.caCerts],
+  });
+  try {
+    conn = await abortable(connecting, deadline);
+    await abortable(conn.handshake(), deadline);
+    return true;
+  } catch (error) {
+    return error instanceof Deno.errors.InvalidData && /certificate/i.test(error.message);
+  } finally {
+    if (conn === undefined) connecting.then((c) => c.close(), () => {});
+    else {
+      try {
+        conn.close();
+      } catch {
+        // Already closed.
+      }
+    }
+  }
+}

@@ -1,0 +1,58 @@
+/**
+ * Server-side Lua scripts, run with `EVALSHA` and loaded with `EVAL` when the
+ * node does not have them yet (a promoted replica starts with an empty script
+ * cache).
+ *
+ * @module
+ */
+
+import { ReplyError } from "../common/errors.ts";
+import type { RespArg, RespReply } from "./resp.ts";
+
+/** A Lua script with its SHA-1, computed once. */
+export class Script {
+  /** The Lua source. */
+  readonly source: string;
+  /** A name for error messages. */
+  readonly label: string;
+  /** The SHA-1 once computed (from the first call on, `run` sends without waiting). */
+  #sha1: string | undefined;
+  readonly #computing: Promise<string>;
+
+  /** Wraps Lua source; its SHA-1 is computed in the background. */
+  constructor(label: string, source: string) {
+    this.label = label;
+    this.source = source;
+    this.#computing = crypto.subtle.digest("SHA-1", new TextEncoder().encode(source)).then(
+      (d) => {
+        this.#sha1 = [...new Uint8Array(d)].map((b) => b.toString(16).padStart(2, "0")).join("");
+        return this.#sha1;
+      },
+    );
+  }
+
+  /** The script's SHA-1 in hex, as `EVALSHA` expects it. */
+  sha1(): Promise<string> {
+    return this.#computing;
+  }
+
+  /**
+   * Runs the script through `send`: `EVALSHA` first, `EVAL` on `NOSCRIPT`.
+   * A `NOSCRIPT` reply means nothing ran, so the fallback is always safe.
+   * Once the SHA-1 is known, the `EVALSHA` is handed to `send` before this
+   * returns (no await first), so it joins the batch being assembled.
+   */
+  async run(
+    send: (args: readonly RespArg[]) => Promise<RespReply>,
+    keys: readonly string[],
+    args: readonly RespArg[],
+  ): Promise<RespReply> {
+    const sha1 = this.#sha1 ?? await this.#computing;
+    try {
+      return await send(["EVALSHA", sha1, keys.length, ...keys, ...args]);
+    } catch (error) {
+      if (!(error instanceof ReplyError) || error.prefix !== "NOSCRIPT") throw error;
+      return await send(["EVAL", this.source, keys.length, ...keys, ...args]);
+    }
+  }
+}

@@ -1,0 +1,44 @@
+import type { RedisHaClient } from "../ha/client.ts";
+import type { Keys } from "./keys.ts";
+
+/** What every state module needs: the HA client and the namespace's key schema. */
+export interface StoreContext {
+  /** The HA client (single authoritative write path). */
+  readonly client: RedisHaClient;
+  /** Key schema of the namespace. */
+  readonly keys: Keys;
+}
+
+/** A fencing token presented with a write: the lease it came from and its value. */
+export interface FenceToken {
+  /** Lease name, e.g. `leader` or `job.42`. */
+  readonly lease: string;
+  /** The token the lease granted. */
+  readonly token: number;
+}
+
+/**
+ * Cancellation every `StateStore` operation takes. Aborting (or passing the
+ * deadline) rejects with `AbortedError`, whose `mayHaveApplied` says whether
+ * a write had already been sent.
+ */
+export interface OperationOptions {
+  /** Abandons the operation and its retries. */
+  signal?: AbortSignal;
+  /** Deadline for the whole operation, retries included. @default {the client's operationTimeoutMs} */
+  timeoutMs?: number;
+}
+
+/** One signal for a whole operation (its caller's signal and deadline), or undefined for none. */
+export function operationSignal(options: OperationOptions | undefined): AbortSignal | undefined {
+  const timeoutMs = options?.timeoutMs;
+  if (timeoutMs === undefined) return options?.signal;
+  const deadline = AbortSignal.timeout(timeoutMs);
+  return options?.signal === undefined ? deadline : AbortSignal.any([options.signal, deadline]);
+}
+
+/** Options of a write a lease holder makes: an event append or a snapshot save. */
+export interface FencedWriteOptions extends OperationOptions {
+  /** Fencing token of the lease the writer holds; a superseded token is rejected. */
+  fence?: FenceToken;
+}

@@ -1,0 +1,214 @@
+import { assert, assertEquals } from "../../_harness/assert.ts";
+import { Boxes, mnCli } from "../../_harness/boxes.ts";
+import { tempDir, waitFor } from "../../_harness/mod.ts";
+import { TwoBoxNet } from "../../_harness/netns.ts";
+import { MN_CLI } from "../../_harness/process.ts";
+import { parseInfo } from "../../../lib/protocol/info.ts";
+import { replyToMap, replyToNumber, replyToString } from "../../../lib/protocol/resp.ts";
+import { Secret } from "../../../lib/common/secret.ts";
+
+const PASSWORDS = {
+  MN_REDIS_PASSWORD: "data-secret",
+  MN_REDIS_SENTINEL_PASSWORD: "sentinel-secret",
+};
+
+Deno.test("mn-redis-ha join builds a 3-box cluster from nothing, idempotently, keeping secrets out of output", async () => {
+  await using boxes = await Boxes.create(3, {
+    password: new Secret(PASSWORDS.MN_REDIS_PASSWORD),
+    sentinelPassword: new Secret(PASSWORDS.MN_REDIS_SENTINEL_PASSWORD),
+  });
+  // The first box refuses to self-promote while the other sentinels are silent…
+  const refused = await mnCli(boxes.joinArgs(0), PASSWORDS);
+  assertEquals(refused.code, 1, refused.stderr);
+  assert(refused.stderr.includes("--bootstrap"));
+  // …and bootstraps when told to.
+  const first = await mnCli(boxes.joinArgs(0, ["--bootstrap", "--json"]), PASSWORDS);
+  assertEquals(first.code, 0, first.stderr);
+  assertEquals(JSON.parse(first.stdout).role, "primary");
+  const primary = `127.0.0.1:${boxes.boxes[0].redisPort}`;
+  for (const i of [1, 2]) {
+    const r = await mnCli(boxes.joinArgs(i), PASSWORDS);
+    assertEquals(r.code, 0, r.stderr);
+    assertEquals(
+      r.stdout.trim(),
+      `join_ok role=replica primary=${primary} redis=127.0.0.1:${
+        boxes.boxes[i].redisPort
+      } sentinel=127.0.0.1:${boxes.boxes[i].sentinelPort}`,
+    );
+  }
+  // Every sentinel sees the primary, both replicas and the two other sentinels.
+  await waitFor(async () => {
+    const seen: string[] = [];
+    for (let i = 0; i < 3; i++) {
+      await using s = await boxes.sentinel(i);
+      const m = replyToMap(await s.send(["SENTINEL", "MASTER", boxes.masterName]));
+      seen.push(
+        `${replyToNumber(m.get("num-slaves") ?? 0)}/${
+          replyToNumber(m.get("num-other-sentinels") ?? 0)
+        }`,
+      );
+    }
+    return seen.every((x) => x === "2/2")
+      ? { done: true, value: undefined }
+      : { done: false, observed: seen.join(" ") };
+  }, { what: "sentinels to see the whole cluster", timeoutMs: 20_000, intervalMs: 200 });
+  // The data dir holding config files with secrets is private (0700); the Redis config is 0600.
+  // (Sentinel rewrites its own config with the default umask whenever its state changes: the dir
+  // keeps it private.)
+  for (const b of boxes.boxes) {
+    assertEquals((await Deno.stat(b.dataDir)).mode! & 0o777, 0o700);
+    assertEquals((await Deno.stat(`${b.dataDir}/redis-${b.redisPort}.conf`)).mode! & 0o777, 0o600);
+  }
+  // Joining again changes nothing: daemons adopted, no new full sync.
+  await using p = await boxes.redis(0);
+  const syncsBefore = parseInfo(replyToString(await p.send(["INFO", "stats"])) ?? "").get(
+    "sync_full",
+  );
+  const again = await mnCli(boxes.joinArgs(1, ["--json"]), PASSWORDS);
+  assertEquals(again.code, 0, again.stderr);
+  const result = JSON.parse(again.stdout);
+  assertEquals([result.redisDaemon, result.sentinelDaemon, result.role], [
+    "adopted",
+    "adopted",
+    "replica",
+  ]);
+  assertEquals(
+    parseInfo(replyToString(await p.send(["INFO", "stats"])) ?? "").get("sync_full"),
+    syncsBefore,
+  );
+  const firstAgain = await mnCli(boxes.joinArgs(0, ["--json"]), PASSWORDS);
+  assertEquals(
+    JSON.parse(firstAgain.stdout).role,
+    "primary",
+    "the primary re-joins as primary without --bootstrap",
+  );
+  assert(!`${first.stderr}${again.stderr}`.includes("data-secret"));
+});
+
+Deno.test("mn-redis-ha join warns about quorum 1 and fewer than three sentinels", async () => {
+  await using boxes = await Boxes.create(2);
+  const r = await mnCli(boxes.joinArgs(0, ["--bootstrap", "--quorum", "1"]));
+  assertEquals(r.code, 0, r.stderr);
+  assert(r.stderr.includes("quorum 1"));
+  assert(r.stderr.includes("at least three sentinel voters"));
+});
+
+Deno.test("mn-redis-ha join rejects bad input with a clear message and exit 2", async () => {
+  await using boxes = await Boxes.create(1);
+  const cases: [string[], string][] = [
+    [["join", "--sentinels", "127.0.0.1:1", "--master-name", "m"], "--self-host is required"],
+    [
+      ["join", "--self-host", "127.0.0.1", "--sentinels", "nope", "--master-name", "m"],
+      "has no port",
+    ],
+    [[
+      "join",
+      "--self-host",
+      "127.0.0.1",
+      "--sentinels",
+      "127.0.0.1:1",
+      "--master-name",
+      "m",
+      "--quorum",
+      "3",
+    ], "--quorum is 3"],
+    [[
+      "join",
+      "--self-host",
+      "127.0.0.1",
+      "--sentinels",
+      "127.0.0.1:1",
+      "--master-name",
+      "bad name",
+    ], "--master-name"],
+    [[
+      "join",
+      "--self-host",
+      "127.0.0.1",
+      "--sentinels",
+      "127.0.0.1:1",
+      "--master-name",
+      "m",
+      "--redis-port",
+      "70000",
+    ], "--redis-port is 70000"],
+    [["join", "--password", "x"], "MN_REDIS_PASSWORD"],
+  ];
+  for (const [args, expected] of cases) {
+    const r = await mnCli(args);
+    assertEquals(r.code, 2, `${args.join(" ")}: ${r.stderr}`);
+    assert(r.stderr.includes(expected), `${args.join(" ")}: ${r.stderr}`);
+    assert(!/^\s+at /m.test(r.stderr), r.stderr);
+  }
+  // A port held by something that is not Redis.
+  const listener = Deno.listen({ hostname: "127.0.0.1", port: boxes.boxes[0].redisPort });
+  try {
+    const r = await mnCli(boxes.joinArgs(0, ["--bootstrap", "--timeout-ms", "3000"]));
+    assertEquals(r.code, 1, r.stderr);
+    assert(r.stderr.includes(`127.0.0.1:${boxes.boxes[0].redisPort}`), r.stderr);
+  } finally {
+    listener.close();
+  }
+});
+
+Deno.test({
+  name:
+    "mn-redis-ha join builds a cluster of two network-namespace boxes that announce their own addresses",
+  ignore: !(await TwoBoxNet.available()),
+  fn: async () => {
+    await using net = await TwoBoxNet.create();
+    await using dir = await tempDir("netns-join-");
+    const sentinels = `${net.local.ip}:26379,${net.remote.ip}:26379`;
+    const boxes = [net.local, net.remote];
+    const join = (i: number, extra: string[] = []) =>
+      net.exec(boxes[i].ns, [
+        ...MN_CLI,
+        "join",
+        "--self-host",
+        boxes[i].ip,
+        "--sentinels",
+        sentinels,
+        "--master-name",
+        "mirror-neuron",
+        "--quorum",
+        "1",
+        "--data-dir",
+        `${dir.path}/box${i + 1}`,
+        "--down-after-ms",
+        "1000",
+        "--timeout-ms",
+        "30000",
+        ...extra,
+      ]);
+    try {
+      const first = await join(0, ["--bootstrap"]);
+      assertEquals(first.code, 0, first.stderr);
+      assert(first.stdout.includes(`role=primary primary=${net.local.ip}:6379`), first.stdout);
+      const second = await join(1);
+      assertEquals(second.code, 0, second.stderr);
+      assert(second.stdout.includes(`role=replica primary=${net.local.ip}:6379`), second.stdout);
+      // The replica announces its box address (not loopback) to the primary and the sentinels.
+      const info = await net.exec(net.local.ns, [
+        "redis-cli",
+        "-h",
+        net.local.ip,
+        "INFO",
+        "replication",
+      ]);
+      assert(info.stdout.includes(`ip=${net.remote.ip},port=6379`), info.stdout);
+      const seen = await net.exec(net.remote.ns, [
+        "redis-cli",
+        "-h",
+        net.remote.ip,
+        "-p",
+        "26379",
+        "SENTINEL",
+        "GET-MASTER-ADDR-BY-NAME",
+        "mirror-neuron",
+      ]);
+      assertEquals(seen.stdout.trim().split("\n"), [net.local.ip, "6379"]);
+    } finally {
+      await net.shutdownDaemons([26379, 6379]);
+    }
+  },
+});
