@@ -58,7 +58,7 @@ interface Contender {
   /** Operations (or bytes, for bundles) per second over about `ms`. */
   measure(ms: number): Promise<number>;
   /** Idle time after it, for work it leaves behind in this process to finish. */
-  readonly settleMs?: number;
+  readonly settleMs?: number | undefined;
 }
 
 /** `IN_FLIGHT` workers issuing `op` back to back for `ms`; returns ops/s. */
@@ -282,12 +282,12 @@ if (import.meta.main) {
   }
   await Deno.mkdir(".tmp", { recursive: true });
   await using cluster = await LocalCluster.start({ baseDir: ".tmp", replicas: 1, sentinels: 0 });
-  const primary = cluster.nodes[0].endpoint;
+  const primary = cluster.nodes[0]!.endpoint;
   const port = primary.port;
   const url = `redis://${formatEndpoint(primary)}`;
 
   await using conn = await RedisConnection.connect(primary);
-  await using replicaConn = await RedisConnection.connect(cluster.nodes[1].endpoint);
+  await using replicaConn = await RedisConnection.connect(cluster.nodes[1]!.endpoint);
   await using hot = await RedisHaClient.connect(configFromOptions({ url }));
   await using wait1 = await RedisHaClient.connect(
     configFromOptions({ url, waitReplicas: 1, waitTimeoutMs: 1000 }),
@@ -423,7 +423,7 @@ if (import.meta.main) {
       measure: (t) =>
         inFlight(t, async (w) => {
           const job = await store.jobs.update(`bench-job-${w}`, {
-            expectedVersion: versions[w],
+            expectedVersion: versions[w]!,
             data: { w, at: counter++ },
           });
           versions[w] = job.version;
@@ -436,7 +436,7 @@ if (import.meta.main) {
         inFlight(
           t,
           (w) =>
-            store.snapshots.save(`bench-job-${w}`, "agent", ++seqs[w], { step: seqs[w] }, {
+            store.snapshots.save(`bench-job-${w}`, "agent", ++seqs[w]!, { step: seqs[w] }, {
               fence: leases[w],
             }),
         ),
@@ -444,7 +444,7 @@ if (import.meta.main) {
     {
       name: "mn-redis-ha lease renewal",
       group: "state",
-      measure: (t) => inFlight(t, (w) => leases[w].renew()),
+      measure: (t) => inFlight(t, (w) => leases[w]!.renew()),
     },
     {
       name: "mn-redis-ha fenced event append, WAIT 1",
@@ -573,7 +573,7 @@ if (import.meta.main) {
   const perRound = (a: string, b: string): number[] => {
     const x = samples.get(a) ?? [];
     const y = samples.get(b) ?? [];
-    return x.map((v, i) => v / y[i]);
+    return x.map((v, i) => v / y[i]!);
   };
   const mn = (n: string): string => `mn-redis-ha ${n}`;
   const LUA = "redis-benchmark EVAL -P 16 (Lua ceiling)";

@@ -179,9 +179,9 @@ async function runCycle(cycle: number, order: readonly ClientName[]): Promise<Cy
     await delay(1500);
     const primary = cluster.nodes[0];
     killedAt = performance.now() - origin;
-    primary.kill("SIGKILL");
-    await primary.waitExit();
-    await cluster.waitForAgreement({ excluding: primary.endpoint, timeoutMs: 60_000 });
+    primary!.kill("SIGKILL");
+    await primary!.waitExit();
+    await cluster.waitForAgreement({ excluding: primary!.endpoint, timeoutMs: 60_000 });
     // Let every client recover (or not), and catch a spurious second failover.
     await delay(5000);
   } finally {
@@ -195,7 +195,7 @@ async function runCycle(cycle: number, order: readonly ClientName[]): Promise<Cy
   const targets = new Set(switches.map((s) => s.to));
   const clients: ClientCycle[] = [];
   for (const [i, w] of writers.entries()) {
-    const samples = loops[i].samples;
+    const samples = loops[i]!.samples;
     const acked = samples.filter((s) => s.ok);
     // A reply 50 ms after the kill cannot come from the dead primary.
     const after = acked.filter((s) => s.at > killedAt + 50);
@@ -218,7 +218,7 @@ async function runCycle(cycle: number, order: readonly ClientName[]): Promise<Cy
   }
   const samples: Record<string, Sample[]> = {};
   for (const [i, w] of writers.entries()) {
-    samples[w.name] = loops[i].samples.map((s) => ({ ...s, at: s.at - killedAt }));
+    samples[w.name] = loops[i]!.samples.map((s) => ({ ...s, at: s.at - killedAt }));
   }
   return {
     cycle,
@@ -233,7 +233,7 @@ function median(values: readonly number[]): number | null {
   if (values.length === 0) return null;
   const sorted = [...values].sort((a, b) => a - b);
   const mid = Math.floor(sorted.length / 2);
-  return sorted.length % 2 === 1 ? sorted[mid] : Math.round((sorted[mid - 1] + sorted[mid]) / 2);
+  return sorted.length % 2 === 1 ? sorted[mid]! : Math.round((sorted[mid - 1]! + sorted[mid]!) / 2);
 }
 
 /** Per client, write latency over time around the kill, in one cycle. */
@@ -328,7 +328,7 @@ if (import.meta.main) {
     rows: results.map(({ samples: _s, ...row }) => row),
   };
   await Deno.writeTextFile(`${out}/failover.json`, JSON.stringify(report, null, 2) + "\n");
-  await Deno.writeTextFile(`${out}/failover.svg`, latencySvg(results[results.length - 1]));
+  await Deno.writeTextFile(`${out}/failover.svg`, latencySvg(results[results.length - 1]!));
   const table = [
     `Failover cost over ${cycles} cycles (median t_switch ${report.medianSwitchMs} ms, spurious second failovers ${report.spuriousFailovers}):`,
     "",
@@ -336,7 +336,9 @@ if (import.meta.main) {
     "| --- | --- | --- | --- | --- |",
     ...CLIENTS.map((name) => {
       const c = perClient[name];
-      return `| ${name} | ${c.medianRecoverMs} | ${c.medianOverheadMs} | ${c.failedWrites} | ${c.lostAcknowledgedWrites} |`;
+      return `| ${name} | ${c!.medianRecoverMs} | ${c!.medianOverheadMs} | ${c!.failedWrites} | ${
+        c!.lostAcknowledgedWrites
+      } |`;
     }),
   ].join("\n");
   await Deno.writeTextFile(`${out}/failover.md`, table + "\n");

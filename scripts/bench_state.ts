@@ -32,7 +32,7 @@ const fmt = (n: number): string => Math.round(n).toLocaleString("en-US");
 
 await Deno.mkdir(".tmp", { recursive: true });
 await using cluster = await LocalCluster.start({ baseDir: ".tmp", replicas: 1, sentinels: 0 });
-const url = `redis://${formatEndpoint(cluster.nodes[0].endpoint)}`;
+const url = `redis://${formatEndpoint(cluster.nodes[0]!.endpoint)}`;
 const rows: [string, number][] = [];
 
 for (const waitReplicas of [0, 1]) {
@@ -64,7 +64,7 @@ for (const waitReplicas of [0, 1]) {
       (_, w) => acquireLease(store, `job.bench-${w}`, { holder: `w${w}`, ttlMs: 30_000 }),
     ),
   );
-  rows.push([`lease renewal, ${label}`, await measure((w) => leases[w].renew())]);
+  rows.push([`lease renewal, ${label}`, await measure((w) => leases[w]!.renew())]);
   await Promise.all(leases.map((l) => l.release()));
 }
 

@@ -124,7 +124,7 @@ async function finalState(config: Config): Promise<FinalState> {
       const page = await store.events.read(job, { after, count: 10_000 });
       out.push(...page);
       if (page.length < 10_000) return out;
-      after = page[page.length - 1].offset;
+      after = page[page.length - 1]!.offset;
     }
   };
   const eventIds = new Map<string, number>();
@@ -187,7 +187,7 @@ async function runOne(
   options: Options,
   signal: AbortSignal,
 ): Promise<RunReport> {
-  const name = nemeses.length === 1 ? nemeses[0].name : "mixed";
+  const name = nemeses.length === 1 ? nemeses[0]!.name : "mixed";
   const dir = `${options.out}/${name}-wait${options.wait}`;
   await Deno.mkdir(dir, { recursive: true });
   say(`chaos: run ${name} (WAIT ${options.wait}) → ${dir}`);

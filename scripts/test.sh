@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # The whole test suite: installs what is missing, then runs the checks, the unit tests
-# (no permissions), the integration tests (real redis-server/redis-sentinel processes) and the
+# (no permissions), the doc tests (README blocks and JSDoc examples), the integration tests (real redis-server/redis-sentinel processes) and the
 # fault suite's short form (three network-namespace boxes, every nemesis once),
 # and ends with one plain "N passed, N failed" line.
 set -euo pipefail
@@ -15,6 +15,8 @@ status=0
 deno task check || status=1
 if [ "$status" -eq 0 ]; then
   deno task test:unit 2>&1 | tee -a "$log" || status=1
+  # Every README code block and JSDoc example, run against a local cluster.
+  deno task test:doc 2>&1 | tee -a "$log" || status=1
   deno task test:int 2>&1 | tee -a "$log" || status=1
   # The fault suite's short form runs alone, after the integration tests, so its load never
   # disturbs their timings.

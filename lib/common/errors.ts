@@ -39,7 +39,7 @@ export class RedisHaError extends Error {
   readonly code: RedisHaErrorCode;
 
   /** Creates an error with a code, a message and an optional cause. */
-  constructor(code: RedisHaErrorCode, message: string, options?: { cause?: unknown }) {
+  constructor(code: RedisHaErrorCode, message: string, options?: { cause?: unknown | undefined }) {
     super(message, options);
     this.code = code;
   }
@@ -101,7 +101,7 @@ export class ConnectionError extends RedisHaError {
   /** Creates a connection error. */
   constructor(
     message: string,
-    init: { endpoint: string; sendState?: "not-sent" | "sent"; cause?: unknown },
+    init: { endpoint: string; sendState?: "not-sent" | "sent"; cause?: unknown | undefined },
   ) {
     super("CONNECTION", message, { cause: init.cause });
     this.endpoint = init.endpoint;
@@ -135,7 +135,7 @@ export class AuthError extends RedisHaError {
   readonly endpoint: string;
 
   /** Creates an auth error; the message never holds the password. */
-  constructor(message: string, init: { endpoint: string; cause?: unknown }) {
+  constructor(message: string, init: { endpoint: string; cause?: unknown | undefined }) {
     super("AUTH", message, { cause: init.cause });
     this.endpoint = init.endpoint;
   }
@@ -180,7 +180,9 @@ export class RetriesExhaustedError extends RedisHaError {
   readonly lastPrimary: string | undefined;
 
   /** Creates the error. */
-  constructor(init: { attempts: number; lastPrimary?: string; elapsedMs: number; cause: unknown }) {
+  constructor(
+    init: { attempts: number; lastPrimary?: string | undefined; elapsedMs: number; cause: unknown },
+  ) {
     const last = init.cause instanceof Error ? init.cause.message : String(init.cause);
     super(
       "RETRIES_EXHAUSTED",
@@ -215,7 +217,10 @@ export class NoSentinelReachableError extends RedisHaError {
   readonly permanent: boolean;
 
   /** Creates the error. */
-  constructor(failures: readonly SentinelFailure[], options: { permanent?: boolean } = {}) {
+  constructor(
+    failures: readonly SentinelFailure[],
+    options: { permanent?: boolean | undefined } = {},
+  ) {
     const permanent = options.permanent ?? false;
     super(
       "NO_SENTINEL_REACHABLE",
@@ -293,7 +298,9 @@ export class WaitError extends RedisHaError {
    * Creates the error. A `cause` means `WAIT` itself failed after the write
    * was applied (e.g. the node was demoted, or the connection was lost).
    */
-  constructor(init: { acked: number; required: number; timeoutMs: number; cause?: unknown }) {
+  constructor(
+    init: { acked: number; required: number; timeoutMs: number; cause?: unknown | undefined },
+  ) {
     const failed = init.cause === undefined
       ? ""
       : ` (WAIT failed: ${init.cause instanceof Error ? init.cause.message : String(init.cause)})`;
@@ -531,7 +538,7 @@ export class AbortedError extends RedisHaError {
   readonly mayHaveApplied: boolean;
 
   /** Creates the error; `reason` is the signal's reason. */
-  constructor(init: { mayHaveApplied: boolean; reason: unknown; what?: string }) {
+  constructor(init: { mayHaveApplied: boolean; reason: unknown; what?: string | undefined }) {
     const why = abortReasonText(init.reason);
     const what = init.what ?? "Redis command";
     super(

@@ -101,9 +101,9 @@ export interface CliLoggingOptions {
   /** Text lines (default) or JSON lines. */
   format: LogFormat;
   /** Lowest level written. @default {"info"} */
-  level?: LogLevel;
+  level?: LogLevel | undefined;
   /** Where lines go. @default {stderr} */
-  write?: (line: string) => void;
+  write?: ((line: string) => void) | undefined;
 }
 
 const encoder = new TextEncoder();

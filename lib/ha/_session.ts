@@ -23,7 +23,7 @@ export interface PrimaryInfo {
   /** Its `master_replid` from `INFO replication`. */
   readonly replid: string;
   /** The primary it replicates from, `host:port`, when `ROLE` says it is a replica. */
-  readonly replicaOf?: string;
+  readonly replicaOf?: string | undefined;
 }
 
 /** A connection pair to one confirmed primary. */
@@ -76,8 +76,8 @@ export async function openSession(
     const timeoutMs = options.connect.connectTimeoutMs ?? 2000;
     const signal = options.connect.signal;
     const [roleReply, infoReply] = await Promise.all([
-      hot.send(["ROLE"], { timeoutMs, signal }),
-      hot.send(["INFO", "replication"], { timeoutMs, signal }),
+      hot!.send(["ROLE"], { timeoutMs, signal }),
+      hot!.send(["INFO", "replication"], { timeoutMs, signal }),
     ]);
     const role = Array.isArray(roleReply) ? replyToString(roleReply[0]) ?? "unknown" : "unknown";
     if (options.requireMaster && role !== "master") throw new RoleMismatchError(address, role);
@@ -90,16 +90,16 @@ export async function openSession(
     const replid = /master_replid:([0-9a-f]+)/.exec(replyToString(infoReply) ?? "")?.[1] ?? "";
     const wait = options.wait.replicas === 0
       ? undefined
-      : new GroupWait(durable, options.wait.replicas, options.wait.timeoutMs);
+      : new GroupWait(durable!, options.wait.replicas, options.wait.timeoutMs);
     return {
       primary: { endpoint, address, role, configEpoch: options.configEpoch, replid, replicaOf },
-      hot,
-      durable,
+      hot: hot!,
+      durable: durable!,
       wait,
       retired: false,
     };
   } catch (error) {
-    await Promise.all([hot.close(), durable.close()]);
+    await Promise.all([hot!.close(), durable!.close()]);
     throw error;
   }
 }

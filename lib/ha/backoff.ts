@@ -11,7 +11,7 @@ export interface BackoffOptions {
   /** Upper bound for any delay (`MN_REDIS_RECONNECT_MAX_BACKOFF_MS`). */
   maxBackoffMs: number;
   /** Random source in [0, 1). @default {Math.random} */
-  random?: () => number;
+  random?: (() => number) | undefined;
 }
 
 /**
@@ -22,8 +22,9 @@ export interface BackoffOptions {
  *
  * @example
  * ```ts
- * import { backoffDelayMs } from "@mirror-neuron/redis-ha";
- * backoffDelayMs(3, { backoffMs: 250, maxBackoffMs: 2000, random: () => 0 }); // 500
+ * import { backoffDelayMs } from "./backoff.ts";
+ * const delay = backoffDelayMs(3, { backoffMs: 250, maxBackoffMs: 2000, random: () => 0 });
+ * if (delay !== 500) throw new Error(`expected 500, got ${delay}`);
  * ```
  */
 export function backoffDelayMs(retry: number, options: BackoffOptions): number {

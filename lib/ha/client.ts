@@ -52,34 +52,34 @@ const logger = libraryLogger("client");
 /** Options for {@link RedisHaClient.connect}. */
 export interface ClientOptions {
   /** `CLIENT SETNAME` on every connection. @default {"mn-redis-ha"} */
-  clientName?: string;
+  clientName?: string | undefined;
   /** How often the active probe checks the primary. @default {1000} */
-  probeIntervalMs?: number;
+  probeIntervalMs?: number | undefined;
   /** How long the probe waits for `ROLE`. @default {1000} */
-  probeTimeoutMs?: number;
+  probeTimeoutMs?: number | undefined;
   /**
    * Deadline per node for TCP connect, TLS handshake and the
    * AUTH/SELECT/PING handshake, and for the `ROLE` confirmation. @default {2000}
    */
-  connectTimeoutMs?: number;
+  connectTimeoutMs?: number | undefined;
   /** Per-sentinel deadline for connect plus answer, and for a subscription. @default {500} */
-  sentinelTimeoutMs?: number;
+  sentinelTimeoutMs?: number | undefined;
   /**
    * Default deadline of every operation (`command`, `durable`, `runScript`),
    * retries included; a call's own `timeoutMs` overrides it. On expiry the
    * call rejects with {@link AbortedError}. @default {undefined} (bounded by
    * the reconnect attempts and the probe only)
    */
-  operationTimeoutMs?: number;
+  operationTimeoutMs?: number | undefined;
   /** Aborts `connect` (it then rejects with {@link AbortedError}). */
-  signal?: AbortSignal;
+  signal?: AbortSignal | undefined;
   /** Random source for backoff jitter. @default {Math.random} */
-  random?: () => number;
+  random?: (() => number) | undefined;
   /**
    * Extra CA certificates (PEM) trusted for TLS to data nodes and sentinels,
    * e.g. a private Redis CA. The CLI and binary can use `DENO_CERT` instead.
    */
-  tlsCaCerts?: readonly string[];
+  tlsCaCerts?: readonly string[] | undefined;
 }
 
 /** Options for one command. */
@@ -88,28 +88,28 @@ export interface CommandOptions {
    * The command may be resent when its outcome is unknown (it was written
    * but the connection failed before the reply). @default {false}
    */
-  idempotent?: boolean;
+  idempotent?: boolean | undefined;
   /**
    * Abandons the command and its retries: it rejects with
    * {@link AbortedError}, whose `mayHaveApplied` says whether it had been
    * written (a written command still runs on the server).
    */
-  signal?: AbortSignal;
+  signal?: AbortSignal | undefined;
   /** Deadline for this call, retries included. @default {ClientOptions.operationTimeoutMs} */
-  timeoutMs?: number;
+  timeoutMs?: number | undefined;
   /**
    * Return bulk replies as raw bytes (`Uint8Array`), for binary values. By
    * default they are decoded as UTF-8 strings, as other Redis clients return
    * them. @default {false}
    */
-  bytes?: boolean;
+  bytes?: boolean | undefined;
 }
 
 /** A script's arguments, or a function of the confirmed primary it is about to run on. */
 type ScriptArgs = readonly RespArg[] | ((primary: PrimaryInfo) => readonly RespArg[]);
 
 /** {@link runScript}'s options: a durable script waits for replicas like {@link RedisHaClient.durable}. */
-type ScriptOptions = CommandOptions & { durable?: boolean };
+type ScriptOptions = CommandOptions & { durable?: boolean | undefined };
 
 let runScriptOn: (
   client: RedisHaClient,
@@ -120,7 +120,7 @@ let runScriptOn: (
 ) => Promise<RespReply>;
 let openConnectionOn: (
   client: RedisHaClient,
-  options: { signal?: AbortSignal },
+  options: { signal?: AbortSignal | undefined },
 ) => Promise<RedisConnection>;
 
 /**
@@ -149,7 +149,7 @@ export function runScript(
  */
 export function openConnection(
   client: RedisHaClient,
-  options: { signal?: AbortSignal } = {},
+  options: { signal?: AbortSignal | undefined } = {},
 ): Promise<RedisConnection> {
   return openConnectionOn(client, options);
 }
@@ -321,7 +321,7 @@ export class RedisHaClient implements AsyncDisposable {
     );
   }
 
-  #openConnection(options: { signal?: AbortSignal }): Promise<RedisConnection> {
+  #openConnection(options: { signal?: AbortSignal | undefined }): Promise<RedisConnection> {
     return this.#withRetry(
       (s, signal) =>
         RedisConnection.connect(s.primary.endpoint, {

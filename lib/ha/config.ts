@@ -54,70 +54,74 @@ export interface Config {
   readonly namespace: string;
 }
 
-/** The settings as a library caller passes them, instead of the environment. */
+/**
+ * The settings as a library caller passes them, instead of the environment:
+ * typed values (a mode from {@link HaMode}, numbers, booleans), checked again
+ * at run time with the same rules and messages as the environment.
+ */
 export interface ConfigOptions {
   /**
    * How the primary is found (`MN_REDIS_HA_MODE`).
    * @default {"single"}
    */
-  haMode?: HaMode | string;
+  haMode?: HaMode | undefined;
   /**
    * Single-mode endpoint and URL scheme (`MN_REDIS_URL`).
    * @default {"redis://127.0.0.1:6379"}
    */
-  url?: string;
+  url?: string | undefined;
   /** Sentinel endpoints, as a list or a comma-separated string. */
-  sentinels?: readonly string[] | string;
+  sentinels?: readonly string[] | string | undefined;
   /** Master name the sentinels monitor. */
-  sentinelMaster?: string;
+  sentinelMaster?: string | undefined;
   /**
    * Reach sentinels over TLS (`MN_REDIS_SENTINEL_TLS`).
    * @default {false}
    */
-  sentinelTls?: boolean | string;
+  sentinelTls?: boolean | undefined;
   /**
    * Logical database (`MN_REDIS_DB`).
    * @default {0}
    */
-  db?: number | string;
+  db?: number | undefined;
   /** ACL user for data nodes. */
-  username?: string;
+  username?: string | undefined;
   /** Password for data nodes. */
-  password?: string | Secret;
+  password?: string | Secret | undefined;
   /** ACL user for sentinels. */
-  sentinelUsername?: string;
+  sentinelUsername?: string | undefined;
   /** Password for sentinels. */
-  sentinelPassword?: string | Secret;
+  sentinelPassword?: string | Secret | undefined;
   /**
    * Replicas a durable write waits for; 0 is off (`MN_REDIS_WAIT_REPLICAS`).
    * @default {0}
    */
-  waitReplicas?: number | string;
+  waitReplicas?: number | undefined;
   /**
    * WAIT timeout (`MN_REDIS_WAIT_TIMEOUT_MS`).
    * @default {100}
    */
-  waitTimeoutMs?: number | string;
+  waitTimeoutMs?: number | undefined;
   /**
    * Attempts for reconnectable failures (`MN_REDIS_RECONNECT_ATTEMPTS`).
    * @default {10}
    */
-  reconnectAttempts?: number | string;
+  reconnectAttempts?: number | undefined;
   /**
    * First backoff delay (`MN_REDIS_RECONNECT_BACKOFF_MS`).
    * @default {250}
    */
-  reconnectBackoffMs?: number | string;
+  reconnectBackoffMs?: number | undefined;
   /**
    * Backoff cap (`MN_REDIS_RECONNECT_MAX_BACKOFF_MS`).
    * @default {2000}
    */
-  reconnectMaxBackoffMs?: number | string;
+  reconnectMaxBackoffMs?: number | undefined;
   /**
    * Key prefix (`MN_REDIS_NAMESPACE`).
    * @default {"mirror_neuron"}
    */
-  namespace?: string;
+  namespace?: string | undefined;
 }
 
 /** Every configuration variable, in documentation order. */
@@ -415,7 +419,7 @@ function parseRedisUrl(text: string): RedisUrl | string {
   if (match === null) {
     return `${quoteValue(safe)} is not a Redis URL; expected redis://host:port/db or rediss://…`;
   }
-  const [, scheme, userinfo, hostRaw, portRaw, dbRaw] = match;
+  const [, scheme, userinfo, hostRaw = "", portRaw, dbRaw] = match;
   const host = hostRaw.startsWith("[") ? hostRaw.slice(1, -1) : hostRaw;
   if (host === "") return `${quoteValue(safe)} has no host; expected redis://host:port`;
   let port = 6379;

@@ -39,8 +39,11 @@ export type FailureAction =
  *
  * @example
  * ```ts
- * import { classifyFailure, ReplyError } from "@mirror-neuron/redis-ha";
- * classifyFailure(new ReplyError("READONLY You can't write against a read only replica."), { idempotent: false }); // "retry"
+ * import { classifyFailure } from "./reconnect.ts";
+ * import { ReplyError } from "../common/errors.ts";
+ * const readonly = new ReplyError("READONLY You can't write against a read only replica.");
+ * const action = classifyFailure(readonly, { idempotent: false });
+ * if (action !== "retry") throw new Error(`expected "retry", got ${action}`);
  * ```
  */
 export function classifyFailure(error: unknown, options: { idempotent: boolean }): FailureAction {

@@ -39,7 +39,7 @@ export type SentinelAnswer =
      * True when a retry cannot help: wrong credentials, not a sentinel, TLS
      * on one side only.
      */
-    readonly permanent?: boolean;
+    readonly permanent?: boolean | undefined;
   };
 
 /** A sentinel reporting something other than the chosen primary. */
@@ -147,18 +147,18 @@ export function decideMaster(
   );
   const chosen = ranked[0];
   const stale: StaleSentinel[] = reports
-    .filter((r) => formatEndpoint(r.primary) !== chosen.address)
+    .filter((r) => formatEndpoint(r.primary) !== chosen!.address)
     .map((r) => ({
       sentinel: r.sentinel,
       reported: formatEndpoint(r.primary),
       configEpoch: r.configEpoch,
     }));
   return {
-    primary: chosen.primary,
-    configEpoch: chosen.configEpoch,
-    agreeing: chosen.agreeing,
+    primary: chosen!.primary,
+    configEpoch: chosen!.configEpoch,
+    agreeing: chosen!.agreeing,
     stale,
-    down: chosen.down,
+    down: chosen!.down,
     answers,
   };
 }
@@ -169,7 +169,7 @@ export function parseSwitchMaster(
 ): { masterName: string; from: Endpoint; to: Endpoint } | undefined {
   const parts = payload.trim().split(/\s+/);
   if (parts.length !== 5) return undefined;
-  const [masterName, oldHost, oldPort, newHost, newPort] = parts;
+  const [masterName = "", oldHost = "", oldPort, newHost = "", newPort] = parts;
   const from = { host: oldHost, port: Number(oldPort) };
   const to = { host: newHost, port: Number(newPort) };
   if (!Number.isInteger(from.port) || !Number.isInteger(to.port)) return undefined;
@@ -198,5 +198,5 @@ export function eventInstanceAddress(payload: string): string | undefined {
   if (parts.length < 4) return undefined;
   const port = Number(parts[3]);
   if (!Number.isInteger(port)) return undefined;
-  return formatEndpoint({ host: parts[2], port });
+  return formatEndpoint({ host: parts[2]!, port });
 }

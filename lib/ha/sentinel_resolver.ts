@@ -27,15 +27,15 @@ export interface SentinelResolverOptions {
   /** Master name (`MN_REDIS_SENTINEL_MASTER`). */
   masterName: string;
   /** Sentinel ACL user (`MN_REDIS_SENTINEL_USERNAME`). */
-  username?: string;
+  username?: string | undefined;
   /** Sentinel password (`MN_REDIS_SENTINEL_PASSWORD`). */
-  password?: Secret;
+  password?: Secret | undefined;
   /** Reach sentinels over TLS. @default {false} */
-  tls?: boolean;
+  tls?: boolean | undefined;
   /** Extra CA certificates (PEM) trusted for TLS. */
-  caCerts?: readonly string[];
+  caCerts?: readonly string[] | undefined;
   /** Per-sentinel deadline for connect plus answer. @default {500} */
-  perSentinelTimeoutMs?: number;
+  perSentinelTimeoutMs?: number | undefined;
 }
 
 /** Resolves the current primary from sentinels. Dispose it to wait for stray queries. */
@@ -72,16 +72,20 @@ export class SentinelResolver implements AsyncDisposable {
    *
    * @example
    * ```ts
-   * import { SentinelResolver } from "@mirror-neuron/redis-ha";
+   * import { SentinelResolver } from "./sentinel_resolver.ts";
+   * import { parseConfig } from "./config.ts";
+   * // MN_REDIS_SENTINELS=127.0.0.1:26379 MN_REDIS_SENTINEL_MASTER=mirror-neuron
+   * const config = parseConfig((name) => Deno.env.get(name));
    * await using resolver = new SentinelResolver({
-   *   sentinels: [{ host: "127.0.0.1", port: 26379 }],
-   *   masterName: "mirror-neuron",
+   *   sentinels: config.sentinels,
+   *   masterName: config.sentinelMaster!,
    * });
    * const { primary, configEpoch } = await resolver.resolve();
+   * console.log(`primary ${primary.host}:${primary.port}, config-epoch ${configEpoch}`);
    * ```
    */
   async resolve(
-    options: { waitAll?: boolean; signal?: AbortSignal } = {},
+    options: { waitAll?: boolean | undefined; signal?: AbortSignal | undefined } = {},
   ): Promise<MasterDecision> {
     options.signal?.throwIfAborted();
     const targets = this.sentinels;

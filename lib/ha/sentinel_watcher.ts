@@ -39,24 +39,24 @@ export interface SentinelWatcherOptions {
   /** Master name to filter events by. */
   masterName: string;
   /** Sentinel ACL user. */
-  username?: string;
+  username?: string | undefined;
   /** Sentinel password. */
-  password?: Secret;
+  password?: Secret | undefined;
   /** TLS to sentinels. @default {false} */
-  tls?: boolean;
+  tls?: boolean | undefined;
   /** Extra CA certificates (PEM) trusted for TLS. */
-  caCerts?: readonly string[];
+  caCerts?: readonly string[] | undefined;
   /**
    * How many sentinels to subscribe to. Only the failover's leader announces
    * `+switch-master` at once (the others follow after their next hello, up
    * to a second or two later), so the default listens to every sentinel of a
    * normal deployment. @default {5}
    */
-  subscriptions?: number;
+  subscriptions?: number | undefined;
   /** How often to replace lost subscriptions. @default {1000} */
-  refillIntervalMs?: number;
+  refillIntervalMs?: number | undefined;
   /** Connect deadline per sentinel. @default {500} */
-  connectTimeoutMs?: number;
+  connectTimeoutMs?: number | undefined;
   /** Called for every event about the master. */
   onEvent: (event: SentinelEvent) => void;
 }

@@ -19,25 +19,25 @@ export interface LocalClusterOptions {
   /** Parent directory for the cluster's temp dir. */
   baseDir: string;
   /** Number of replicas. @default {2} */
-  replicas?: number;
+  replicas?: number | undefined;
   /** Number of sentinels. @default {3} */
-  sentinels?: number;
+  sentinels?: number | undefined;
   /** Master name. @default {"mirror-neuron"} */
-  masterName?: string;
+  masterName?: string | undefined;
   /** Sentinel quorum. @default {majority of sentinels} */
-  quorum?: number;
+  quorum?: number | undefined;
   /** `down-after-milliseconds`. @default {1000} */
-  downAfterMs?: number;
+  downAfterMs?: number | undefined;
   /** `failover-timeout`. @default {10000} */
-  failoverTimeoutMs?: number;
+  failoverTimeoutMs?: number | undefined;
   /** Password of the data nodes. */
-  password?: Secret;
+  password?: Secret | undefined;
   /** Password of the sentinels. */
-  sentinelPassword?: Secret;
+  sentinelPassword?: Secret | undefined;
   /** Run every node and sentinel TLS-only with these files. */
-  tls?: TlsFiles;
+  tls?: TlsFiles | undefined;
   /** Aborts the start; whatever started is stopped. */
-  signal?: AbortSignal;
+  signal?: AbortSignal | undefined;
 }
 
 /** A running local cluster. */
@@ -183,7 +183,11 @@ export class LocalCluster implements AsyncDisposable {
    * This is how tests tolerate Sentinel's occasional second failover.
    */
   async waitForAgreement(
-    options: { excluding?: Endpoint; timeoutMs?: number; signal?: AbortSignal } = {},
+    options: {
+      excluding?: Endpoint | undefined;
+      timeoutMs?: number | undefined;
+      signal?: AbortSignal | undefined;
+    } = {},
   ): Promise<Endpoint> {
     return await waitFor(async () => {
       const reports = new Set<string>();

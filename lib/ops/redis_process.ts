@@ -17,23 +17,23 @@ export interface ProcessOptions {
   /** Directory for the config file, log and data. Must exist. */
   dir: string;
   /** Port; a free loopback port is picked when omitted. */
-  port?: number;
+  port?: number | undefined;
   /** Address to bind. @default {"127.0.0.1"} */
-  host?: string;
+  host?: string | undefined;
   /** Password clients must present (`requirepass`). */
-  password?: Secret;
+  password?: Secret | undefined;
   /** Address to announce to peers. */
-  announceIp?: string;
+  announceIp?: string | undefined;
   /** More config lines, appended verbatim. */
-  extraConfig?: readonly string[];
+  extraConfig?: readonly string[] | undefined;
   /** How long to wait for the first PING. @default {10000} */
-  readyTimeoutMs?: number;
+  readyTimeoutMs?: number | undefined;
   /** Remove `dir` when the process is stopped. @default {false} */
-  removeDirOnStop?: boolean;
+  removeDirOnStop?: boolean | undefined;
   /** Serve TLS only (plain port off), with these PEM files written into `dir`. */
-  tls?: TlsFiles;
+  tls?: TlsFiles | undefined;
   /** Aborts the wait for readiness; the process is then stopped. */
-  signal?: AbortSignal;
+  signal?: AbortSignal | undefined;
 }
 
 /** PEM contents for a TLS-only process. */
@@ -49,11 +49,11 @@ export interface TlsFiles {
 /** Options for {@link RedisProcess.startServer}. */
 export interface RedisServerOptions extends ProcessOptions {
   /** Start as a replica of this primary. */
-  replicaOf?: Endpoint;
+  replicaOf?: Endpoint | undefined;
   /** Password to use towards the primary (`masterauth`). */
-  masterPassword?: Secret;
+  masterPassword?: Secret | undefined;
   /** An ACL user (in addition to the default user) with full access. */
-  aclUser?: { name: string; password: Secret };
+  aclUser?: { name: string; password: Secret } | undefined;
 }
 
 /** One monitored master in a sentinel's config. */
@@ -65,11 +65,11 @@ export interface SentinelMonitor {
   /** Sentinels that must agree the primary is down. */
   quorum: number;
   /** `down-after-milliseconds`. @default {1000} */
-  downAfterMs?: number;
+  downAfterMs?: number | undefined;
   /** `failover-timeout`. @default {10000} */
-  failoverTimeoutMs?: number;
+  failoverTimeoutMs?: number | undefined;
   /** Password of the data nodes (`auth-pass`). */
-  authPassword?: Secret;
+  authPassword?: Secret | undefined;
 }
 
 /** Options for {@link RedisProcess.startSentinel}. */

@@ -16,9 +16,9 @@ export interface WaitForOptions {
   /** Give up after this long. */
   timeoutMs: number;
   /** Pause between checks. @default {50} */
-  intervalMs?: number;
+  intervalMs?: number | undefined;
   /** Aborts the wait. */
-  signal?: AbortSignal;
+  signal?: AbortSignal | undefined;
 }
 
 /** A condition did not hold before its deadline. */

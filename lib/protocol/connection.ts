@@ -35,41 +35,41 @@ import type { Secret } from "../common/secret.ts";
 /** Options for {@link RedisConnection.connect}. */
 export interface ConnectOptions {
   /** Use TLS. @default {false} */
-  tls?: boolean;
+  tls?: boolean | undefined;
   /** Extra CA certificates (PEM) trusted for TLS, e.g. a private Redis CA. */
-  caCerts?: readonly string[];
+  caCerts?: readonly string[] | undefined;
   /** ACL user name. */
-  username?: string;
+  username?: string | undefined;
   /** Password; sent only inside AUTH. */
-  password?: Secret;
+  password?: Secret | undefined;
   /** Database to SELECT. @default {0} */
-  db?: number;
+  db?: number | undefined;
   /** Deadline for TCP connect plus the AUTH/SELECT handshake. @default {2000} */
-  connectTimeoutMs?: number;
+  connectTimeoutMs?: number | undefined;
   /** Variables to name when AUTH is refused. @default {"MN_REDIS_USERNAME/MN_REDIS_PASSWORD"} */
-  credentialVariables?: string;
+  credentialVariables?: string | undefined;
   /** `CLIENT SETNAME` value, so operators can tell our connections apart. */
-  clientName?: string;
+  clientName?: string | undefined;
   /** The setting to name when TLS is on one side only. @default {"MN_REDIS_URL (rediss:// or redis://)"} */
-  tlsVariable?: string;
+  tlsVariable?: string | undefined;
   /** Aborts the connection attempt. */
-  signal?: AbortSignal;
+  signal?: AbortSignal | undefined;
   /** The setting to name when the server has no database `db`. @default {"MN_REDIS_DB"} */
-  dbVariable?: string;
+  dbVariable?: string | undefined;
 }
 
 /** Options for one command. */
 export interface SendOptions {
   /** Reject if no reply arrives within this time. The connection stays open. */
-  timeoutMs?: number;
+  timeoutMs?: number | undefined;
   /**
    * Abandons the command: rejects with {@link AbortedError} at once. A
    * command not yet written is withdrawn (never applied); a written one keeps
    * its slot so later replies stay in order.
    */
-  signal?: AbortSignal;
+  signal?: AbortSignal | undefined;
   /** Decode bulk replies (also inside arrays) as UTF-8 strings. @default {false} */
-  strings?: boolean;
+  strings?: boolean | undefined;
 }
 
 interface Pending {
@@ -79,9 +79,9 @@ interface Pending {
   sent: boolean;
   settled: boolean;
   strings: boolean;
-  timer?: ReturnType<typeof setTimeout>;
-  signal?: AbortSignal;
-  onAbort?: () => void;
+  timer?: ReturnType<typeof setTimeout> | undefined;
+  signal?: AbortSignal | undefined;
+  onAbort?: (() => void) | undefined;
 }
 
 /** Handler for pub/sub messages on a subscribed connection. */
@@ -122,9 +122,14 @@ export class RedisConnection implements AsyncDisposable {
    *
    * @example
    * ```ts
-   * import { RedisConnection } from "@mirror-neuron/redis-ha";
-   * await using conn = await RedisConnection.connect({ host: "127.0.0.1", port: 6379 });
-   * console.log(await conn.send(["PING"]));
+   * import { RedisConnection } from "./connection.ts";
+   * import { parseEndpoint } from "./endpoint.ts";
+   * // A sentinel answers PING too: the first of MN_REDIS_SENTINELS, e.g. 127.0.0.1:26379.
+   * const first = (Deno.env.get("MN_REDIS_SENTINELS") ?? "127.0.0.1:26379").split(",")[0]!;
+   * const endpoint = parseEndpoint(first);
+   * if (typeof endpoint === "string") throw new Error(endpoint);
+   * await using conn = await RedisConnection.connect(endpoint);
+   * console.log(await conn.send(["PING"], { strings: true })); // "PONG"
    * ```
    */
   static async connect(endpoint: Endpoint, options: ConnectOptions = {}): Promise<RedisConnection> {
@@ -141,7 +146,7 @@ export class RedisConnection implements AsyncDisposable {
       const connecting = Deno.connectTls({
         hostname: endpoint.host,
         port: endpoint.port,
-        caCerts: options.caCerts === undefined ? undefined : [...options.caCerts],
+        ...(options.caCerts === undefined ? {} : { caCerts: [...options.caCerts] }),
       }).then(async (c) => {
         raw = c;
         try {
@@ -672,7 +677,7 @@ async function speaksTls(endpoint: Endpoint, options: ConnectOptions): Promise<b
   const connecting = Deno.connectTls({
     hostname: endpoint.host,
     port: endpoint.port,
-    caCerts: options.caCerts === undefined ? undefined : [...options.caCerts],
+    ...(options.caCerts === undefined ? {} : { caCerts: [...options.caCerts] }),
   });
   try {
     conn = await abortable(connecting, deadline);

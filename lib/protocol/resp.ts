@@ -358,7 +358,7 @@ export class RespReader {
       default:
         throw new ProtocolError(
           `Unexpected RESP type byte 0x${
-            type.toString(16).padStart(2, "0")
+            type!.toString(16).padStart(2, "0")
           }; the peer is not Redis`,
         );
     }
@@ -390,8 +390,8 @@ function asciiLine(buf: Uint8Array, start: number, end: number): string {
   let text = "";
   for (let i = start; i < end; i++) {
     const c = buf[i];
-    if (c >= 0x80) return decoder.decode(buf.subarray(start, end));
-    text += String.fromCharCode(c);
+    if (c! >= 0x80) return decoder.decode(buf.subarray(start, end));
+    text += String.fromCharCode(c!);
   }
   return text;
 }
@@ -404,7 +404,7 @@ function parseIntegerBytes(buf: Uint8Array, start: number, end: number): number 
   if (i === end || end - i > 15) return parseInteger(decoder.decode(buf.subarray(start, end)));
   let n = 0;
   for (; i < end; i++) {
-    const d = buf[i] - 0x30;
+    const d = buf[i]! - 0x30;
     if (d < 0 || d > 9) return parseInteger(decoder.decode(buf.subarray(start, end)));
     n = n * 10 + d;
   }
@@ -424,8 +424,11 @@ export function bulkToStrings(reply: RespReply): RespReply {
   return reply;
 }
 
-/** Decodes a bulk or simple string reply to text; `null` stays `null`. */
-export function replyToString(reply: RespReply): string | null {
+/**
+ * Decodes a bulk or simple string reply to text; `null` stays `null`. An
+ * element missing from a reply array (`undefined`) is a protocol error.
+ */
+export function replyToString(reply: RespReply | undefined): string | null {
   if (reply === null) return null;
   if (typeof reply === "string") return reply;
   if (reply instanceof Uint8Array) return decoder.decode(reply);
@@ -434,7 +437,7 @@ export function replyToString(reply: RespReply): string | null {
 }
 
 /** Decodes an integer reply. */
-export function replyToNumber(reply: RespReply): number {
+export function replyToNumber(reply: RespReply | undefined): number {
   if (typeof reply === "number") return reply;
   if (typeof reply === "bigint") return Number(reply);
   const text = reply === null ? null : replyToString(reply);
@@ -443,20 +446,21 @@ export function replyToNumber(reply: RespReply): number {
 }
 
 /** Decodes a flat `[field, value, field, value…]` array reply into a map. */
-export function replyToMap(reply: RespReply): Map<string, RespReply> {
+export function replyToMap(reply: RespReply | undefined): Map<string, RespReply> {
   if (!Array.isArray(reply)) {
     throw new ProtocolError(`Expected a field/value array reply, got ${describeReply(reply)}`);
   }
   const map = new Map<string, RespReply>();
   for (let i = 0; i + 1 < reply.length; i += 2) {
-    map.set(replyToString(reply[i]) ?? "", reply[i + 1]);
+    map.set(replyToString(reply[i]) ?? "", reply[i + 1]!);
   }
   return map;
 }
 
 /** Short description of a reply's type, for error messages. */
-export function describeReply(reply: RespReply): string {
+export function describeReply(reply: RespReply | undefined): string {
   if (reply === null) return "nil";
+  if (reply === undefined) return "nothing (a reply array was shorter than expected)";
   if (Array.isArray(reply)) return `array of ${reply.length}`;
   if (reply instanceof Uint8Array) return "bulk string";
   if (reply instanceof ReplyError) return `error ${reply.prefix}`;

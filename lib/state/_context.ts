@@ -24,9 +24,9 @@ export interface FenceToken {
  */
 export interface OperationOptions {
   /** Abandons the operation and its retries. */
-  signal?: AbortSignal;
+  signal?: AbortSignal | undefined;
   /** Deadline for the whole operation, retries included. @default {the client's operationTimeoutMs} */
-  timeoutMs?: number;
+  timeoutMs?: number | undefined;
 }
 
 /** One signal for a whole operation (its caller's signal and deadline), or undefined for none. */
@@ -40,5 +40,5 @@ export function operationSignal(options: OperationOptions | undefined): AbortSig
 /** Options of a write a lease holder makes: an event append or a snapshot save. */
 export interface FencedWriteOptions extends OperationOptions {
   /** Fencing token of the lease the writer holds; a superseded token is rejected. */
-  fence?: FenceToken;
+  fence?: FenceToken | undefined;
 }

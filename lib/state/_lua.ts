@@ -65,7 +65,7 @@ export interface ScriptErrorContext {
   /** E.g. `job "42"`. */
   what: string;
   /** The lease whose token fenced the write, if any. */
-  lease?: string;
+  lease?: string | undefined;
 }
 
 /** Turns an `MN…` script error reply into its typed error; other errors pass through. */
@@ -74,7 +74,7 @@ export function mapScriptError(error: unknown, context: ScriptErrorContext): unk
   const parts = error.reply.split(" ");
   switch (error.prefix) {
     case "MNKEYTYPE":
-      return new KeyTypeError(parts[1], parts[2], parts[3]);
+      return new KeyTypeError(parts[1]!, parts[2]!, parts[3]!);
     case "MNFENCED":
       return new FencedError(
         context.lease ?? "?",
@@ -84,7 +84,7 @@ export function mapScriptError(error: unknown, context: ScriptErrorContext): unk
     case "MNCONFLICT":
       return new VersionConflictError(context.what, Number(parts[1]), Number(parts[2]));
     case "MNTRANSITION":
-      return new InvalidTransitionError(context.what, parts[1], parts[2]);
+      return new InvalidTransitionError(context.what, parts[1]!, parts[2]!);
     case "MNNOTFOUND":
       return new NotFoundError(context.what);
     case "MNEXISTS":

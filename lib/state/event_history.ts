@@ -31,7 +31,7 @@ export interface NewEvent {
   /** Event type, e.g. `agent.started`. */
   type: string;
   /** JSON payload. */
-  data?: unknown;
+  data?: unknown | undefined;
 }
 
 /** A stored event. */
@@ -57,19 +57,19 @@ export interface AppendResult {
 /** Options for {@link EventHistory.read}. */
 export interface ReadEventsOptions extends OperationOptions {
   /** Return events after this offset (exclusive). @default {from the start} */
-  after?: string;
+  after?: string | undefined;
   /** At most this many, 1-10000. @default {100} */
-  count?: number;
+  count?: number | undefined;
 }
 
 /** Options for {@link EventHistory.tail}. */
 export interface TailOptions {
   /** Start after this offset. @default {"$": only new events} */
-  after?: string;
+  after?: string | undefined;
   /** Stops the tail. */
-  signal?: AbortSignal;
+  signal?: AbortSignal | undefined;
   /** How long one blocking read waits before checking `signal`. @default {1000} */
-  blockMs?: number;
+  blockMs?: number | undefined;
 }
 
 /**
@@ -228,7 +228,7 @@ export class EventHistory {
       const first = queue[0];
       let n = 1;
       while (
-        n < queue.length && size + n < MAX_BATCH && sameFence(queue[n].fence, first.fence)
+        n < queue.length && size + n < MAX_BATCH && sameFence(queue[n]!.fence, first!.fence)
       ) n++;
       batch.push({ jobId, items: queue.splice(0, n) });
       this.#busy.add(jobId);
@@ -264,7 +264,7 @@ export class EventHistory {
     const scriptKeys: string[] = [];
     const args: string[] = [];
     for (const { jobId, items } of batch) {
-      const fence = items[0].fence;
+      const fence = items[0]!.fence;
       const f = fenceArgs(fence, (name) => keys.lease(name));
       scriptKeys.push(keys.events(jobId), keys.eventIds(jobId), f.key);
       args.push(f.token, String(items.length));
@@ -279,7 +279,7 @@ export class EventHistory {
       if (segment instanceof ReplyError) {
         return mapScriptError(segment, {
           what: `event history of job "${jobId}"`,
-          lease: items[0].fence?.lease,
+          lease: items[0]!.fence?.lease,
         });
       }
       const flat = segment as RespReply[];
@@ -325,7 +325,7 @@ export class EventHistory {
           // Pin "$" to a concrete offset so a reconnect does not skip events.
           const last = await conn.send(["XREVRANGE", key, "+", "-", "COUNT", 1]);
           after = (last as RespReply[]).length > 0
-            ? toEvent((last as RespReply[])[0]).offset
+            ? toEvent((last as RespReply[])[0]!).offset
             : "0-0";
         }
         while (!options.signal?.aborted) {

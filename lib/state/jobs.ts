@@ -56,9 +56,9 @@ export interface Job {
 /** Options for {@link JobStore.create}. */
 export interface CreateJobOptions extends OperationOptions {
   /** Initial status. @default {"pending"} */
-  status?: JobStatus;
+  status?: JobStatus | undefined;
   /** Identifies this request so a retry is recognised. @default {a random UUID} */
-  requestId?: string;
+  requestId?: string | undefined;
 }
 
 /** A change for {@link JobStore.update}. */
@@ -66,23 +66,23 @@ export interface JobUpdate {
   /** The version the caller read; a different stored version is a conflict. */
   expectedVersion: number;
   /** New status. */
-  status?: JobStatus;
+  status?: JobStatus | undefined;
   /** New payload (replaces the old one). */
-  data?: unknown;
+  data?: unknown | undefined;
   /** Fencing token of the lease the writer holds; a superseded token is rejected. */
-  fence?: FenceToken;
+  fence?: FenceToken | undefined;
   /** Identifies this request so a retry is recognised. @default {a random UUID} */
-  requestId?: string;
+  requestId?: string | undefined;
 }
 
 /** Options for {@link JobStore.list}. */
 export interface ListJobsOptions extends OperationOptions {
   /** Only jobs with this status. */
-  status?: JobStatus;
+  status?: JobStatus | undefined;
   /** Page size, 1-1000. @default {100} */
-  limit?: number;
+  limit?: number | undefined;
   /** `nextCursor` of the previous page. */
-  cursor?: string;
+  cursor?: string | undefined;
 }
 
 /** One page of {@link JobStore.list}. */
@@ -296,7 +296,7 @@ export class JobStore {
       id,
       status: replyToString(stored) as JobStatus,
       version: replyToNumber(version),
-      data: hasData ? JSON.parse(payload) : decodeJson(data),
+      data: hasData ? JSON.parse(payload) : decodeJson(data!),
       createdAt: replyToNumber(createdAt),
       updatedAt: replyToNumber(updatedAt),
     };

@@ -118,9 +118,9 @@ export interface AcquireLeaseOptions {
    * Keep the lease alive in the background until disposed, Kubernetes
    * style. Omit to renew by hand with {@link Lease.renew}.
    */
-  keepAlive?: KeepAliveOptions;
+  keepAlive?: KeepAliveOptions | undefined;
   /** Aborts the attempt. */
-  signal?: AbortSignal;
+  signal?: AbortSignal | undefined;
 }
 
 /** Keep-alive timing. The holder learns of a loss at `renewDeadlineMs` after the last renewal it sent. */
@@ -129,19 +129,19 @@ export interface KeepAliveOptions {
    * Give up when no renewal succeeded for this long after it was sent.
    * Must be at most `ttlMs - driftMs`. @default {ttlMs * 2 / 3}
    */
-  renewDeadlineMs?: number;
+  renewDeadlineMs?: number | undefined;
   /** Pause between renewals. Must be below `renewDeadlineMs`. @default {ttlMs / 4} */
-  retryPeriodMs?: number;
+  retryPeriodMs?: number | undefined;
   /** Allowance for clock rate differences between holder and server. @default {ttlMs / 10} */
-  driftMs?: number;
+  driftMs?: number | undefined;
   /** Called once when the lease is lost. */
-  onLost?: (error: LeaseLostError) => void;
+  onLost?: ((error: LeaseLostError) => void) | undefined;
 }
 
 /** Options for {@link campaign}. */
 export interface CampaignOptions extends AcquireLeaseOptions {
   /** Pause between attempts while someone else holds it. @default {ttlMs / 4} */
-  retryPeriodMs?: number;
+  retryPeriodMs?: number | undefined;
 }
 
 /** What a granted lease is made from. */
@@ -214,7 +214,7 @@ export class Lease implements AsyncDisposable, FenceToken {
    * path: no WAIT. Throws {@link LeaseLostError} (and aborts `signal`) if
    * the lease is gone or held by someone else.
    */
-  async renew(options: { signal?: AbortSignal } = {}): Promise<void> {
+  async renew(options: { signal?: AbortSignal | undefined } = {}): Promise<void> {
     if (this.#released) throw new LeaseLostError(this.lease, "it was released");
     const reply = await runScript(
       this.#context.client,
@@ -364,10 +364,15 @@ function checkTtl(ttlMs: number): void {
  *
  * @example
  * ```ts
- * import { acquireLease, StateStore } from "@mirror-neuron/redis-ha";
- * declare const store: StateStore;
- * await using lease = await acquireLease(store, "leader", { holder: "node-1:4f2a", ttlMs: 10_000, keepAlive: {} });
- * await store.jobs.update("job-1", { expectedVersion: 3, status: "running", fence: lease });
+ * import { acquireLease, jobLeaseName, parseConfig, StateStore } from "@mirror-neuron/redis-ha";
+ * await using store = await StateStore.connect(parseConfig((name) => Deno.env.get(name)));
+ * const job = await store.jobs.create(`job-${crypto.randomUUID()}`, { task: "index" });
+ * await using lease = await acquireLease(store, jobLeaseName(job.id), {
+ *   holder: `node-1:${crypto.randomUUID()}`,
+ *   ttlMs: 10_000,
+ *   keepAlive: {},
+ * });
+ * await store.jobs.update(job.id, { expectedVersion: job.version, status: "running", fence: lease });
  * ```
  */
 export async function acquireLease(

@@ -42,7 +42,7 @@ export interface RegisterNodeOptions extends OperationOptions {
   /** A node not heartbeating for this long is listed as down. */
   ttlMs: number;
   /** JSON metadata (address, version, …). */
-  meta?: unknown;
+  meta?: unknown | undefined;
 }
 
 const NOW = `local t = redis.call('TIME')
@@ -172,9 +172,9 @@ export class NodeRegistry {
     const [nowReply, ...rows] = reply as RespReply[];
     const now = replyToNumber(nowReply);
     return rows.map((row) => {
-      const [id, status, lastSeen, registeredAt, ttlMs, meta] = (row as RespReply[]).map((v) =>
-        replyToString(v) ?? ""
-      );
+      const [id = "", status, lastSeen, registeredAt, ttlMs, meta = ""] = (row as RespReply[]).map((
+        v,
+      ) => replyToString(v) ?? "");
       const age = now - Number(lastSeen);
       const shown: NodeStatus = status === "left" ? "left" : age > Number(ttlMs) ? "down" : "up";
       return {

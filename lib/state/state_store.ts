@@ -19,19 +19,21 @@ import { SnapshotStore } from "./snapshots.ts";
 /** Limits of the state store. */
 export interface StateStoreOptions {
   /** Largest bundle archive. @default {67108864} (64 MiB) */
-  maxBundleBytes?: number;
+  maxBundleBytes?: number | undefined;
   /** Bundle chunk size. @default {1048576} (1 MiB) */
-  bundleChunkBytes?: number;
+  bundleChunkBytes?: number | undefined;
   /** Largest JSON payload of a job, event or snapshot. @default {4194304} (4 MiB) */
-  maxRecordBytes?: number;
+  maxRecordBytes?: number | undefined;
 }
 
 /** Default limits, each with its reason. */
-export const STATE_DEFAULTS: Readonly<Required<StateStoreOptions>> = Object.freeze({
-  maxBundleBytes: 64 * 1024 * 1024, // the user's bundle size limit
-  bundleChunkBytes: 1024 * 1024, // small enough to replicate without stalling other writes
-  maxRecordBytes: 4 * 1024 * 1024, // records are state, not blobs: blobs belong in bundles
-});
+export const STATE_DEFAULTS: Readonly<{ [K in keyof StateStoreOptions]-?: number }> = Object.freeze(
+  {
+    maxBundleBytes: 64 * 1024 * 1024, // the user's bundle size limit
+    bundleChunkBytes: 1024 * 1024, // small enough to replicate without stalling other writes
+    maxRecordBytes: 4 * 1024 * 1024, // records are state, not blobs: blobs belong in bundles
+  },
+);
 
 /**
  * All MirrorNeuron state of one namespace.
@@ -68,7 +70,12 @@ export class StateStore implements AsyncDisposable {
   constructor(client: RedisHaClient, options: StateStoreOptions = {}) {
     this.client = client;
     this.keys = new Keys(client.config.namespace);
-    const limits = { ...STATE_DEFAULTS, ...options };
+    // An option given as `undefined` keeps its default.
+    const limits: { [K in keyof StateStoreOptions]-?: number } = { ...STATE_DEFAULTS };
+    for (const name of Object.keys(STATE_DEFAULTS) as (keyof StateStoreOptions)[]) {
+      const given = options[name];
+      if (given !== undefined) limits[name] = given;
+    }
     for (const name of Object.keys(STATE_DEFAULTS) as (keyof StateStoreOptions)[]) {
       const value = limits[name];
       if (!Number.isInteger(value) || value < 1024) {
@@ -90,7 +97,7 @@ export class StateStore implements AsyncDisposable {
   /** Connects a client and wraps it; closing the store closes the client. */
   static async connect(
     config: Config,
-    options: StateStoreOptions & { client?: ClientOptions } = {},
+    options: StateStoreOptions & { client?: ClientOptions | undefined } = {},
   ): Promise<StateStore> {
     const { client: clientOptions, ...limits } = options;
     const client = await RedisHaClient.connect(config, clientOptions);

@@ -67,8 +67,8 @@ export function holderOverlap(holds: readonly Hold[]): { totalMs: number; maxMs:
     for (let j = i + 1; j < holds.length; j++) {
       const a = holds[i];
       const b = holds[j];
-      if (a.lease !== b.lease || a.holder === b.holder) continue;
-      const overlap = Math.max(0, Math.min(a.to, b.to) - Math.max(a.from, b.from));
+      if (a!.lease !== b!.lease || a!.holder === b!.holder) continue;
+      const overlap = Math.max(0, Math.min(a!.to, b!.to) - Math.max(a!.from, b!.from));
       totalMs += overlap;
       maxMs = Math.max(maxMs, overlap);
     }
@@ -80,7 +80,7 @@ export function holderOverlap(holds: readonly Hold[]): { totalMs: number; maxMs:
 export function longestGap(okTimes: readonly number[], start: number, end: number): number {
   const times = [start, ...[...okTimes].sort((a, b) => a - b), end];
   let longest = 0;
-  for (let i = 1; i < times.length; i++) longest = Math.max(longest, times[i] - times[i - 1]);
+  for (let i = 1; i < times.length; i++) longest = Math.max(longest, times[i]! - times[i - 1]!);
   return longest;
 }
 

@@ -20,13 +20,13 @@ export interface Op {
   /** Key (set), list value (rpush), event id (append, fenced). */
   readonly id: string;
   /** The lease and token a fenced write presented. */
-  readonly lease?: string;
-  readonly token?: number;
-  readonly holder?: string;
+  readonly lease?: string | undefined;
+  readonly token?: number | undefined;
+  readonly holder?: string | undefined;
   readonly invokedAt: number;
-  completedAt?: number;
-  outcome?: Outcome;
-  error?: string;
+  completedAt?: number | undefined;
+  outcome?: Outcome | undefined;
+  error?: string | undefined;
 }
 
 /** One contender's belief that it holds a lease. */
@@ -46,7 +46,7 @@ export interface Mark {
   readonly label: string;
   readonly from: number;
   /** When the fault ended (set by the nemesis when it heals). */
-  to?: number;
+  to?: number | undefined;
 }
 
 /** Any history line. */

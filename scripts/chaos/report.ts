@@ -14,7 +14,7 @@ export interface RunReport extends Verdict {
   readonly wait: number;
   readonly durationMs: number;
   readonly switches: number;
-  readonly error?: string;
+  readonly error?: string | undefined;
 }
 
 /** The markdown report of one run. */
@@ -82,8 +82,8 @@ export function timelineSvg(
     const at = op.completedAt ?? op.invokedAt;
     const bucket = Math.min(buckets - 1, Math.floor(at / bucketMs));
     if (op.outcome === "ok") {
-      acked[bucket]++;
-      if (lost.has(`${op.kind} ${op.id}`)) lostAt[bucket]++;
+      acked[bucket]!++;
+      if (lost.has(`${op.kind} ${op.id}`)) lostAt[bucket]!++;
     } else if (op.outcome !== undefined) {
       bad.push({ at, outcome: op.outcome });
     }

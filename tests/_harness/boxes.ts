@@ -32,8 +32,8 @@ export class Boxes implements AsyncDisposable {
     boxes: Box[],
     masterName: string,
     passwords: {
-      password?: Secret;
-      sentinelPassword?: Secret;
+      password?: Secret | undefined;
+      sentinelPassword?: Secret | undefined;
     },
   ) {
     this.#dir = dir;
@@ -46,7 +46,7 @@ export class Boxes implements AsyncDisposable {
   /** Allocates `count` boxes on 127.0.0.1. */
   static async create(
     count: number,
-    options: { password?: Secret; sentinelPassword?: Secret } = {},
+    options: { password?: Secret | undefined; sentinelPassword?: Secret | undefined } = {},
   ): Promise<Boxes> {
     const dir = await tempDir("boxes-");
     const boxes = Array.from({ length: count }, (_, i) => ({
@@ -68,11 +68,11 @@ export class Boxes implements AsyncDisposable {
     const b = this.boxes[i];
     return [
       "--self-host",
-      b.host,
+      b!.host,
       "--redis-port",
-      String(b.redisPort),
+      String(b!.redisPort),
       "--sentinel-port",
-      String(b.sentinelPort),
+      String(b!.sentinelPort),
       "--sentinels",
       this.sentinels,
       "--master-name",
@@ -88,7 +88,7 @@ export class Boxes implements AsyncDisposable {
       "join",
       ...this.#clusterArgs(i),
       "--data-dir",
-      this.boxes[i].dataDir,
+      this.boxes[i]!.dataDir,
       "--down-after-ms",
       "1000",
       "--failover-timeout-ms",
@@ -104,16 +104,19 @@ export class Boxes implements AsyncDisposable {
 
   /** Connects to box `i`'s Redis. */
   redis(i: number): Promise<RedisConnection> {
-    return RedisConnection.connect({ host: this.boxes[i].host, port: this.boxes[i].redisPort }, {
+    return RedisConnection.connect({ host: this.boxes[i]!.host, port: this.boxes[i]!.redisPort }, {
       password: this.#password,
     });
   }
 
   /** Connects to box `i`'s Sentinel. */
   sentinel(i: number): Promise<RedisConnection> {
-    return RedisConnection.connect({ host: this.boxes[i].host, port: this.boxes[i].sentinelPort }, {
-      password: this.#sentinelPassword,
-    });
+    return RedisConnection.connect(
+      { host: this.boxes[i]!.host, port: this.boxes[i]!.sentinelPort },
+      {
+        password: this.#sentinelPassword,
+      },
+    );
   }
 
   /** Shuts down every daemon the boxes may run, then removes their dirs. */

@@ -14,7 +14,7 @@ export interface ProcessRun {
 export async function runProcess(
   command: string,
   args: readonly string[],
-  options: { env?: Record<string, string>; timeoutMs?: number } = {},
+  options: { env?: Record<string, string>; timeoutMs?: number | undefined } = {},
 ): Promise<ProcessRun> {
   const child = new Deno.Command(command, {
     args: [...args],
@@ -55,7 +55,7 @@ export function mnCli(
   env: Record<string, string> = {},
 ): Promise<ProcessRun> {
   const [command, ...prefix] = MN_CLI;
-  return runProcess(command, [...prefix, ...args], { env });
+  return runProcess(command!, [...prefix, ...args], { env });
 }
 
 /** A long-running subprocess whose output is collected as it arrives. */

@@ -31,8 +31,8 @@ Deno.test("check() counts an acknowledged write missing from the final primary a
     100,
   );
   assert(
-    withFault.findings[0].detail.includes('during "isolate box 1"'),
-    withFault.findings[0].detail,
+    withFault.findings[0]!.detail.includes('during "isolate box 1"'),
+    withFault.findings[0]!.detail,
   );
 });
 

@@ -41,8 +41,8 @@ async function monitor(node: RedisProcess): Promise<AsyncDisposable & { lines():
 interface Write {
   key: string;
   invokedAt: number;
-  okAt?: number;
-  error?: unknown;
+  okAt?: number | undefined;
+  error?: unknown | undefined;
 }
 
 /** A running write load. */
@@ -108,13 +108,13 @@ Deno.test("RedisHaClient under a SIGSTOPped primary: writes resume within 1s of 
     });
     const load = writers(client, `${config.namespace}:w`, 50);
     const old = cluster.nodes[0];
-    await using seen = await monitor(old);
+    await using seen = await monitor(old!);
     try {
       await waitAcked(load, 500, "writes before the pause");
       warnings.length = 0;
       const pausedAt = performance.now();
-      old.kill("SIGSTOP");
-      const next = await cluster.waitForAgreement({ excluding: old.endpoint, timeoutMs: 30_000 });
+      old!.kill("SIGSTOP");
+      const next = await cluster.waitForAgreement({ excluding: old!.endpoint, timeoutMs: 30_000 });
       await waitFor(
         () =>
           switchSeenAt !== undefined
@@ -123,7 +123,7 @@ Deno.test("RedisHaClient under a SIGSTOPped primary: writes resume within 1s of 
         { what: "the client to hear +switch-master", timeoutMs: 10_000 },
       );
       await waitAcked(load, 200, "writes on the new primary");
-      old.kill("SIGCONT");
+      old!.kill("SIGCONT");
       await waitAcked(load, 200, "writes after the old primary resumed");
       await load.stop();
       const firstAfter = Math.min(
@@ -153,12 +153,12 @@ Deno.test("RedisHaClient under a SIGSTOPped primary: writes resume within 1s of 
       const fromMaster = formatEndpoint(next);
       const executedLate = seen.lines().filter((line) =>
         !line.includes(fromMaster) && /"SET" "([^"]+)"/.test(line) &&
-        late.has(/"SET" "([^"]+)"/.exec(line)![1])
+        late.has(/"SET" "([^"]+)"/.exec(line)![1]!)
       );
       assertEquals(executedLate, []);
       assert(warnings.length <= 10, `${warnings.length} warning lines:\n${warnings.join("\n")}`);
     } finally {
-      old.kill("SIGCONT");
+      old!.kill("SIGCONT");
       await load.stop();
     }
   } finally {
@@ -176,7 +176,12 @@ Deno.test("RedisHaClient with a primary demoted in place (REPLICAOF behind Senti
   });
   // Non-idempotent appends: each value is unique, so the final list shows what was applied.
   const list = `${config.namespace}:list`;
-  const outcomes: { value: string; ok: boolean; error?: unknown; okAt?: number }[] = [];
+  const outcomes: {
+    value: string;
+    ok: boolean;
+    error?: unknown | undefined;
+    okAt?: number | undefined;
+  }[] = [];
   let running = true;
   let next = 0;
   const loops = Array.from({ length: 8 }, async () => {
@@ -199,9 +204,9 @@ Deno.test("RedisHaClient with a primary demoted in place (REPLICAOF behind Senti
           : { done: false, observed: `${outcomes.length}` },
       { what: "writes before the demotion", timeoutMs: 20_000 },
     );
-    await using conn = await old.connect();
-    await conn.send(["REPLICAOF", other.endpoint.host, other.endpoint.port]);
-    const next = await cluster.waitForAgreement({ excluding: old.endpoint, timeoutMs: 60_000 });
+    await using conn = await old!.connect();
+    await conn.send(["REPLICAOF", other!.endpoint.host, other!.endpoint.port]);
+    const next = await cluster.waitForAgreement({ excluding: old!.endpoint, timeoutMs: 60_000 });
     await waitFor(
       () =>
         switchSeenAt !== undefined &&

@@ -47,10 +47,10 @@ for (const position of ["first", "second"] as const) {
   Deno.test(`RedisHaClient.connect() and close() stay bounded with a frozen (SIGSTOP) sentinel listed ${position}`, async () => {
     await using cluster = await startCluster({ replicas: 1, sentinels: 2, quorum: 1 });
     const [good, frozen] = cluster.sentinels;
-    frozen.kill("SIGSTOP");
+    frozen!.kill("SIGSTOP");
     const listed = position === "first" ? [frozen, good] : [good, frozen];
     const config = sentinelConfig(cluster, {
-      sentinels: listed.map((s) => formatEndpoint(s.endpoint)),
+      sentinels: listed.map((s) => formatEndpoint(s!.endpoint)),
     });
     const connect = await timed(() => RedisHaClient.connect(config));
     assert(
@@ -67,7 +67,7 @@ for (const position of ["first", "second"] as const) {
 
 Deno.test("RedisHaClient.connect() with only a frozen sentinel fails within 3s and says it answered nothing", async () => {
   await using cluster = await startCluster({ replicas: 0, sentinels: 1, quorum: 1 });
-  cluster.sentinels[0].kill("SIGSTOP");
+  cluster.sentinels[0]!.kill("SIGSTOP");
   const config = sentinelConfig(cluster, { reconnectAttempts: 3, reconnectBackoffMs: 50 });
   const { ms, result } = await timed(() => RedisHaClient.connect(config));
   const error = rejection(result);
@@ -188,14 +188,14 @@ Deno.test("RedisHaClient fails within ~1s when sentinels are reached with TLS on
 Deno.test("RedisHaClient in single mode pointed at a replica fails a write at once, naming its primary", async () => {
   await using cluster = await startCluster({ replicas: 1, sentinels: 0 });
   const [primary, replica] = cluster.nodes;
-  const config = singleConfig(replica);
+  const config = singleConfig(replica!);
   await using client = await RedisHaClient.connect(config);
   const { ms, result } = await timed(() => client.durable(["SET", "k", "v"], { idempotent: true }));
   const error = rejection(result);
   assert(error instanceof NotPrimaryError, String(error));
-  assertEquals(error.primary, formatEndpoint(primary.endpoint));
+  assertEquals(error.primary, formatEndpoint(primary!.endpoint));
   assert(
-    error.message.includes(formatEndpoint(primary.endpoint)) && /MN_REDIS_URL/.test(error.message),
+    error.message.includes(formatEndpoint(primary!.endpoint)) && /MN_REDIS_URL/.test(error.message),
   );
   assert(ms < 500, `took ${Math.round(ms)}ms`);
 });
@@ -240,13 +240,16 @@ Deno.test("RedisConnection reports a handshake a silent peer never answers withi
   const { RedisConnection } = await import("../../lib/protocol/connection.ts");
   const [host, port] = listener.address.split(":");
   const { ms, result } = await timed(() =>
-    RedisConnection.connect({ host, port: Number(port) }, { connectTimeoutMs: 300 })
+    RedisConnection.connect({ host: host!, port: Number(port) }, { connectTimeoutMs: 300 })
   );
   const error = rejection(result);
   assert(error instanceof ConnectionError && /answered nothing within 300ms/.test(error.message));
   assert(ms < 600, `took ${Math.round(ms)}ms`);
   const secure = await timed(() =>
-    RedisConnection.connect({ host, port: Number(port) }, { connectTimeoutMs: 300, tls: true })
+    RedisConnection.connect({ host: host!, port: Number(port) }, {
+      connectTimeoutMs: 300,
+      tls: true,
+    })
   );
   const secureError = rejection(secure.result);
   assert(secureError instanceof ConnectionError, String(secureError));

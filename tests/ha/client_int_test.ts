@@ -84,10 +84,10 @@ Deno.test("RedisHaClient gives up after the configured attempts, in about the co
 
 Deno.test("RedisHaClient raises WaitError with acked=0 when replicas cannot acknowledge", async () => {
   await using cluster = await startCluster({ replicas: 1, sentinels: 0 });
-  const config = singleConfig(cluster.nodes[0], { waitReplicas: 1, waitTimeoutMs: 1000 });
+  const config = singleConfig(cluster.nodes[0]!, { waitReplicas: 1, waitTimeoutMs: 1000 });
   await using client = await RedisHaClient.connect(config);
   await client.durable(["SET", `${config.namespace}:before`, "1"]);
-  cluster.nodes[1].kill("SIGSTOP");
+  cluster.nodes[1]!.kill("SIGSTOP");
   const error = await assertRejects(
     () => client.durable(["SET", `${config.namespace}:unconfirmed`, "1"], { idempotent: true }),
     WaitError,
@@ -100,12 +100,12 @@ Deno.test("RedisHaClient raises WaitError with acked=0 when replicas cannot ackn
     replyToString(await client.command(["GET", `${config.namespace}:unconfirmed`])),
     "1",
   );
-  cluster.nodes[1].kill("SIGCONT");
+  cluster.nodes[1]!.kill("SIGCONT");
 });
 
 Deno.test("RedisHaClient group-commits concurrent durable writes under one WAIT per socket write, hot commands never wait", async () => {
   await using cluster = await startCluster({ replicas: 1, sentinels: 0 });
-  const config = singleConfig(cluster.nodes[0], { waitReplicas: 1, waitTimeoutMs: 1000 });
+  const config = singleConfig(cluster.nodes[0]!, { waitReplicas: 1, waitTimeoutMs: 1000 });
   await using client = await RedisHaClient.connect(config);
   await client.command(["CONFIG", "RESETSTAT"]);
   await Promise.all(
@@ -120,7 +120,7 @@ Deno.test("RedisHaClient group-commits concurrent durable writes under one WAIT 
   assert(waits >= 1 && waits <= 4, `50 concurrent durable writes issued ${waits} WAITs`);
 
   // A durable write stuck in WAIT (replica stopped) must not delay hot commands.
-  cluster.nodes[1].kill("SIGSTOP");
+  cluster.nodes[1]!.kill("SIGSTOP");
   const stuck = client.durable(["SET", `${config.namespace}:stuck`, "1"], { idempotent: true })
     .catch((e) => e);
   const started = performance.now();
@@ -128,7 +128,7 @@ Deno.test("RedisHaClient group-commits concurrent durable writes under one WAIT 
   const hotMs = performance.now() - started;
   assert(hotMs < 300, `hot write took ${hotMs}ms behind a WAIT`);
   assert((await stuck) instanceof WaitError);
-  cluster.nodes[1].kill("SIGCONT");
+  cluster.nodes[1]!.kill("SIGCONT");
 });
 
 Deno.test("RedisHaClient reports an unknown outcome instead of resending a non-idempotent write", async () => {
@@ -168,8 +168,8 @@ Deno.test("RedisHaClient survives kill -9 of the primary under WAIT 1 without lo
   try {
     await waitForProgress(loop, 100, "writes before the kill");
     const old = cluster.nodes[0];
-    old.kill("SIGKILL");
-    const promoted = await cluster.waitForAgreement({ excluding: old.endpoint });
+    old!.kill("SIGKILL");
+    const promoted = await cluster.waitForAgreement({ excluding: old!.endpoint });
     await waitFor(
       () =>
         client.primary?.address === formatEndpoint(promoted)
@@ -210,20 +210,20 @@ Deno.test("RedisHaClient detects a hung primary (SIGSTOP) with its probe and mov
   const hung = cluster.nodes[0];
   try {
     await waitForProgress(loop, 100, "writes before the hang");
-    hung.kill("SIGSTOP");
+    hung!.kill("SIGSTOP");
     await waitFor(
       () =>
-        probeFailures.includes(formatEndpoint(hung.endpoint))
+        probeFailures.includes(formatEndpoint(hung!.endpoint))
           ? { done: true, value: undefined }
           : { done: false, observed: `probe failures: ${probeFailures.join(",") || "none"}` },
       { what: "the probe to detect the hung primary", timeoutMs: 5_000 },
     );
-    const promoted = await cluster.waitForAgreement({ excluding: hung.endpoint });
+    const promoted = await cluster.waitForAgreement({ excluding: hung!.endpoint });
     await waitForProgress(loop, 100, "writes on the promoted primary");
-    hung.kill("SIGCONT");
+    hung!.kill("SIGCONT");
     // Sentinel turns the old primary into a replica; writes must never go back to it.
     await waitFor(async () => {
-      await using conn = await hung.connect();
+      await using conn = await hung!.connect();
       const role = await conn.send(["ROLE"]);
       const name = Array.isArray(role) ? replyToString(role[0]) : null;
       return name === "slave"
@@ -234,7 +234,7 @@ Deno.test("RedisHaClient detects a hung primary (SIGSTOP) with its probe and mov
     await loop.stop();
     const final = await cluster.waitForAgreement();
     assert(
-      !connectedTo.includes(formatEndpoint(hung.endpoint)),
+      !connectedTo.includes(formatEndpoint(hung!.endpoint)),
       `client went back: ${connectedTo}`,
     );
     assertEquals(formatEndpoint(final), formatEndpoint(promoted));
@@ -242,7 +242,7 @@ Deno.test("RedisHaClient detects a hung primary (SIGSTOP) with its probe and mov
     assertEquals(unexpected.length, 0, `write errors: ${unexpected.map(String).join("; ")}`);
     assertEquals(await missingKeys(cluster.node(final), loop.acked), []);
   } finally {
-    hung.kill("SIGCONT");
+    hung!.kill("SIGCONT");
     await loop.stop();
   }
 });
@@ -258,12 +258,12 @@ Deno.test("RedisHaClient handles READONLY from a primary demoted in place by re-
   try {
     await waitForProgress(loop, 100, "writes before the demotion");
     // An operator's manual switch, done safely: pause writes, let the replica catch up, swap roles.
-    await using p = await oldPrimary.connect();
+    await using p = await oldPrimary!.connect();
     await p.send(["CLIENT", "PAUSE", 10_000, "WRITE"]);
     const offset = parseInfo(replyToString(await p.send(["INFO", "replication"])) ?? "").get(
       "master_repl_offset",
     );
-    await using n = await next.connect();
+    await using n = await next!.connect();
     await waitFor(async () => {
       const seen = parseInfo(replyToString(await n.send(["INFO", "replication"])) ?? "").get(
         "slave_repl_offset",
@@ -273,10 +273,10 @@ Deno.test("RedisHaClient handles READONLY from a primary demoted in place by re-
         : { done: false, observed: `${seen} of ${offset}` };
     }, { what: "the replica to catch up", timeoutMs: 5_000 });
     await n.send(["REPLICAOF", "NO", "ONE"]);
-    await p.send(["REPLICAOF", next.endpoint.host, next.endpoint.port]);
+    await p.send(["REPLICAOF", next!.endpoint.host, next!.endpoint.port]);
     await p.send(["CLIENT", "UNPAUSE"]);
-    await using o = await other.connect();
-    await o.send(["REPLICAOF", next.endpoint.host, next.endpoint.port]);
+    await using o = await other!.connect();
+    await o.send(["REPLICAOF", next!.endpoint.host, next!.endpoint.port]);
     for (const s of cluster.sentinels) {
       await using conn = await s.connect();
       await conn.send(["SENTINEL", "REMOVE", cluster.masterName]);
@@ -284,15 +284,15 @@ Deno.test("RedisHaClient handles READONLY from a primary demoted in place by re-
         "SENTINEL",
         "MONITOR",
         cluster.masterName,
-        next.endpoint.host,
-        next.endpoint.port,
+        next!.endpoint.host,
+        next!.endpoint.port,
         2,
       ]);
       await conn.send(["SENTINEL", "SET", cluster.masterName, "down-after-milliseconds", 1000]);
     }
     await waitFor(
       () =>
-        client.primary?.address === formatEndpoint(next.endpoint)
+        client.primary?.address === formatEndpoint(next!.endpoint)
           ? { done: true, value: undefined }
           : { done: false, observed: `client on ${client.primary?.address}` },
       { what: "the client to follow the new primary", timeoutMs: 20_000 },
@@ -301,8 +301,8 @@ Deno.test("RedisHaClient handles READONLY from a primary demoted in place by re-
     await loop.stop();
     assertEquals(loop.errors.length, 0, `write errors: ${loop.errors.map(String).join("; ")}`);
     assert(retried.some((e) => e.includes("READONLY")), `retries: ${retried.join("; ")}`);
-    assertEquals(await missingKeys(next, loop.acked), []);
-    await using check = await oldPrimary.connect();
+    assertEquals(await missingKeys(next!, loop.acked), []);
+    await using check = await oldPrimary!.connect();
     const role = await check.send(["ROLE"]);
     assertEquals(Array.isArray(role) ? replyToString(role[0]) : null, "slave");
     assertEquals(replyToNumber(await check.send(["DBSIZE"])) >= loop.acked.length, true);

@@ -143,11 +143,11 @@ Deno.test("parseConfig() rejects bad sentinel entries: host without port, port 0
   });
   assertEquals(issues.length, 5);
   assert(issues.every((i) => i.variable === "MN_REDIS_SENTINELS"));
-  assert(issues[0].message.includes("has no port"));
-  assert(issues[1].message.includes("out of range"));
-  assert(issues[2].message.includes("out of range"));
-  assert(issues[3].message.includes("not a number"));
-  assert(issues[4].message.includes("no host"));
+  assert(issues[0]!.message.includes("has no port"));
+  assert(issues[1]!.message.includes("out of range"));
+  assert(issues[2]!.message.includes("out of range"));
+  assert(issues[3]!.message.includes("not a number"));
+  assert(issues[4]!.message.includes("no host"));
 });
 
 Deno.test("parseConfig() rejects max backoff below backoff and non-numeric, negative numbers", () => {
@@ -180,7 +180,7 @@ Deno.test("parseConfig() rejects bad URLs, namespaces and master names", () => {
   assert(!url.includes("hunter2"), "URL credentials must be masked");
   assert(url.includes("***"));
   const port = issuesOf({ MN_REDIS_URL: "redis://h:0" });
-  assert(port[0].message.includes("out of range"));
+  assert(port[0]!.message.includes("out of range"));
 });
 
 Deno.test("parseConfig() never shows a password value in an error", () => {
@@ -230,6 +230,14 @@ Deno.test("parseConfig() rejects a namespace with ':', which could reach another
   // "X:node" would otherwise own X's node-state key space ("X:node:…").
   const issues = issuesOf({ MN_REDIS_NAMESPACE: "X:node" });
   assertEquals(issues.map((i) => i.variable), ["MN_REDIS_NAMESPACE"]);
-  assert(issues[0].message.includes('no ":"') && issues[0].message.includes('"X_node"'));
+  assert(issues[0]!.message.includes('no ":"') && issues[0]!.message.includes('"X_node"'));
   assertEquals(parseConfig(env({ MN_REDIS_NAMESPACE: "X.node-1_a" })).namespace, "X.node-1_a");
+});
+
+Deno.test("ConfigOptions takes literal unions: a misspelt mode fails to compile and to run", () => {
+  // @ts-expect-error "sentinal" is not a HaMode: the compiler catches the typo.
+  const error = assertThrows(() => configFromOptions({ haMode: "sentinal" }), ConfigError);
+  assert(error.message.includes("haMode"), error.message);
+  // @ts-expect-error a number of replicas, not text.
+  assertThrows(() => configFromOptions({ waitReplicas: "one" }), ConfigError);
 });

@@ -16,8 +16,8 @@ async function calls(conn: RedisConnection, command: string): Promise<number> {
 Deno.test("GroupWait sends one WAIT in the same socket write as the writes it covers", async () => {
   // 50 writes go out in socket writes of at most 16 commands, each with its WAIT.
   await using cluster = await startCluster({ replicas: 1, sentinels: 0 });
-  await using admin = await cluster.nodes[0].connect();
-  await using conn = await RedisConnection.connect(cluster.nodes[0].endpoint);
+  await using admin = await cluster.nodes[0]!.connect();
+  await using conn = await RedisConnection.connect(cluster.nodes[0]!.endpoint);
   const wait = new GroupWait(conn, 1, 1000);
   const waitsBefore = await calls(admin, "wait");
   const batchesBefore = conn.batchesWritten;
@@ -33,13 +33,13 @@ Deno.test("GroupWait sends one WAIT in the same socket write as the writes it co
   await wait.write(["SET", "gw:later", "v"]);
   assertEquals(conn.batchesWritten - batchesBefore, batches + 1);
   assertEquals(await calls(admin, "wait") - waitsBefore, batches + 1);
-  await using replica = await cluster.nodes[1].connect();
+  await using replica = await cluster.nodes[1]!.connect();
   assertEquals(replyToString(await replica.send(["GET", "gw:later"])), "v");
 });
 
 Deno.test("GroupWait reports acked/required when too few replicas acknowledge", async () => {
   await using cluster = await startCluster({ replicas: 1, sentinels: 0 });
-  await using conn = await RedisConnection.connect(cluster.nodes[0].endpoint);
+  await using conn = await RedisConnection.connect(cluster.nodes[0]!.endpoint);
   await conn.send(["WAIT", 1, 10_000]); // the replica is attached and caught up
   const wait = new GroupWait(conn, 2, 200);
   const error = await assertRejects(() => wait.write(["SET", "gw:k", "v"]), WaitError);
@@ -50,7 +50,7 @@ Deno.test("GroupWait reports acked/required when too few replicas acknowledge", 
 
 Deno.test("GroupWait rethrows a failed write as it is", async () => {
   await using cluster = await startCluster({ replicas: 1, sentinels: 0 });
-  await using conn = await RedisConnection.connect(cluster.nodes[0].endpoint);
+  await using conn = await RedisConnection.connect(cluster.nodes[0]!.endpoint);
   await conn.send(["LPUSH", "gw:list", "x"]);
   const wait = new GroupWait(conn, 1, 1000);
   const error = await assertRejects(() => wait.write(["INCR", "gw:list"]), ReplyError);
@@ -59,8 +59,8 @@ Deno.test("GroupWait rethrows a failed write as it is", async () => {
 
 Deno.test("a script's EVAL after NOSCRIPT is covered by a WAIT of its own", async () => {
   await using cluster = await startCluster({ replicas: 1, sentinels: 0 });
-  await using admin = await cluster.nodes[0].connect();
-  await using conn = await RedisConnection.connect(cluster.nodes[0].endpoint);
+  await using admin = await cluster.nodes[0]!.connect();
+  await using conn = await RedisConnection.connect(cluster.nodes[0]!.endpoint);
   const wait = new GroupWait(conn, 1, 1000);
   const script = new Script(
     "test-set",
@@ -70,7 +70,7 @@ Deno.test("a script's EVAL after NOSCRIPT is covered by a WAIT of its own", asyn
   // The first run misses the script cache: EVALSHA (NOSCRIPT), then EVAL with its own WAIT.
   await script.run((args) => wait.write(args), ["gw:script"], ["v1"]);
   assertEquals(await calls(admin, "wait") - waitsBefore, 2);
-  await using replica = await cluster.nodes[1].connect();
+  await using replica = await cluster.nodes[1]!.connect();
   assertEquals(replyToString(await replica.send(["GET", "gw:script"])), "v1");
   await script.run((args) => wait.write(args), ["gw:script"], ["v2"]);
   assertEquals(await calls(admin, "wait") - waitsBefore, 3, "a cached script: one WAIT");

@@ -14,7 +14,7 @@ Deno.test("SentinelResolver resolves the primary when the first listed sentinel 
   });
   const started = performance.now();
   const decision = await resolver.resolve();
-  assertEquals(formatEndpoint(decision.primary), formatEndpoint(cluster.nodes[0].endpoint));
+  assertEquals(formatEndpoint(decision.primary), formatEndpoint(cluster.nodes[0]!.endpoint));
   assert(performance.now() - started < 1000, "a refused sentinel must not stall resolution");
   assertEquals(decision.answers.filter((a) => a.kind === "error").length, 1);
 });
@@ -22,13 +22,13 @@ Deno.test("SentinelResolver resolves the primary when the first listed sentinel 
 Deno.test("SentinelResolver picks the real primary over a stale sentinel reporting an old one", async () => {
   await using cluster = await startCluster({ replicas: 2, sentinels: 3 });
   const old = cluster.nodes[0];
-  old.kill("SIGKILL");
-  const promoted = await cluster.waitForAgreement({ excluding: old.endpoint });
+  old!.kill("SIGKILL");
+  const promoted = await cluster.waitForAgreement({ excluding: old!.endpoint });
   // A sentinel that only ever knew the old primary: it keeps reporting it at epoch 0.
   await using dir = await tempDir("stale-");
   await using stale = await RedisProcess.startSentinel({
     dir: dir.path,
-    monitor: { name: cluster.masterName, primary: old.endpoint, quorum: 2 },
+    monitor: { name: cluster.masterName, primary: old!.endpoint, quorum: 2 },
   });
   await using resolver = new SentinelResolver({
     sentinels: [stale.endpoint, ...cluster.sentinelEndpoints],
@@ -38,8 +38,8 @@ Deno.test("SentinelResolver picks the real primary over a stale sentinel reporti
   assertEquals(formatEndpoint(decision.primary), formatEndpoint(promoted));
   assert(decision.configEpoch >= 1);
   assertEquals(decision.stale.map((s) => s.sentinel), [formatEndpoint(stale.endpoint)]);
-  assertEquals(decision.stale[0].reported, formatEndpoint(old.endpoint));
-  assertEquals(decision.stale[0].configEpoch, 0);
+  assertEquals(decision.stale[0]!.reported, formatEndpoint(old!.endpoint));
+  assertEquals(decision.stale[0]!.configEpoch, 0);
 });
 
 Deno.test("SentinelResolver authenticates to password-protected sentinels and discovers peers", async () => {
@@ -51,12 +51,12 @@ Deno.test("SentinelResolver authenticates to password-protected sentinels and di
   });
   // Seed with one sentinel only: the others are learned from SENTINEL SENTINELS.
   await using resolver = new SentinelResolver({
-    sentinels: [cluster.sentinelEndpoints[0]],
+    sentinels: [cluster.sentinelEndpoints[0]!],
     masterName: cluster.masterName,
     password,
   });
   const decision = await resolver.resolve();
-  assertEquals(formatEndpoint(decision.primary), formatEndpoint(cluster.nodes[0].endpoint));
+  assertEquals(formatEndpoint(decision.primary), formatEndpoint(cluster.nodes[0]!.endpoint));
   assertEquals(
     resolver.sentinels.map(formatEndpoint).sort(),
     cluster.sentinelEndpoints.map(formatEndpoint).sort(),

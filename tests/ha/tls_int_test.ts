@@ -29,7 +29,7 @@ Deno.test("RedisHaClient resolves through TLS sentinels and writes to a TLS prim
   await using cluster = await startCluster({ replicas: 1, sentinels: 2, quorum: 1, tls });
   const config = sentinelConfig(cluster, { url: "rediss://placeholder:6379", sentinelTls: true });
   await using client = await RedisHaClient.connect(config, { tlsCaCerts: [TEST_CA_PEM] });
-  assertEquals(client.primary?.address, formatEndpoint(cluster.nodes[0].endpoint));
+  assertEquals(client.primary?.address, formatEndpoint(cluster.nodes[0]!.endpoint));
   await client.durable(["SET", `${config.namespace}:k`, "v"], { idempotent: true });
   assertEquals(replyToString(await client.command(["GET", `${config.namespace}:k`])), "v");
 });

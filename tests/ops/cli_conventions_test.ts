@@ -25,7 +25,7 @@ Deno.test("--help at every level exits 0 on stdout: top, each group, each comman
   ];
   assertEquals(groups.sort(), ["inspect", "node", "smoke"]);
   for (const group of groups) {
-    const r = await cli([group, "--help"]);
+    const r = await cli([group!, "--help"]);
     assertEquals(r.code, 0, group);
     assertEquals(r.stderr, "", group);
     for (const c of COMMANDS.filter((c) => c.name.startsWith(`${group} `))) {

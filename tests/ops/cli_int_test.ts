@@ -49,13 +49,13 @@ Deno.test("mn-redis-ha probe and status work in sentinel mode, flags overriding 
   assertEquals(probe.code, 0, probe.stderr);
   assertEquals(
     probe.stdout,
-    `probe_write_read_ok primary=${formatEndpoint(cluster.nodes[0].endpoint)}`,
+    `probe_write_read_ok primary=${formatEndpoint(cluster.nodes[0]!.endpoint)}`,
   );
   const status = await cli(["status", "--json", ...flags], env);
   assertEquals(status.code, 0, status.stderr);
   const report = JSON.parse(status.stdout);
   assertEquals(report.mode, "sentinel");
-  assertEquals(report.primary, formatEndpoint(cluster.nodes[0].endpoint));
+  assertEquals(report.primary, formatEndpoint(cluster.nodes[0]!.endpoint));
   assertEquals(report.role, "master");
   assertEquals(report.configEpoch, 0);
   assertEquals(report.wait, { replicas: 2, timeoutMs: 100 });
@@ -64,7 +64,7 @@ Deno.test("mn-redis-ha probe and status work in sentinel mode, flags overriding 
   assertEquals(report.sentinels.length, 3);
   for (const s of report.sentinels) {
     assertEquals(s.answered, true);
-    assertEquals(s.reports, formatEndpoint(cluster.nodes[0].endpoint));
+    assertEquals(s.reports, formatEndpoint(cluster.nodes[0]!.endpoint));
   }
 });
 
@@ -115,14 +115,14 @@ Deno.test("mn-redis-ha inspect topology prints a table and stable JSON with the 
   const table = await cli(["inspect", "topology"], env);
   assertEquals(table.code, 0, table.stderr);
   assert(
-    table.stdout.includes(`primary  ${formatEndpoint(cluster.nodes[0].endpoint)}  role master`),
+    table.stdout.includes(`primary  ${formatEndpoint(cluster.nodes[0]!.endpoint)}  role master`),
     table.stdout,
   );
   assert(
     /SENTINEL\s+REACHABLE\s+REPORTS\s+EPOCH\s+QUORUM\s+CKQUORUM/.test(table.stdout),
     table.stdout,
   );
-  assert(table.stdout.includes(formatEndpoint(cluster.nodes[1].endpoint)), table.stdout);
+  assert(table.stdout.includes(formatEndpoint(cluster.nodes[1]!.endpoint)), table.stdout);
   // Warnings are diagnostics: on stderr, never mixed into the table on stdout.
   for (const w of ["only 2 sentinel(s)", "quorum is 1", "no leader"]) {
     assert(table.stderr.includes(`warning: ${w}`), table.stderr);
@@ -130,7 +130,7 @@ Deno.test("mn-redis-ha inspect topology prints a table and stable JSON with the 
   }
   assert(!table.stderr.includes("\x1b["), "no colour when not a terminal");
   // A replica promoted by hand: two nodes claim master.
-  await using r = await cluster.nodes[1].connect();
+  await using r = await cluster.nodes[1]!.connect();
   await r.send(["REPLICAOF", "NO", "ONE"]);
   const json = await cli(["inspect", "topology", "--json"], env);
   assertEquals(json.code, 0, json.stderr);
@@ -183,7 +183,7 @@ Deno.test("status --json that cannot reach Redis prints a JSON error object on s
 
 Deno.test("status warns when MN_REDIS_WAIT_REPLICAS needs every replica (one box down stops durable writes)", async () => {
   await using cluster = await startCluster({ replicas: 1, sentinels: 0 });
-  const url = `redis://${formatEndpoint(cluster.nodes[0].endpoint)}`;
+  const url = `redis://${formatEndpoint(cluster.nodes[0]!.endpoint)}`;
   const tight = await cli(["status", "--url", url, "--wait-replicas", "1", "--json"]);
   assertEquals(tight.code, 0, tight.stderr);
   assert(tight.stderr.includes("warning: MN_REDIS_WAIT_REPLICAS is 1"), tight.stderr);

@@ -22,7 +22,7 @@ async function interrupt(
   env: Record<string, string> = {},
 ): Promise<{ code: number; afterSignalMs: number; stderr: string; stdout: string }> {
   const [command, ...prefix] = MN_CLI;
-  const child = spawnCollecting(command, [...prefix, ...args], env);
+  const child = spawnCollecting(command!, [...prefix, ...args], env);
   try {
     await waitFor(
       () =>
@@ -70,14 +70,14 @@ for (const signal of ["SIGINT", "SIGTERM"] as const) {
 
 Deno.test("mn-redis-ha status exits 143 within 1s on SIGTERM while its only sentinel is frozen", async () => {
   await using cluster = await startCluster({ replicas: 0, sentinels: 1, quorum: 1 });
-  cluster.sentinels[0].kill("SIGSTOP");
+  cluster.sentinels[0]!.kill("SIGSTOP");
   const r = await interrupt(
     [
       "status",
       "--ha-mode",
       "sentinel",
       "--sentinels",
-      formatEndpoint(cluster.sentinels[0].endpoint),
+      formatEndpoint(cluster.sentinels[0]!.endpoint),
       "--sentinel-master",
       cluster.masterName,
       "--reconnect-attempts",
@@ -94,13 +94,13 @@ for (const position of ["first", "second"] as const) {
   Deno.test(`mn-redis-ha status and probe finish within 5s with a frozen sentinel listed ${position}`, async () => {
     await using cluster = await startCluster({ replicas: 1, sentinels: 2, quorum: 1 });
     const [good, frozen] = cluster.sentinels;
-    frozen.kill("SIGSTOP");
+    frozen!.kill("SIGSTOP");
     const listed = (position === "first" ? [frozen, good] : [good, frozen])
-      .map((s) => formatEndpoint(s.endpoint)).join(",");
+      .map((s) => formatEndpoint(s!.endpoint)).join(",");
     const [command, ...prefix] = MN_CLI;
     for (const sub of ["status", "probe"]) {
       const started = performance.now();
-      const r = await runProcess(command, [
+      const r = await runProcess(command!, [
         ...prefix,
         sub,
         "--ha-mode",
@@ -154,9 +154,9 @@ Deno.test("mn-redis-ha join exits 130 within 1s on SIGINT after starting its dae
   assertEquals(r.code, 130, r.stderr);
   assert(r.afterSignalMs < 1000, `exited ${Math.round(r.afterSignalMs)}ms after SIGINT`);
   // The daemons this run started are gone (they were not running before).
-  for (const port of [box.redisPort, box.sentinelPort]) {
+  for (const port of [box!.redisPort, box!.sentinelPort]) {
     await waitFor(async () => {
-      const up = await RedisConnection.connect({ host: box.host, port }, { connectTimeoutMs: 200 })
+      const up = await RedisConnection.connect({ host: box!.host, port }, { connectTimeoutMs: 200 })
         .then(async (c) => {
           await c.close();
           return true;

@@ -23,9 +23,9 @@ Deno.test("parseEndpoint() explains what is wrong", () => {
       ["x".repeat(100_000) + ":1", "… (100002 characters)"],
     ]
   ) {
-    const result = parseEndpoint(input);
+    const result = parseEndpoint(input!);
     assertEquals(typeof result, "string", input);
-    assertEquals((result as string).includes(expected), true, `${input}: ${result}`);
+    assertEquals((result as string).includes(expected!), true, `${input}: ${result}`);
   }
 });
 

@@ -90,7 +90,7 @@ Deno.test("encodeCommand() produces arrays of bulk strings, binary-safe", () => 
         assertEquals(decoded.length, args.length);
         args.forEach((arg, i) => {
           const expected = arg instanceof Uint8Array ? arg : text.encode(String(arg));
-          assertEquals([...decoded[i]], [...expected]);
+          assertEquals([...decoded[i]!], [...expected]);
         });
       },
     ),
@@ -135,8 +135,8 @@ Deno.test("RespReader decodes a large multi-chunk array without losing elements"
   const bytes = encodeReply(items);
   const cuts = Array.from({ length: Math.ceil(bytes.length / 1000) }, (_, i) => i * 1000);
   const [decoded] = decodeInChunks(bytes, cuts) as Uint8Array[][];
-  assertEquals(decoded.length, 20_000);
-  assertEquals(new TextDecoder().decode(decoded[19_999]), "value-19999");
+  assertEquals(decoded!.length, 20_000);
+  assertEquals(new TextDecoder().decode(decoded![19_999]), "value-19999");
 });
 
 Deno.test("encodeCommand() sizes any UTF-16 text (astral, lone surrogates) as TextEncoder does", () => {
@@ -145,7 +145,7 @@ Deno.test("encodeCommand() sizes any UTF-16 text (astral, lone surrogates) as Te
       const reader = new RespReader();
       reader.push(encodeCommand(args));
       const decoded = reader.next() as Uint8Array[];
-      args.forEach((arg, i) => assertEquals([...decoded[i]], [...text.encode(arg)]));
+      args.forEach((arg, i) => assertEquals([...decoded[i]!], [...text.encode(arg)]));
     }),
     { numRuns: 500 },
   );

@@ -20,8 +20,8 @@ Deno.test("EventHistory appends in order and reads ranges from an offset", async
   assert(results.every((r) => !r.duplicate));
   const all = await store.events.read("j", { count: 1000 });
   assertEquals(all.map((e) => e.id), Array.from({ length: 500 }, (_, i) => `e${i}`));
-  assertEquals(all[7].data, { i: 7 });
-  const after = await store.events.read("j", { after: all[9].offset, count: 5 });
+  assertEquals(all[7]!.data, { i: 7 });
+  const after = await store.events.read("j", { after: all[9]!.offset, count: 5 });
   assertEquals(after.map((e) => e.id), ["e10", "e11", "e12", "e13", "e14"]);
 });
 
@@ -73,7 +73,7 @@ Deno.test("EventHistory tails new events as they are appended", async () => {
   const tail = (async () => {
     for await (
       const event of store.events.tail("j", {
-        after: old[0].offset,
+        after: old[0]!.offset,
         signal: abort.signal,
         blockMs: 100,
       })
@@ -131,8 +131,8 @@ Deno.test("EventHistory writes many jobs' appends in one script call; a failed j
   ]);
   assertEquals(await scriptCalls() - before, 1, "42 appends over 12 jobs: one script call");
   assert(outcomes.slice(0, 40).every((o) => o.status === "fulfilled"));
-  assert(outcomes[40].status === "rejected" && outcomes[40].reason instanceof KeyTypeError);
-  assert(outcomes[41].status === "rejected" && outcomes[41].reason instanceof FencedError);
+  assert(outcomes[40]!.status === "rejected" && outcomes[40]!.reason instanceof KeyTypeError);
+  assert(outcomes[41]!.status === "rejected" && outcomes[41]!.reason instanceof FencedError);
   for (let j = 0; j < 10; j++) {
     const events = await store.events.read(`job-${j}`);
     assertEquals(events.map((e) => e.id), [0, 1, 2, 3].map((k) => `e${j + 10 * k}`));

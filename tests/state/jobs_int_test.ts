@@ -166,7 +166,7 @@ Deno.test("JobStore.list() pages 600 jobs of one millisecond at several page siz
   }
   // A cursor whose job left the index still resumes right after it.
   const first = await store.jobs.list({ limit: 10, status: "pending" });
-  await store.jobs.update(first.jobs[9].id, { expectedVersion: 1, status: "running" });
+  await store.jobs.update(first.jobs[9]!.id, { expectedVersion: 1, status: "running" });
   const rest = await store.jobs.list({ limit: 1000, status: "pending", cursor: first.nextCursor });
   assertEquals(rest.jobs.map((j) => j.id), ids.slice(10));
 });

@@ -21,7 +21,7 @@ Deno.test("checkId() rejects empty, over-long and key-breaking ids with the fiel
   ) {
     const error = assertThrows(() => checkId("jobId", id), ValidationError);
     assertEquals(error.field, "jobId");
-    assertEquals(error.message.includes(hint), true, `${id}: ${error.message}`);
+    assertEquals(error.message.includes(hint!), true, `${id}: ${error.message}`);
   }
   assertThrows(() => checkId("jobId", 42 as unknown as string), ValidationError);
 });

@@ -28,8 +28,8 @@ function overlapMs(intervals: readonly Held[]): number {
     for (let j = i + 1; j < intervals.length; j++) {
       const a = intervals[i];
       const b = intervals[j];
-      if (a.holder === b.holder) continue;
-      total += Math.max(0, Math.min(a.to, b.to) - Math.max(a.from, b.from));
+      if (a!.holder === b!.holder) continue;
+      total += Math.max(0, Math.min(a!.to, b!.to) - Math.max(a!.from, b!.from));
     }
   }
   return total;
@@ -119,7 +119,7 @@ Deno.test("leases through 3 consecutive primary kills: the holders' 'I hold it' 
   // Tokens of successive grants increase, across the failovers too.
   const byStart = [...held].sort((a, b) => a.from - b.from);
   for (let i = 1; i < byStart.length; i++) {
-    if (byStart[i].holder === byStart[i - 1].holder) continue;
-    assert(byStart[i].token > byStart[i - 1].token, `token went back at grant ${i}`);
+    if (byStart[i]!.holder === byStart[i - 1]!.holder) continue;
+    assert(byStart[i]!.token > byStart[i - 1]!.token, `token went back at grant ${i}`);
   }
 });

@@ -44,7 +44,10 @@ async function race(stores: StateStore[], handOvers: number): Promise<number[]> 
 
 function assertIncreasing(tokens: number[]): void {
   for (let i = 1; i < tokens.length; i++) {
-    assert(tokens[i] > tokens[i - 1], `token ${tokens[i]} after ${tokens[i - 1]} (hand-over ${i})`);
+    assert(
+      tokens[i]! > tokens[i - 1]!,
+      `token ${tokens[i]} after ${tokens[i - 1]} (hand-over ${i})`,
+    );
   }
 }
 
@@ -217,21 +220,21 @@ Deno.test("a grant lost in a failover is never reissued: the next token is highe
   await store.jobs.create("job-x", { step: 0 });
   const first = await acquireLease(store, lease, { holder: "a", ttlMs: 60_000 });
   await first.release();
-  await cluster.waitReplicasInSync(cluster.nodes[0].endpoint);
+  await cluster.waitReplicasInSync(cluster.nodes[0]!.endpoint);
   // Cut replication: freeze the replicas and drop their links, so they cannot reconnect and
   // will never see the next grant (SIGSTOP alone leaves it in their socket buffers).
   const [primary, ...replicas] = cluster.nodes;
   for (const r of replicas) r.kill("SIGSTOP");
   {
-    await using admin = await primary.connect();
+    await using admin = await primary!.connect();
     await admin.send(["CLIENT", "KILL", "TYPE", "replica"]);
   }
   const lost = await acquireLease(store, lease, { holder: "b", ttlMs: 60_000 });
   await store.jobs.update("job-x", { expectedVersion: 1, data: { step: "b" }, fence: lost });
-  primary.kill("SIGKILL");
-  await primary.waitExit();
+  primary!.kill("SIGKILL");
+  await primary!.waitExit();
   for (const r of replicas) r.kill("SIGCONT");
-  await cluster.waitForAgreement({ excluding: primary.endpoint, timeoutMs: 60_000 });
+  await cluster.waitForAgreement({ excluding: primary!.endpoint, timeoutMs: 60_000 });
   // The promoted replica never saw b's grant (or its write).
   assertEquals(await observeLease(store, lease), null);
   assertEquals((await store.jobs.get("job-x"))!.data, { step: 0 });

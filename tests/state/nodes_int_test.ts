@@ -14,7 +14,7 @@ Deno.test("NodeRegistry lists nodes up, then down when heartbeats stop, then lef
   await store.nodes.register("box-2", { ttlMs: 60_000 });
   let nodes = await store.nodes.list();
   assertEquals(nodes.map((n) => [n.id, n.status]), [["box-1", "up"], ["box-2", "up"]]);
-  assertEquals(nodes[0].meta, { ip: "192.168.4.29" });
+  assertEquals(nodes[0]!.meta, { ip: "192.168.4.29" });
   // box-1 stops heartbeating: it shows as down, not dropped.
   await waitFor(async () => {
     const n = (await store.nodes.list()).find((x) => x.id === "box-1")!;
@@ -48,14 +48,14 @@ Deno.test("NodeRegistry rejects bad input", async () => {
 
 Deno.test("heartbeats are hot writes: a node stays up while its replica is paused; registration is durable", async () => {
   await using cluster = await startCluster({ replicas: 1, sentinels: 0 });
-  await using admin = await cluster.nodes[0].connect();
+  await using admin = await cluster.nodes[0]!.connect();
   await admin.send(["WAIT", 1, 10_000]); // the replica is attached and caught up
   // A write that waited for the paused replica would take the whole WAIT timeout (2 s).
   await using store = await openStore(
-    singleConfig(cluster.nodes[0], { waitReplicas: 1, waitTimeoutMs: 2_000 }),
+    singleConfig(cluster.nodes[0]!, { waitReplicas: 1, waitTimeoutMs: 2_000 }),
   );
   await store.nodes.register("n1", { ttlMs: 10_000 });
-  cluster.nodes[1].kill("SIGSTOP");
+  cluster.nodes[1]!.kill("SIGSTOP");
   try {
     const started = performance.now();
     await store.nodes.heartbeat("n1");
@@ -66,7 +66,7 @@ Deno.test("heartbeats are hot writes: a node stays up while its replica is pause
     );
     await assertRejects(() => store.nodes.register("n2", { ttlMs: 10_000 }), WaitError);
   } finally {
-    cluster.nodes[1].kill("SIGCONT");
+    cluster.nodes[1]!.kill("SIGCONT");
   }
   assertEquals((await store.nodes.list()).find((n) => n.id === "n1")?.status, "up");
 });

@@ -28,9 +28,9 @@ export interface DaemonOptions {
   /** Data dir (config, log, pid and data files). */
   dataDir: string;
   /** Password clients must present. */
-  password?: Secret;
+  password?: Secret | undefined;
   /** Password towards the primary (redis) or other sentinels (sentinel). */
-  peerPassword?: Secret;
+  peerPassword?: Secret | undefined;
   /** How long to wait for the first PING. */
   timeoutMs: number;
 }

@@ -14,7 +14,7 @@ export interface CliIo {
   /** Reads an environment variable. */
   getEnv: (name: string) => string | undefined;
   /** True when stdout is a terminal (colour allowed unless NO_COLOR). */
-  isTerminal?: boolean;
+  isTerminal?: boolean | undefined;
 }
 
 /** Whether output may be coloured: a terminal, and no non-empty `NO_COLOR` (https://no-color.org). */
@@ -31,7 +31,7 @@ export type FlagSpec =
     /** One line of help. */
     help: string;
     /** Shown in help. */
-    default?: string;
+    default?: string | undefined;
   }
   | {
     /** Takes a value. */
@@ -41,7 +41,7 @@ export type FlagSpec =
     /** One line of help. */
     help: string;
     /** Shown in help. */
-    default?: string;
+    default?: string | undefined;
   };
 
 /** What a subcommand's `run` receives. */
@@ -71,7 +71,7 @@ export interface CommandSpec {
   /** Whether it takes the `MN_REDIS_*` connection flags. */
   connection: boolean;
   /** Connection flags not offered because one of its own flags is the same concept. */
-  replacesConnectionFlags?: readonly string[];
+  replacesConnectionFlags?: readonly string[] | undefined;
   /** Runs it; returns the exit code. */
   run: (context: CommandContext) => Promise<number>;
 }

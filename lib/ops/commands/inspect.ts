@@ -74,7 +74,7 @@ function ipv4ToNumber(ip: string): number | undefined {
   if (parts.length !== 4 || parts.some((p) => !Number.isInteger(p) || p < 0 || p > 255)) {
     return undefined;
   }
-  return ((parts[0] << 24) >>> 0) + (parts[1] << 16) + (parts[2] << 8) + parts[3];
+  return ((parts[0]! << 24) >>> 0) + (parts[1]! << 16) + (parts[2]! << 8) + parts[3]!;
 }
 
 /** The container-bridge range an address falls in, if any. */
@@ -322,7 +322,7 @@ export async function inspectLeases(
 /** Collects `inspect jobs` (first page). */
 export async function inspectJobs(
   config: Config,
-  options: { status?: JobStatus; limit: number },
+  options: { status?: JobStatus | undefined; limit: number },
 ): Promise<{ jobs: unknown[]; nextCursor: string | null }> {
   await using client = await RedisHaClient.connect(config);
   const store = new StateStore(client);
@@ -343,9 +343,9 @@ export function formatTable(
   headers: readonly string[],
   rows: readonly (readonly string[])[],
 ): string {
-  const widths = headers.map((h, i) => Math.max(h.length, ...rows.map((r) => r[i].length)));
+  const widths = headers.map((h, i) => Math.max(h.length, ...rows.map((r) => r[i]!.length)));
   const line = (cells: readonly string[]): string =>
-    cells.map((c, i) => c.padEnd(widths[i])).join("  ").trimEnd();
+    cells.map((c, i) => c.padEnd(widths[i]!)).join("  ").trimEnd();
   return [line(headers), ...rows.map(line)].join("\n");
 }
 

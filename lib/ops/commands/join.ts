@@ -24,7 +24,7 @@ import { ensureDaemon, shutdownDaemon } from "./_daemon.ts";
 /** Options of `join`, one per flag. */
 export interface JoinOptions {
   /** Aborts the command at its next wait (SIGINT/SIGTERM in the CLI); what it changed is undone where it can be. */
-  signal?: AbortSignal;
+  signal?: AbortSignal | undefined;
   /** `--self-host`: this box's address, reachable from the other boxes. */
   selfHost: string;
   /** `--redis-port`. @default {6379} */
@@ -48,9 +48,9 @@ export interface JoinOptions {
   /** `--timeout-ms`: how long to wait for the roles to settle. */
   timeoutMs: number;
   /** `MN_REDIS_PASSWORD`. */
-  password?: Secret;
+  password?: Secret | undefined;
   /** `MN_REDIS_SENTINEL_PASSWORD`. */
-  sentinelPassword?: Secret;
+  sentinelPassword?: Secret | undefined;
   /** Progress and warning lines (stderr). */
   report: (line: string) => void;
 }

@@ -26,7 +26,7 @@ import { waitFor } from "../wait.ts";
 /** Options of `leave`, one per flag. */
 export interface LeaveOptions {
   /** Aborts the command at its next wait (SIGINT/SIGTERM in the CLI); what it changed is undone where it can be. */
-  signal?: AbortSignal;
+  signal?: AbortSignal | undefined;
   /** `--self-host`. */
   selfHost: string;
   /** `--redis-port`. @default {6379} */
@@ -42,9 +42,9 @@ export interface LeaveOptions {
   /** `--timeout-ms`. */
   timeoutMs: number;
   /** `MN_REDIS_PASSWORD`. */
-  password?: Secret;
+  password?: Secret | undefined;
   /** `MN_REDIS_SENTINEL_PASSWORD`. */
-  sentinelPassword?: Secret;
+  sentinelPassword?: Secret | undefined;
   /** Progress lines (stderr). */
   report: (line: string) => void;
 }

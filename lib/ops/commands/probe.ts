@@ -27,7 +27,7 @@ export const PROBE_TTL_MS = 300_000;
  */
 export async function runProbe(
   config: Config,
-  options: { signal?: AbortSignal } = {},
+  options: { signal?: AbortSignal | undefined } = {},
 ): Promise<ProbeResult> {
   const { signal } = options;
   await using client = await RedisHaClient.connect(config, { signal });

@@ -20,7 +20,7 @@ export interface LocalSmokeOptions {
   /** Writes one progress or marker line. */
   report: (line: string) => void;
   /** Aborts the smoke (e.g. Ctrl-C); everything started is still cleaned up. */
-  signal?: AbortSignal;
+  signal?: AbortSignal | undefined;
 }
 
 /** What a passing smoke measured. */

@@ -15,7 +15,7 @@
  */
 
 import { quoteValue } from "../../common/_quote.ts";
-import { configFromOptions } from "../../ha/config.ts";
+import { configFromOptions, type ConfigOptions } from "../../ha/config.ts";
 import { RedisConnection } from "../../protocol/connection.ts";
 import { type Endpoint, formatEndpoint } from "../../protocol/endpoint.ts";
 import { RedisHaError, UsageError } from "../../common/errors.ts";
@@ -52,7 +52,7 @@ export interface TwoBoxOptions {
   /** Progress lines (stderr). */
   progress: (line: string) => void;
   /** Aborts the smoke. */
-  signal?: AbortSignal;
+  signal?: AbortSignal | undefined;
 }
 
 const MASTER = "mn-two-box";
@@ -62,7 +62,7 @@ interface RemoteProcess {
   readonly child: Deno.ChildProcess;
   pid: number | undefined;
   /** A file it needs on the remote box (redis-sentinel's config), removed with it. */
-  readonly file?: string;
+  readonly file?: string | undefined;
 }
 
 /** Runs the smoke; throws naming the failed step. */
@@ -210,7 +210,7 @@ export async function runTwoBoxSmoke(o: TwoBoxOptions): Promise<void> {
       },
     );
 
-    const configOptions = {
+    const configOptions: ConfigOptions = {
       haMode: "sentinel",
       sentinels: [formatEndpoint(localSentinel), formatEndpoint(remoteSentinel)],
       sentinelMaster: MASTER,
@@ -243,7 +243,7 @@ export async function runTwoBoxSmoke(o: TwoBoxOptions): Promise<void> {
           localRedis.kill("SIGKILL");
           await localRedis.waitExit();
         } else {
-          await killRemote(o.remoteShell, remotes[0]);
+          await killRemote(o.remoteShell, remotes[0]!);
         }
       },
     );
@@ -266,7 +266,9 @@ export async function runTwoBoxSmoke(o: TwoBoxOptions): Promise<void> {
     await run("7. write and read MirrorNeuron state through the promoted replica", async () => {
       // The client that wrote before the failover reads through the promoted replica…
       const job = await store.jobs.get("smoke-job");
-      if (job === null || (job.data as { phase?: string }).phase !== "before-failover") {
+      if (
+        job === null || (job.data as { phase?: string | undefined }).phase !== "before-failover"
+      ) {
         throw new Error(`read ${JSON.stringify(job)}`);
       }
       if (store.client.primary?.address !== formatEndpoint(replica)) {
@@ -309,7 +311,7 @@ async function remoteRun(
   timeoutMs = 10_000,
 ): Promise<Deno.CommandOutput> {
   const [command, ...prefix] = shell;
-  const child = new Deno.Command(command, {
+  const child = new Deno.Command(command!, {
     args: [...prefix, ...args],
     stdin: "null",
     stdout: "piped",
@@ -398,7 +400,7 @@ async function startRemote(
     "-c",
     `umask 077 && cat > ${file} && exec redis-sentinel ${file}`,
   ];
-  const child = new Deno.Command(command, { args, stdin: "piped", stdout: "null", stderr: "null" })
+  const child = new Deno.Command(command!, { args, stdin: "piped", stdout: "null", stderr: "null" })
     .spawn();
   const writer = child.stdin.getWriter();
   await writer.write(new TextEncoder().encode(config.join("\n") + "\n"));

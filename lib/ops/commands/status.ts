@@ -33,11 +33,11 @@ export interface SentinelStatus {
   /** Whether it answered. */
   readonly answered: boolean;
   /** The primary it reports. */
-  readonly reports?: string;
+  readonly reports?: string | undefined;
   /** Its config-epoch. */
-  readonly configEpoch?: number;
+  readonly configEpoch?: number | undefined;
   /** Why it did not answer, or that it does not know the master. */
-  readonly error?: string;
+  readonly error?: string | undefined;
 }
 
 /** The `status --json` document. */
@@ -67,7 +67,7 @@ export interface StatusReport {
 /** Collects the status report; `signal` abandons it (every wait in it is bounded anyway). */
 export async function collectStatus(
   config: Config,
-  options: { signal?: AbortSignal } = {},
+  options: { signal?: AbortSignal | undefined } = {},
 ): Promise<StatusReport> {
   const { signal } = options;
   await using client = await RedisHaClient.connect(config, { signal });

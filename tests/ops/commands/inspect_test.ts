@@ -37,9 +37,9 @@ Deno.test("topologyWarnings() flags every operational-notes problem", () => {
       { address: "192.168.4.36:6379", state: "wait_bgsave", lagSeconds: 0, offsetLag: 0 },
     ],
     sentinels: [
-      { ...healthy.sentinels[0], quorum: 1 },
+      { ...healthy.sentinels[0]!, quorum: 1 },
       {
-        ...healthy.sentinels[1],
+        ...healthy.sentinels[1]!,
         reports: "192.168.4.35:6379",
         ckquorum: "NOQUORUM 1 usable Sentinels",
       },
@@ -64,7 +64,7 @@ Deno.test("topologyWarnings() flags every operational-notes problem", () => {
   const unreachable = topologyWarnings({
     ...healthy,
     sentinels: [...healthy.sentinels.slice(0, 2), {
-      ...healthy.sentinels[2],
+      ...healthy.sentinels[2]!,
       reachable: false,
       error: "refused",
     }],
@@ -94,5 +94,5 @@ Deno.test("topologyWarnings() flags a WAIT setting that needs every online repli
   assertEquals(topologyWarnings(healthy, { haMode: "sentinel", waitReplicas: 0 }), []);
   const warnings = topologyWarnings(healthy, { haMode: "sentinel", waitReplicas: 1 });
   assertEquals(warnings.length, 1);
-  assert(warnings[0].includes("losing one box stops every durable write"), warnings[0]);
+  assert(warnings[0]!.includes("losing one box stops every durable write"), warnings[0]);
 });

@@ -25,15 +25,15 @@ Deno.test("mn-redis-ha join builds a 3-box cluster from nothing, idempotently, k
   const first = await mnCli(boxes.joinArgs(0, ["--bootstrap", "--json"]), PASSWORDS);
   assertEquals(first.code, 0, first.stderr);
   assertEquals(JSON.parse(first.stdout).role, "primary");
-  const primary = `127.0.0.1:${boxes.boxes[0].redisPort}`;
+  const primary = `127.0.0.1:${boxes.boxes[0]!.redisPort}`;
   for (const i of [1, 2]) {
     const r = await mnCli(boxes.joinArgs(i), PASSWORDS);
     assertEquals(r.code, 0, r.stderr);
     assertEquals(
       r.stdout.trim(),
       `join_ok role=replica primary=${primary} redis=127.0.0.1:${
-        boxes.boxes[i].redisPort
-      } sentinel=127.0.0.1:${boxes.boxes[i].sentinelPort}`,
+        boxes.boxes[i]!.redisPort
+      } sentinel=127.0.0.1:${boxes.boxes[i]!.sentinelPort}`,
     );
   }
   // Every sentinel sees the primary, both replicas and the two other sentinels.
@@ -141,11 +141,11 @@ Deno.test("mn-redis-ha join rejects bad input with a clear message and exit 2", 
     assert(!/^\s+at /m.test(r.stderr), r.stderr);
   }
   // A port held by something that is not Redis.
-  const listener = Deno.listen({ hostname: "127.0.0.1", port: boxes.boxes[0].redisPort });
+  const listener = Deno.listen({ hostname: "127.0.0.1", port: boxes.boxes[0]!.redisPort });
   try {
     const r = await mnCli(boxes.joinArgs(0, ["--bootstrap", "--timeout-ms", "3000"]));
     assertEquals(r.code, 1, r.stderr);
-    assert(r.stderr.includes(`127.0.0.1:${boxes.boxes[0].redisPort}`), r.stderr);
+    assert(r.stderr.includes(`127.0.0.1:${boxes.boxes[0]!.redisPort}`), r.stderr);
   } finally {
     listener.close();
   }
@@ -161,11 +161,11 @@ Deno.test({
     const sentinels = `${net.local.ip}:26379,${net.remote.ip}:26379`;
     const boxes = [net.local, net.remote];
     const join = (i: number, extra: string[] = []) =>
-      net.exec(boxes[i].ns, [
+      net.exec(boxes[i]!.ns, [
         ...MN_CLI,
         "join",
         "--self-host",
-        boxes[i].ip,
+        boxes[i]!.ip,
         "--sentinels",
         sentinels,
         "--master-name",

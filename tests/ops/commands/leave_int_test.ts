@@ -54,7 +54,7 @@ Deno.test("mn-redis-ha leave hands over the primary under WAIT 1 load without lo
   });
   await using client = await RedisHaClient.connect(config);
   const loop = startWriteLoop(client, `${config.namespace}:leave`);
-  const departed = `127.0.0.1:${boxes.boxes[0].redisPort}`;
+  const departed = `127.0.0.1:${boxes.boxes[0]!.redisPort}`;
   try {
     await waitFor(
       () =>
@@ -135,7 +135,7 @@ Deno.test("mn-redis-ha leave refuses when there is no other Redis, or the box ne
   assertEquals(never.code, 1);
   assert(never.stderr.includes("never joined"), never.stderr);
   // A Redis that runs but was never part of the cluster is refused too, and left untouched.
-  await using stranger = await startRedis({ port: boxes.boxes[1].redisPort });
+  await using stranger = await startRedis({ port: boxes.boxes[1]!.redisPort });
   const refused = await mnCli(boxes.leaveArgs(1));
   assertEquals(refused.code, 1);
   assert(refused.stderr.includes("never joined"), refused.stderr);

@@ -85,7 +85,7 @@ Deno.test("mn-redis-ha leave works in rolling order: 6 cycles of leave-the-prima
     const unexpected = loop.errors.filter((e) => !(e instanceof WaitError));
     assertEquals(unexpected.map(String), []);
     const [host, port] = client.primary!.address.split(":");
-    await using np = await RedisConnection.connect({ host, port: Number(port) });
+    await using np = await RedisConnection.connect({ host: host!, port: Number(port) });
     // EXISTS counts the keys of a batch that exist: every batch must count them all.
     for (let i = 0; i < loop.acked.length; i += 1000) {
       const batch = loop.acked.slice(i, i + 1000);

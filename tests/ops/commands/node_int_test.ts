@@ -75,8 +75,8 @@ Deno.test("mn-redis-ha node start: two nodes, one leader, hand-over on SIGTERM, 
     assert(/box1\s+up/.test(table.stdout) && /box2\s+up/.test(table.stdout), table.stdout);
     // Stop the leader gracefully: it releases the lease and marks itself left; the other takes over.
     const leaderIndex = first === "box1" ? 0 : 1;
-    nodes[leaderIndex].kill("SIGTERM");
-    outputs[leaderIndex] = await nodes[leaderIndex].output();
+    nodes[leaderIndex]!.kill("SIGTERM");
+    outputs[leaderIndex] = await nodes[leaderIndex]!.output();
     assertEquals(
       outputs[leaderIndex]!.code,
       0,
@@ -151,7 +151,7 @@ Deno.test({
       spawnCollecting("ip", [
         "netns",
         "exec",
-        boxes[i].ns,
+        boxes[i]!.ns,
         "bash",
         "scripts/start_cluster_node.sh",
         ...common,

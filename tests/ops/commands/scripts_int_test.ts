@@ -29,7 +29,7 @@ Deno.test("scripts/cluster_cli.sh turns the documented connection flags into MN_
     "--json",
   ]);
   assertEquals(r.code, 0, r.stderr);
-  assertEquals(JSON.parse(r.stdout).primary.address, formatEndpoint(cluster.nodes[0].endpoint));
+  assertEquals(JSON.parse(r.stdout).primary.address, formatEndpoint(cluster.nodes[0]!.endpoint));
 });
 
 Deno.test("the documented scripts reject bad usage with exit 2", async () => {

@@ -77,7 +77,7 @@ async function sentinelConfigs(): Promise<string> {
 
 Deno.test("mn-redis-ha smoke two-box reports a failing remote shell as such, with what it said", async () => {
   const started = performance.now();
-  const r = await runProcess(MN_CLI[0], [
+  const r = await runProcess(MN_CLI[0]!, [
     ...MN_CLI.slice(1),
     "smoke",
     "two-box",
