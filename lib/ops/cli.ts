@@ -280,6 +280,15 @@ export async function runCli(
     if (values.json === true) io.stdout(JSON.stringify({ error: { code, message } }, null, 2));
     return exitCode;
   };
+  // A password on the command line shows in the process list: only the environment may carry one.
+  if (typeof values.url === "string" && /^[a-z]+:\/\/[^@/]*:[^@/]*@/i.test(values.url)) {
+    return fail(
+      "USAGE",
+      "--url carries a password, which would show in the process list; pass the URL without it " +
+        "and set MN_REDIS_PASSWORD (or put the whole URL in MN_REDIS_URL)",
+      2,
+    );
+  }
   try {
     const config = parseConfig(getEnv);
     // A long-lived command (node start) ends normally on SIGTERM: its own code stands.

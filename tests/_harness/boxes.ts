@@ -19,6 +19,14 @@ export interface Box {
 
 export { mnCli } from "./process.ts";
 
+/** Credentials and TLS of the boxes' daemons, for the test's own connections. */
+export interface BoxesOptions {
+  password?: Secret | undefined;
+  sentinelPassword?: Secret | undefined;
+  /** The boxes serve TLS signed by this CA (`join --tls-*`). */
+  tlsCaPem?: string | undefined;
+}
+
 /** A set of loopback boxes. */
 export class Boxes implements AsyncDisposable {
   readonly boxes: Box[];
@@ -26,28 +34,26 @@ export class Boxes implements AsyncDisposable {
   readonly #dir: AsyncDisposable & { path: string };
   readonly #password: Secret | undefined;
   readonly #sentinelPassword: Secret | undefined;
+  readonly #tls: { tls: true; caCerts: string[] } | Record<string, never>;
 
   private constructor(
     dir: AsyncDisposable & { path: string },
     boxes: Box[],
     masterName: string,
-    passwords: {
-      password?: Secret | undefined;
-      sentinelPassword?: Secret | undefined;
-    },
+    passwords: BoxesOptions,
   ) {
     this.#dir = dir;
     this.boxes = boxes;
     this.masterName = masterName;
     this.#password = passwords.password;
     this.#sentinelPassword = passwords.sentinelPassword;
+    this.#tls = passwords.tlsCaPem === undefined
+      ? {}
+      : { tls: true, caCerts: [passwords.tlsCaPem] };
   }
 
   /** Allocates `count` boxes on 127.0.0.1. */
-  static async create(
-    count: number,
-    options: { password?: Secret | undefined; sentinelPassword?: Secret | undefined } = {},
-  ): Promise<Boxes> {
+  static async create(count: number, options: BoxesOptions = {}): Promise<Boxes> {
     const dir = await tempDir("boxes-");
     const boxes = Array.from({ length: count }, (_, i) => ({
       host: "127.0.0.1",
@@ -65,14 +71,14 @@ export class Boxes implements AsyncDisposable {
 
   /** Flags `join` and `leave` share for box `i`. */
   #clusterArgs(i: number): string[] {
-    const b = this.boxes[i];
+    const b = this.boxes[i]!;
     return [
       "--self-host",
-      b!.host,
+      b.host,
       "--redis-port",
-      String(b!.redisPort),
+      String(b.redisPort),
       "--sentinel-port",
-      String(b!.sentinelPort),
+      String(b.sentinelPort),
       "--sentinels",
       this.sentinels,
       "--master-name",
@@ -104,19 +110,20 @@ export class Boxes implements AsyncDisposable {
 
   /** Connects to box `i`'s Redis. */
   redis(i: number): Promise<RedisConnection> {
-    return RedisConnection.connect({ host: this.boxes[i]!.host, port: this.boxes[i]!.redisPort }, {
+    const b = this.boxes[i]!;
+    return RedisConnection.connect({ host: b.host, port: b.redisPort }, {
       password: this.#password,
+      ...this.#tls,
     });
   }
 
   /** Connects to box `i`'s Sentinel. */
   sentinel(i: number): Promise<RedisConnection> {
-    return RedisConnection.connect(
-      { host: this.boxes[i]!.host, port: this.boxes[i]!.sentinelPort },
-      {
-        password: this.#sentinelPassword,
-      },
-    );
+    const b = this.boxes[i]!;
+    return RedisConnection.connect({ host: b.host, port: b.sentinelPort }, {
+      password: this.#sentinelPassword,
+      ...this.#tls,
+    });
   }
 
   /** Shuts down every daemon the boxes may run, then removes their dirs. */

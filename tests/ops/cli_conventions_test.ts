@@ -139,3 +139,16 @@ Deno.test("NO_COLOR turns colour off only when it is set to a non-empty value", 
   assertEquals(colourWanted(io({ NO_COLOR: "1" }, true)), false);
   assertEquals(colourWanted(io({}, false)), false);
 });
+
+Deno.test("a password in --url is refused (it would show in ps), pointing to MN_REDIS_PASSWORD; never echoed", async () => {
+  for (const url of ["redis://:hunter2@127.0.0.1:6379/0", "rediss://app:hunter2@10.0.0.1:6380"]) {
+    const r = await cli(["status", "--url", url, "--json"]);
+    assertEquals(r.code, 2, r.stderr);
+    assert(r.stderr.includes("MN_REDIS_PASSWORD"), r.stderr);
+    assert(!r.stderr.includes("hunter2") && !r.stdout.includes("hunter2"), r.stderr);
+    assertEquals(JSON.parse(r.stdout).error.code, "USAGE");
+  }
+  // A user name alone is no secret.
+  const user = await cli(["status", "--url", "redis://app@127.0.0.1:1/0", "--json"]);
+  assert(!user.stderr.includes("MN_REDIS_PASSWORD"), user.stderr);
+});

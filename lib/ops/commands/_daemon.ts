@@ -5,7 +5,7 @@
  * running on the port.
  */
 
-import { RedisConnection } from "../../protocol/connection.ts";
+import { type ConnectOptions, RedisConnection } from "../../protocol/connection.ts";
 import { type Endpoint, formatEndpoint } from "../../protocol/endpoint.ts";
 import { RedisHaError, UsageError } from "../../common/errors.ts";
 import { parseInfo } from "../../protocol/info.ts";
@@ -13,6 +13,105 @@ import { MissingBinaryError } from "../redis_process.ts";
 import { replyToString } from "../../protocol/resp.ts";
 import type { Secret } from "../../common/secret.ts";
 import { waitFor } from "../wait.ts";
+
+/**
+ * TLS of a box (`join --tls-cert-file/--tls-key-file/--tls-ca-cert-file`):
+ * its Redis and Sentinel serve TLS only, replicate and talk to each other
+ * over TLS, and every connection the CLI makes trusts `caPem`.
+ */
+export interface BoxTls {
+  /** Absolute path of the box's certificate (PEM). */
+  certFile: string;
+  /** Absolute path of its private key (PEM). */
+  keyFile: string;
+  /** Absolute path of the CA that signed every box's certificate (PEM). */
+  caCertFile: string;
+  /** The CA's contents, trusted by the CLI's own connections. */
+  caPem: string;
+}
+
+/** What a box's credentials and TLS give a connection to its Redis or Sentinel. */
+export interface BoxAuth {
+  password?: Secret | undefined;
+  tls?: BoxTls | undefined;
+}
+
+/** Connection options for a box's daemons: the password, and TLS trusting the box CA. */
+export function boxConnect(password: Secret | undefined, tls: BoxTls | undefined): ConnectOptions {
+  return {
+    password,
+    ...(tls === undefined ? {} : {
+      tls: true,
+      caCerts: [tls.caPem],
+      tlsVariable: "--tls-ca-cert-file",
+    }),
+  };
+}
+
+/** Options to reach a box's Redis: `MN_REDIS_PASSWORD` and the box TLS. */
+export function redisAuth(
+  options: { password?: Secret | undefined; tls?: BoxTls | undefined },
+): ConnectOptions {
+  return boxConnect(options.password, options.tls);
+}
+
+/** Options to reach the sentinels: `MN_REDIS_SENTINEL_PASSWORD` and the box TLS. */
+export function sentinelAuth(
+  options: { sentinelPassword?: Secret | undefined; tls?: BoxTls | undefined },
+): ConnectOptions {
+  return boxConnect(options.sentinelPassword, options.tls);
+}
+
+/**
+ * Reads the TLS flags of `join`/`leave`: all three files or none. The files
+ * must exist and be readable; paths become absolute, because Redis resolves
+ * relative ones from its data dir.
+ */
+export async function readBoxTls(
+  files: {
+    certFile?: string | undefined;
+    keyFile?: string | undefined;
+    caCertFile?: string | undefined;
+  },
+  need: "serve" | "connect",
+): Promise<BoxTls | undefined> {
+  const given = [
+    ["--tls-cert-file", files.certFile],
+    ["--tls-key-file", files.keyFile],
+    ["--tls-ca-cert-file", files.caCertFile],
+  ] as const;
+  const wanted = need === "serve" ? given : given.slice(2);
+  if (given.every(([, v]) => v === undefined)) return undefined;
+  const missing = wanted.filter(([, v]) => v === undefined).map(([f]) => f);
+  if (missing.length > 0) {
+    throw new UsageError(
+      `TLS needs ${wanted.map(([f]) => f).join(", ")}; missing ${missing.join(", ")}`,
+    );
+  }
+  const absolute: string[] = [];
+  for (const [flag, path] of given) {
+    if (path === undefined) {
+      absolute.push("");
+      continue;
+    }
+    try {
+      absolute.push(await Deno.realPath(path));
+      if (flag !== "--tls-key-file") await Deno.readTextFile(path);
+    } catch (error) {
+      throw new UsageError(
+        `${flag} is ${JSON.stringify(path)}, which cannot be read (${(error as Error).message}); ` +
+          "expected a PEM file",
+      );
+    }
+  }
+  const caPem = await Deno.readTextFile(absolute[2]!);
+  if (!caPem.includes("-----BEGIN CERTIFICATE-----")) {
+    throw new UsageError(
+      `--tls-ca-cert-file ${JSON.stringify(files.caCertFile)} holds no PEM certificate`,
+    );
+  }
+  return { certFile: absolute[0]!, keyFile: absolute[1]!, caCertFile: absolute[2]!, caPem };
+}
 
 /** What a daemon is. */
 export type DaemonKind = "redis" | "sentinel";
@@ -31,6 +130,12 @@ export interface DaemonOptions {
   password?: Secret | undefined;
   /** Password towards the primary (redis) or other sentinels (sentinel). */
   peerPassword?: Secret | undefined;
+  /** Serve TLS only, replicate and reach peers over TLS. */
+  tls?: BoxTls | undefined;
+  /** Redis `min-replicas-to-write` (redis only). @default {0} */
+  minReplicasToWrite?: number | undefined;
+  /** Redis `min-replicas-max-lag` in seconds (redis only). @default {10} */
+  minReplicasMaxLagS?: number | undefined;
   /** How long to wait for the first PING. */
   timeoutMs: number;
 }
@@ -41,7 +146,7 @@ export type DaemonOutcome = "adopted" | "started";
 /** Starts the daemon unless one already answers on the port; returns which happened. */
 export async function ensureDaemon(options: DaemonOptions): Promise<DaemonOutcome> {
   const endpoint = { host: options.selfHost, port: options.port };
-  const running = await probeKind(endpoint, options.password);
+  const running = await probeKind(endpoint, boxConnect(options.password, options.tls));
   if (running !== undefined) {
     if (running !== options.kind) {
       throw new UsageError(
@@ -83,7 +188,7 @@ export async function ensureDaemon(options: DaemonOptions): Promise<DaemonOutcom
       throw new RedisHaError("CONNECTION", `${binary} exited with code ${output.code}`);
     }
     await waitFor(async () => {
-      const kind = await probeKind(endpoint, options.password);
+      const kind = await probeKind(endpoint, boxConnect(options.password, options.tls));
       return kind !== undefined
         ? { done: true, value: undefined }
         : { done: false, observed: "no answer" };
@@ -124,7 +229,18 @@ function daemonConfig(options: DaemonOptions, log: string): string[] {
   const binds = options.selfHost === "127.0.0.1" ? "127.0.0.1" : `${options.selfHost} 127.0.0.1`;
   const name = `${options.kind}-${options.port}`;
   const lines = [
-    `port ${options.port}`,
+    // With TLS the port serves TLS only; the plain port is off.
+    ...(options.tls === undefined ? [`port ${options.port}`] : [
+      "port 0",
+      `tls-port ${options.port}`,
+      `tls-cert-file ${options.tls.certFile}`,
+      `tls-key-file ${options.tls.keyFile}`,
+      `tls-ca-cert-file ${options.tls.caCertFile}`,
+      // Clients authenticate with passwords/ACL users; certificates are optional for them.
+      "tls-auth-clients optional",
+      // Replication, and Sentinel's links to Redis and to other sentinels, use TLS too.
+      "tls-replication yes",
+    ]),
     `bind ${binds}`,
     "protected-mode no",
     "daemonize yes",
@@ -139,6 +255,8 @@ function daemonConfig(options: DaemonOptions, log: string): string[] {
       `appenddirname appendonly-${options.port}`,
       `replica-announce-ip ${options.selfHost}`,
       `replica-announce-port ${options.port}`,
+      `min-replicas-to-write ${options.minReplicasToWrite ?? 0}`,
+      `min-replicas-max-lag ${options.minReplicasMaxLagS ?? 10}`,
     );
     if (options.password !== undefined) {
       lines.push(`requirepass ${quote(options.password.reveal())}`);
@@ -163,10 +281,10 @@ function daemonConfig(options: DaemonOptions, log: string): string[] {
 /** Which kind of Redis answers at `endpoint`, or undefined if nothing does. */
 export async function probeKind(
   endpoint: Endpoint,
-  password: Secret | undefined,
+  auth: ConnectOptions,
 ): Promise<DaemonKind | undefined> {
   try {
-    await using conn = await RedisConnection.connect(endpoint, { password, connectTimeoutMs: 500 });
+    await using conn = await RedisConnection.connect(endpoint, { ...auth, connectTimeoutMs: 500 });
     const info = parseInfo(
       replyToString(await conn.send(["INFO", "server"], { timeoutMs: 1000 })) ?? "",
     );
@@ -182,15 +300,9 @@ function quote(value: string): string {
 }
 
 /** Stops a daemon this process started (`SHUTDOWN NOSAVE`), within a second; errors are ignored. */
-export async function shutdownDaemon(
-  endpoint: Endpoint,
-  password: Secret | undefined,
-): Promise<void> {
+export async function shutdownDaemon(endpoint: Endpoint, auth: ConnectOptions): Promise<void> {
   try {
-    await using conn = await RedisConnection.connect(endpoint, {
-      password,
-      connectTimeoutMs: 500,
-    });
+    await using conn = await RedisConnection.connect(endpoint, { ...auth, connectTimeoutMs: 500 });
     // The server closes the connection instead of replying.
     await conn.send(["SHUTDOWN", "NOSAVE"], { timeoutMs: 500 }).catch(() => {});
   } catch {

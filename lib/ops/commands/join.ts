@@ -5,7 +5,7 @@
  * @module
  */
 
-import { RedisConnection } from "../../protocol/connection.ts";
+import { type ConnectOptions, RedisConnection } from "../../protocol/connection.ts";
 import { type Endpoint, formatEndpoint } from "../../protocol/endpoint.ts";
 import {
   MasterUnknownError,
@@ -18,8 +18,9 @@ import { parseInfo } from "../../protocol/info.ts";
 import { replyToMap, replyToString } from "../../protocol/resp.ts";
 import type { Secret } from "../../common/secret.ts";
 import { SentinelResolver } from "../../ha/sentinel_resolver.ts";
+import { delay } from "../../common/_delay.ts";
 import { waitFor } from "../wait.ts";
-import { ensureDaemon, shutdownDaemon } from "./_daemon.ts";
+import { type BoxTls, ensureDaemon, redisAuth, sentinelAuth, shutdownDaemon } from "./_daemon.ts";
 
 /** Options of `join`, one per flag. */
 export interface JoinOptions {
@@ -45,12 +46,29 @@ export interface JoinOptions {
   failoverTimeoutMs: number;
   /** `--bootstrap`: allow self-promotion although some sentinels did not answer. */
   bootstrap: boolean;
+  /**
+   * `--peer-timeout`: how long to wait for listed sentinels that do not
+   * answer while no answering one knows the master.
+   * @default {120000}
+   */
+  peerTimeoutMs?: number | undefined;
   /** `--timeout-ms`: how long to wait for the roles to settle. */
   timeoutMs: number;
+  /**
+   * `--min-replicas-to-write`: the primary refuses writes while fewer
+   * replicas than this are connected with lag up to `minReplicasMaxLagS`
+   * (Redis `min-replicas-to-write`). 0 is off.
+   * @default {0}
+   */
+  minReplicasToWrite?: number | undefined;
+  /** `--min-replicas-max-lag` (seconds). @default {10} */
+  minReplicasMaxLagS?: number | undefined;
   /** `MN_REDIS_PASSWORD`. */
   password?: Secret | undefined;
   /** `MN_REDIS_SENTINEL_PASSWORD`. */
   sentinelPassword?: Secret | undefined;
+  /** `--tls-cert-file`, `--tls-key-file`, `--tls-ca-cert-file`: serve and speak TLS only. */
+  tls?: BoxTls | undefined;
   /** Progress and warning lines (stderr). */
   report: (line: string) => void;
 }
@@ -77,13 +95,19 @@ export interface JoinResult {
 
 /** Runs `join`. */
 export async function join(options: JoinOptions): Promise<JoinResult> {
-  const started: Array<{ endpoint: Endpoint; password: Secret | undefined }> = [];
+  const started: Array<{ endpoint: Endpoint; auth: ConnectOptions }> = [];
   try {
     return await joinSteps(options, started);
   } catch (error) {
-    // Interrupted: stop the daemons this run started (never ones it adopted), then report.
-    if (options.signal?.aborted) {
-      await Promise.all(started.map((d) => shutdownDaemon(d.endpoint, d.password)));
+    // Refused, failed or interrupted: stop the daemons this run started (never ones it
+    // adopted), so a failed join leaves the box as it found it.
+    if (started.length > 0) {
+      options.report(
+        `join: stopping what this run started: ${
+          started.map((d) => formatEndpoint(d.endpoint)).join(", ")
+        }`,
+      );
+      await Promise.all(started.map((d) => shutdownDaemon(d.endpoint, d.auth)));
     }
     throw error;
   }
@@ -91,12 +115,22 @@ export async function join(options: JoinOptions): Promise<JoinResult> {
 
 async function joinSteps(
   options: JoinOptions,
-  started: Array<{ endpoint: Endpoint; password: Secret | undefined }>,
+  started: Array<{ endpoint: Endpoint; auth: ConnectOptions }>,
 ): Promise<JoinResult> {
   const self = { host: options.selfHost, port: options.redisPort };
   const selfSentinel = { host: options.selfHost, port: options.sentinelPort };
   const selfAddress = formatEndpoint(self);
   const warnings = topologyWarnings(options.sentinels.length, options.quorum);
+  if (options.password === undefined) {
+    warnings.push(
+      `MN_REDIS_PASSWORD is not set: Redis ${selfAddress} and Sentinel ${
+        formatEndpoint(selfSentinel)
+      } accept every client that reaches them (protected-mode is off, because the other boxes ` +
+        "must connect). Anyone on the network can read, change or delete all MirrorNeuron state " +
+        "and trigger failovers. Set MN_REDIS_PASSWORD (and MN_REDIS_SENTINEL_PASSWORD) on every " +
+        "box and join again; see the README's security section",
+    );
+  }
   for (const w of warnings) options.report(`warning: ${w}`);
   if (!options.sentinels.some((s) => formatEndpoint(s) === formatEndpoint(selfSentinel))) {
     options.report(
@@ -113,9 +147,12 @@ async function joinSteps(
     dataDir: options.dataDir,
     password: options.password,
     peerPassword: options.password,
+    tls: options.tls,
+    minReplicasToWrite: options.minReplicasToWrite ?? 0,
+    minReplicasMaxLagS: options.minReplicasMaxLagS ?? 10,
     timeoutMs: options.timeoutMs,
   });
-  if (redisDaemon === "started") started.push({ endpoint: self, password: options.password });
+  if (redisDaemon === "started") started.push({ endpoint: self, auth: redisAuth(options) });
   options.signal?.throwIfAborted();
   options.report(`join: ensuring redis-sentinel on ${formatEndpoint(selfSentinel)}`);
   const sentinelDaemon = await ensureDaemon({
@@ -124,10 +161,11 @@ async function joinSteps(
     port: options.sentinelPort,
     dataDir: options.dataDir,
     password: options.sentinelPassword,
+    tls: options.tls,
     timeoutMs: options.timeoutMs,
   });
   if (sentinelDaemon === "started") {
-    started.push({ endpoint: selfSentinel, password: options.sentinelPassword });
+    started.push({ endpoint: selfSentinel, auth: sentinelAuth(options) });
   }
   options.signal?.throwIfAborted();
 
@@ -136,46 +174,21 @@ async function joinSteps(
     options.sentinels.some((s) => formatEndpoint(s) === formatEndpoint(selfSentinel))
       ? options.sentinels
       : [...options.sentinels, selfSentinel];
-  let primary: Endpoint;
-  let bootstrapped = false;
-  await using resolver = new SentinelResolver({
-    sentinels,
-    masterName: options.masterName,
-    password: options.sentinelPassword,
-    perSentinelTimeoutMs: 1000,
-  });
-  try {
-    const decision = await resolver.resolve({ waitAll: true, signal: options.signal });
-    primary = decision.primary;
-    options.report(
-      `join: sentinels report primary ${
-        formatEndpoint(primary)
-      } (config-epoch ${decision.configEpoch})`,
-    );
-  } catch (error) {
-    if (!(error instanceof MasterUnknownError) && !(error instanceof NoSentinelReachableError)) {
-      throw error;
-    }
-    const answered = error instanceof MasterUnknownError ? error.answered.length : 0;
-    const silent = sentinels.length - answered;
-    if (silent > 0 && !options.bootstrap) {
-      throw new RedisHaError(
-        "MASTER_UNKNOWN",
-        `No answering sentinel knows "${options.masterName}", and ${silent} of ${sentinels.length} ` +
-          "sentinels did not answer. Refusing to make this box the primary: a sentinel that did not " +
-          "answer may know a primary, and two primaries split the cluster. If this box is the first of " +
-          "a new cluster, run again with --bootstrap",
-      );
-    }
-    primary = self;
-    bootstrapped = true;
-    options.report(
-      `join: no primary known for "${options.masterName}"; bootstrapping ${selfAddress} as primary`,
-    );
-  }
+  const found = await findPrimary(options, sentinels, selfSentinel, self);
+  const primary = found.primary;
+  const bootstrapped = found.bootstrapped;
 
   const isPrimary = formatEndpoint(primary) === selfAddress;
-  await using redis = await RedisConnection.connect(self, { password: options.password });
+  await using redis = await RedisConnection.connect(self, redisAuth(options));
+  // An adopted Redis gets the write bound too (a started one has it in its config file).
+  await redis.send([
+    "CONFIG",
+    "SET",
+    "min-replicas-to-write",
+    options.minReplicasToWrite ?? 0,
+    "min-replicas-max-lag",
+    options.minReplicasMaxLagS ?? 10,
+  ]);
   const info = parseInfo(replyToString(await redis.send(["INFO", "replication"])) ?? "");
   if (isPrimary) {
     if (info.get("role") !== "master") await redis.send(["REPLICAOF", "NO", "ONE"]);
@@ -190,7 +203,8 @@ async function joinSteps(
 
   await configureSentinel(options, selfSentinel, primary);
 
-  // Wait until the roles are confirmed.
+  // Wait until the roles are confirmed; the link state is reported when it changes.
+  let lastLink: string | undefined;
   await waitFor(async () => {
     const now = parseInfo(replyToString(await redis.send(["INFO", "replication"])) ?? "");
     if (isPrimary) {
@@ -199,7 +213,10 @@ async function joinSteps(
         : { done: false, observed: `role ${now.get("role")}` };
     }
     const link = now.get("master_link_status");
-    options.report(`join: replication link to ${formatEndpoint(primary)}: ${link}`);
+    if (link !== lastLink) {
+      options.report(`join: replication link to ${formatEndpoint(primary)}: ${link}`);
+      lastLink = link;
+    }
     return link === "up"
       ? { done: true, value: undefined }
       : { done: false, observed: `master_link_status=${link}` };
@@ -210,7 +227,7 @@ async function joinSteps(
     signal: options.signal,
   });
   await using sentinel = await RedisConnection.connect(selfSentinel, {
-    password: options.sentinelPassword,
+    ...sentinelAuth(options),
   });
   await waitFor(async () => {
     const m = replyToMap(await sentinel.send(["SENTINEL", "MASTER", options.masterName]));
@@ -239,13 +256,121 @@ async function joinSteps(
   };
 }
 
+/** Default of `--peer-timeout`. */
+export const DEFAULT_PEER_TIMEOUT_MS = 120_000;
+
+/** How often the sentinels are asked again while waiting for peers. */
+const PEER_POLL_MS = 500;
+
+/**
+ * Finds the cluster's primary, waiting for peers that have not joined yet, so
+ * the documented join works on every box in any order without a flag:
+ * - an answering sentinel knows the master: that is the primary;
+ * - every listed sentinel answers and none knows it: the box whose sentinel is
+ *   listed first bootstraps, every other box waits for its primary;
+ * - some do not answer and no answering one knows it: wait up to
+ *   `--peer-timeout`, then bootstrap with `--bootstrap`, else refuse.
+ * Two boxes never both bootstrap: only the first-listed box does without
+ * `--bootstrap`, and it does so only once every listed sentinel has answered
+ * that it knows no master.
+ */
+async function findPrimary(
+  options: JoinOptions,
+  sentinels: readonly Endpoint[],
+  selfSentinel: Endpoint,
+  self: Endpoint,
+): Promise<{ primary: Endpoint; bootstrapped: boolean }> {
+  const selfSentinelAddress = formatEndpoint(selfSentinel);
+  const first = sentinels[0] === undefined ? "" : formatEndpoint(sentinels[0]);
+  const peerTimeoutMs = options.peerTimeoutMs ?? DEFAULT_PEER_TIMEOUT_MS;
+  const deadline = performance.now() + peerTimeoutMs;
+  await using resolver = new SentinelResolver({
+    sentinels,
+    masterName: options.masterName,
+    ...sentinelAuth(options),
+    perSentinelTimeoutMs: 1000,
+  });
+  let lastState = "";
+  const say = (state: string, line: string): void => {
+    if (state !== lastState) options.report(line);
+    lastState = state;
+  };
+  while (true) {
+    options.signal?.throwIfAborted();
+    try {
+      const decision = await resolver.resolve({ waitAll: true, signal: options.signal });
+      options.report(
+        `join: sentinels report primary ${
+          formatEndpoint(decision.primary)
+        } (config-epoch ${decision.configEpoch})`,
+      );
+      return { primary: decision.primary, bootstrapped: false };
+    } catch (error) {
+      if (error instanceof NoSentinelReachableError && error.permanent) throw error;
+      if (!(error instanceof MasterUnknownError) && !(error instanceof NoSentinelReachableError)) {
+        throw error;
+      }
+      const answered = new Set(error instanceof MasterUnknownError ? error.answered : []);
+      const silent = sentinels.map(formatEndpoint).filter((s) => !answered.has(s));
+      const bootstrap = (why: string): { primary: Endpoint; bootstrapped: boolean } => {
+        options.report(
+          `join: no primary known for "${options.masterName}" (${why}); bootstrapping ${
+            formatEndpoint(self)
+          } as primary`,
+        );
+        return { primary: self, bootstrapped: true };
+      };
+      if (silent.length === 0) {
+        if (first === selfSentinelAddress) return bootstrap("every listed sentinel answered");
+        say(
+          "wait-first",
+          `join: every listed sentinel answered and none knows "${options.masterName}"; ` +
+            `waiting for the first listed box (${first}) to bootstrap the primary`,
+        );
+      } else if (options.bootstrap) {
+        return bootstrap(`--bootstrap, ${silent.length} of ${sentinels.length} did not answer`);
+      } else {
+        say(
+          `wait-silent:${silent.join(",")}`,
+          `join: waiting for sentinel(s) ${
+            silent.join(", ")
+          } (${answered.size} of ${sentinels.length} ` +
+            `answered, none knows "${options.masterName}"); up to ${
+              Math.round(peerTimeoutMs / 1000)
+            } s (--peer-timeout)`,
+        );
+      }
+      if (performance.now() >= deadline) {
+        throw new RedisHaError(
+          "MASTER_UNKNOWN",
+          silent.length === 0
+            ? `Every listed sentinel answered but none learned a primary for "${options.masterName}" ` +
+              `within --peer-timeout (${
+                Math.round(peerTimeoutMs / 1000)
+              } s): the first listed box ` +
+              `(${first}) bootstraps the cluster, so run the same join there`
+            : `No answering sentinel knows "${options.masterName}", and ${silent.length} of ` +
+              `${sentinels.length} sentinels (${silent.join(", ")}) did not answer within ` +
+              `--peer-timeout (${
+                Math.round(peerTimeoutMs / 1000)
+              } s). Refusing to make this box the ` +
+              "primary: a sentinel that did not answer may know a primary, and two primaries split " +
+              "the cluster. Run the same join on those boxes, or, if this box is the first of a new " +
+              "cluster whose peers join later, run again with --bootstrap",
+        );
+      }
+      await delay(PEER_POLL_MS, options.signal);
+    }
+  }
+}
+
 async function configureSentinel(
   options: JoinOptions,
   selfSentinel: Endpoint,
   primary: Endpoint,
 ): Promise<void> {
   await using sentinel = await RedisConnection.connect(selfSentinel, {
-    password: options.sentinelPassword,
+    ...sentinelAuth(options),
   });
   try {
     await sentinel.send(["SENTINEL", "MASTER", options.masterName]);

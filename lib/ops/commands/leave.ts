@@ -14,6 +14,7 @@
  * @module
  */
 
+import { type BoxTls, redisAuth, sentinelAuth } from "./_daemon.ts";
 import { RedisConnection } from "../../protocol/connection.ts";
 import { type Endpoint, formatEndpoint } from "../../protocol/endpoint.ts";
 import { RedisHaError, ReplyError } from "../../common/errors.ts";
@@ -45,6 +46,8 @@ export interface LeaveOptions {
   password?: Secret | undefined;
   /** `MN_REDIS_SENTINEL_PASSWORD`. */
   sentinelPassword?: Secret | undefined;
+  /** `--tls-ca-cert-file`: the box's daemons serve TLS signed by this CA. */
+  tls?: BoxTls | undefined;
   /** Progress lines (stderr). */
   report: (line: string) => void;
 }
@@ -76,7 +79,7 @@ export async function leave(options: LeaveOptions): Promise<LeaveResult> {
     formatEndpoint(s) !== formatEndpoint(selfSentinel)
   );
 
-  await using local = await RedisConnection.connect(self, { password: options.password }).catch(
+  await using local = await RedisConnection.connect(self, redisAuth(options)).catch(
     (error) => {
       throw new RedisHaError(
         "CONFIG",
@@ -85,7 +88,7 @@ export async function leave(options: LeaveOptions): Promise<LeaveResult> {
     },
   );
   const localSentinel = await RedisConnection.connect(selfSentinel, {
-    password: options.sentinelPassword,
+    ...sentinelAuth(options),
   })
     .catch(() => undefined);
   try {
@@ -107,7 +110,7 @@ export async function leave(options: LeaveOptions): Promise<LeaveResult> {
     await using resolver = new SentinelResolver({
       sentinels: options.sentinels,
       masterName: options.masterName,
-      password: options.sentinelPassword,
+      ...sentinelAuth(options),
       perSentinelTimeoutMs: 1000,
     });
     let decision = await resolver.resolve({ waitAll: true, signal: options.signal });
@@ -158,7 +161,7 @@ async function knownToSentinels(options: LeaveOptions, selfAddress: string): Pro
   for (const s of options.sentinels) {
     try {
       await using conn = await RedisConnection.connect(s, {
-        password: options.sentinelPassword,
+        ...sentinelAuth(options),
         connectTimeoutMs: 1000,
       });
       const master = replyToMap(
@@ -238,7 +241,7 @@ async function handOver(
         };
       }
       await using conn = await RedisConnection.connect(d.primary, {
-        password: options.password,
+        ...redisAuth(options),
         connectTimeoutMs: 1000,
       });
       const role = await conn.send(["ROLE"]);
@@ -275,7 +278,7 @@ async function waitFailoverEnded(options: LeaveOptions, primary: Endpoint): Prom
     for (const s of options.sentinels) {
       try {
         await using conn = await RedisConnection.connect(s, {
-          password: options.sentinelPassword,
+          ...sentinelAuth(options),
           connectTimeoutMs: 500,
           signal: options.signal,
         });
@@ -307,7 +310,7 @@ async function askFailover(options: LeaveOptions): Promise<string> {
   for (const s of options.sentinels) {
     try {
       await using conn = await RedisConnection.connect(s, {
-        password: options.sentinelPassword,
+        ...sentinelAuth(options),
         connectTimeoutMs: 1000,
       });
       await conn.send(["SENTINEL", "FAILOVER", options.masterName], { timeoutMs: 2000 });
@@ -341,7 +344,7 @@ async function resetOthers(
 ): Promise<string[]> {
   const expectedReplicas = async (): Promise<number> => {
     await using conn = await RedisConnection.connect(primary, {
-      password: options.password,
+      ...redisAuth(options),
       connectTimeoutMs: 1000,
     });
     const info = parseInfo(replyToString(await conn.send(["INFO", "replication"])) ?? "");
@@ -353,7 +356,7 @@ async function resetOthers(
     for (const s of others) {
       try {
         const conn = await RedisConnection.connect(s, {
-          password: options.sentinelPassword,
+          ...sentinelAuth(options),
           connectTimeoutMs: 1000,
           signal: options.signal,
         });

@@ -43,7 +43,37 @@ const CLUSTER_FLAGS = {
     help: "how long to wait for roles to settle",
     default: "60000",
   },
+  "tls-cert-file": {
+    type: "string",
+    placeholder: "FILE",
+    help: "this box's certificate (PEM): Redis and Sentinel serve TLS only (join)",
+  },
+  "tls-key-file": {
+    type: "string",
+    placeholder: "FILE",
+    help: "the certificate's private key (PEM, join)",
+  },
+  "tls-ca-cert-file": {
+    type: "string",
+    placeholder: "FILE",
+    help: "CA that signed every box's certificate (PEM): trusted for every connection",
+  },
 } as const;
+
+/** The TLS flags as file paths. */
+function tlsFiles(flags: CommandContext["flags"]): {
+  certFile: string | undefined;
+  keyFile: string | undefined;
+  caCertFile: string | undefined;
+} {
+  const text = (name: string): string | undefined =>
+    typeof flags[name] === "string" ? flags[name] : undefined;
+  return {
+    certFile: text("tls-cert-file"),
+    keyFile: text("tls-key-file"),
+    caCertFile: text("tls-ca-cert-file"),
+  };
+}
 
 function clusterBase(flags: CommandContext["flags"]): ClusterBase {
   const masterName = requiredFlag(flags, "master-name", "a name like mirror-neuron");
@@ -240,13 +270,35 @@ export const MEMBERSHIP_COMMANDS: readonly CommandSpec[] = [
       },
       bootstrap: {
         type: "boolean",
-        help: "allow becoming the primary although some sentinels did not answer",
+        help: "become the primary at once although some sentinels did not answer (first box of a " +
+          "new cluster whose peers join later)",
+      },
+      "min-replicas-to-write": {
+        type: "string",
+        placeholder: "N",
+        help: "the primary refuses writes with fewer connected replicas: bounds the writes a " +
+          "split brain can lose (0 = off)",
+        default: "0",
+      },
+      "min-replicas-max-lag": {
+        type: "string",
+        placeholder: "SECONDS",
+        help: "a replica counts for --min-replicas-to-write while its lag is at most this",
+        default: "10",
+      },
+      "peer-timeout": {
+        type: "string",
+        placeholder: "SECONDS",
+        help: "wait this long for listed sentinels that do not answer yet, then refuse",
+        default: "120",
       },
       json: { type: "boolean", help: "print the result as JSON" },
     },
     connection: false,
     run: async ({ config, flags, io, signal }) => {
       const base = clusterBase(flags);
+      const { readBoxTls } = await import("./_daemon.ts");
+      const tls = await readBoxTls(tlsFiles(flags), "serve");
       const options = {
         ...base,
         quorum: intFlag(flags, "quorum", Math.floor(base.sentinels.length / 2) + 1, 1, 64),
@@ -254,6 +306,10 @@ export const MEMBERSHIP_COMMANDS: readonly CommandSpec[] = [
         downAfterMs: intFlag(flags, "down-after-ms", 5000, 100, 3_600_000),
         failoverTimeoutMs: intFlag(flags, "failover-timeout-ms", 60_000, 1000, 3_600_000),
         bootstrap: flags.bootstrap === true,
+        peerTimeoutMs: intFlag(flags, "peer-timeout", 120, 0, 86_400) * 1000,
+        minReplicasToWrite: intFlag(flags, "min-replicas-to-write", 0, 0, 64),
+        minReplicasMaxLagS: intFlag(flags, "min-replicas-max-lag", 10, 1, 3600),
+        tls,
         password: config.password,
         sentinelPassword: config.sentinelPassword,
         report: (line: string) => io.stderr(line),
@@ -289,8 +345,10 @@ export const MEMBERSHIP_COMMANDS: readonly CommandSpec[] = [
     connection: false,
     run: async ({ config, flags, io, signal }) => {
       const { leave } = await import("./leave.ts");
+      const { readBoxTls } = await import("./_daemon.ts");
       const result = await leave({
         ...clusterBase(flags),
+        tls: await readBoxTls(tlsFiles(flags), "connect"),
         purgeLocal: flags["purge-local"] === true,
         password: config.password,
         sentinelPassword: config.sentinelPassword,

@@ -1,4 +1,6 @@
-import { assert, assertEquals } from "../../_harness/assert.ts";
+import { assert, assertEquals, assertRejects } from "../../_harness/assert.ts";
+import { ConnectionError, ReplyError } from "../../../lib/common/errors.ts";
+import { delay } from "../../../lib/common/_delay.ts";
 import { Boxes, mnCli } from "../../_harness/boxes.ts";
 import { tempDir, waitFor } from "../../_harness/mod.ts";
 import { TwoBoxNet } from "../../_harness/netns.ts";
@@ -17,10 +19,23 @@ Deno.test("mn-redis-ha join builds a 3-box cluster from nothing, idempotently, k
     password: new Secret(PASSWORDS.MN_REDIS_PASSWORD),
     sentinelPassword: new Secret(PASSWORDS.MN_REDIS_SENTINEL_PASSWORD),
   });
-  // The first box refuses to self-promote while the other sentinels are silent…
-  const refused = await mnCli(boxes.joinArgs(0), PASSWORDS);
+  // The first box waits for the silent sentinels up to --peer-timeout, then refuses to
+  // self-promote and stops the daemons it started…
+  const waitStarted = performance.now();
+  const refused = await mnCli(boxes.joinArgs(0, ["--peer-timeout", "2"]), PASSWORDS);
+  const waited = performance.now() - waitStarted;
   assertEquals(refused.code, 1, refused.stderr);
-  assert(refused.stderr.includes("--bootstrap"));
+  assert(refused.stderr.includes("--bootstrap"), refused.stderr);
+  assert(refused.stderr.includes("--peer-timeout (2 s)"), refused.stderr);
+  assert(waited >= 2000 && waited < 12_000, `refused after ${Math.round(waited)} ms`);
+  assertEquals(
+    refused.stderr.split("\n").filter((l) => l.includes("join: waiting for sentinel")).length,
+    1,
+    `one progress line per change:\n${refused.stderr}`,
+  );
+  assert(refused.stderr.includes("join: stopping what this run started"), refused.stderr);
+  await assertRejects(() => boxes.redis(0), ConnectionError);
+  await assertRejects(() => boxes.sentinel(0), ConnectionError);
   // …and bootstraps when told to.
   const first = await mnCli(boxes.joinArgs(0, ["--bootstrap", "--json"]), PASSWORDS);
   assertEquals(first.code, 0, first.stderr);
@@ -211,4 +226,69 @@ Deno.test({
       await net.shutdownDaemons([26379, 6379]);
     }
   },
+});
+
+Deno.test("the documented join on three boxes in every order, at once or seconds apart, makes exactly one primary", async () => {
+  const orders = [[0, 1, 2], [0, 2, 1], [1, 0, 2], [1, 2, 0], [2, 0, 1], [2, 1, 0]];
+  for (const [n, order] of orders.entries()) {
+    await using boxes = await Boxes.create(3);
+    // Even rounds start every join at once; odd ones start each 3 s after the previous, so the
+    // first boxes wait for silent peers. No flag beyond the documented ones.
+    const staggerMs = n % 2 === 0 ? 0 : 3000;
+    const runs = order.map(async (i, k) => {
+      await delay(k * staggerMs);
+      return { box: i, run: await mnCli(boxes.joinArgs(i, ["--json"]), {}) };
+    });
+    const results = await Promise.all(runs);
+    const roles = new Map<number, string>();
+    for (const { box, run } of results) {
+      assertEquals(run.code, 0, `order ${order}, box ${box}:\n${run.stderr}`);
+      roles.set(box, JSON.parse(run.stdout).role);
+    }
+    // The box whose sentinel is listed first bootstrapped; the others replicate from it.
+    assertEquals([0, 1, 2].map((i) => roles.get(i)), ["primary", "replica", "replica"], `${order}`);
+    const seen: string[] = [];
+    for (let i = 0; i < 3; i++) {
+      await using r = await boxes.redis(i);
+      const info = parseInfo(replyToString(await r.send(["INFO", "replication"])) ?? "");
+      seen.push(info.get("role") === "master" ? "master" : `slave-of:${info.get("master_port")}`);
+    }
+    const primaryPort = String(boxes.boxes[0]!.redisPort);
+    assertEquals(
+      seen,
+      ["master", `slave-of:${primaryPort}`, `slave-of:${primaryPort}`],
+      `${order}`,
+    );
+  }
+});
+
+Deno.test("join without a password warns loudly; --min-replicas-to-write makes a lone primary refuse writes", async () => {
+  await using boxes = await Boxes.create(2);
+  const extra = ["--min-replicas-to-write", "1", "--min-replicas-max-lag", "5"];
+  const first = await mnCli(boxes.joinArgs(0, ["--bootstrap", ...extra]), {});
+  assertEquals(first.code, 0, first.stderr);
+  assert(first.stderr.includes("warning: MN_REDIS_PASSWORD is not set"), first.stderr);
+  assert(first.stderr.includes("security section"), first.stderr);
+  await using primary = await boxes.redis(0);
+  const config = await primary.send(["CONFIG", "GET", "min-replicas-*"], { strings: true });
+  assertEquals(
+    Object.fromEntries(replyToMap(config)),
+    { "min-replicas-to-write": "1", "min-replicas-max-lag": "5" },
+  );
+  // No replica yet: the primary refuses the write instead of accepting what it could lose.
+  const refused = await assertRejects(
+    () => primary.send(["SET", "k", "v"]),
+    ReplyError,
+  );
+  assertEquals(refused.prefix, "NOREPLICAS");
+  const second = await mnCli(boxes.joinArgs(1, extra), {});
+  assertEquals(second.code, 0, second.stderr);
+  await waitFor(async () => {
+    try {
+      await primary.send(["SET", "k", "v"]);
+      return { done: true, value: undefined };
+    } catch (error) {
+      return { done: false, observed: String(error) };
+    }
+  }, { what: "writes to be accepted with one replica", timeoutMs: 10_000, intervalMs: 100 });
 });
