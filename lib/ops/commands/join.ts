@@ -19,6 +19,14 @@ import { replyToMap, replyToString } from "../../protocol/resp.ts";
 import type { Secret } from "../../common/secret.ts";
 import { SentinelResolver } from "../../ha/sentinel_resolver.ts";
 import { delay } from "../../common/_delay.ts";
+import {
+  aclUsers,
+  derivePassword,
+  REPLICATION_USER,
+  runtimeEnvFile,
+  SENTINEL_USER,
+  setUserCommand,
+} from "./_acl.ts";
 import { waitFor } from "../wait.ts";
 import { type BoxTls, ensureDaemon, redisAuth, sentinelAuth, shutdownDaemon } from "./_daemon.ts";
 
@@ -67,6 +75,12 @@ export interface JoinOptions {
   password?: Secret | undefined;
   /** `MN_REDIS_SENTINEL_PASSWORD`. */
   sentinelPassword?: Secret | undefined;
+  /**
+   * `--acl`: create least-privilege ACL users (runtime `runtimeUser` limited
+   * to `namespace`, replication, Sentinel) with passwords derived from
+   * `MN_REDIS_PASSWORD`, and use them for replication and Sentinel.
+   */
+  acl?: { runtimeUser: string; namespace: string } | undefined;
   /** `--tls-cert-file`, `--tls-key-file`, `--tls-ca-cert-file`: serve and speak TLS only. */
   tls?: BoxTls | undefined;
   /** Progress and warning lines (stderr). */
@@ -91,6 +105,8 @@ export interface JoinResult {
   readonly bootstrapped: boolean;
   /** Warnings about the topology. */
   readonly warnings: readonly string[];
+  /** With `--acl`: the runtime's environment file (user and derived password, mode 0600). */
+  readonly runtimeEnvFile?: string | undefined;
 }
 
 /** Runs `join`. */
@@ -180,6 +196,29 @@ async function joinSteps(
 
   const isPrimary = formatEndpoint(primary) === selfAddress;
   await using redis = await RedisConnection.connect(self, redisAuth(options));
+  // ACL users first: a replica authenticates to its primary as the replication user.
+  let runtimeEnvPath: string | undefined;
+  if (options.acl !== undefined && options.password !== undefined) {
+    const users = aclUsers(options.password, options.acl.runtimeUser, options.acl.namespace);
+    for (const user of users) await redis.send(setUserCommand(user));
+    const replication = users.find((u) => u.name === REPLICATION_USER)!;
+    await redis.send([
+      "CONFIG",
+      "SET",
+      "masteruser",
+      replication.name,
+      "masterauth",
+      replication.password.reveal(),
+    ]);
+    runtimeEnvPath = `${options.dataDir}/mn-runtime.env`;
+    await Deno.writeTextFile(runtimeEnvPath, runtimeEnvFile(users[0]!), { mode: 0o600 });
+    await Deno.chmod(runtimeEnvPath, 0o600);
+    options.report(
+      `join: ACL users ${
+        users.map((u) => u.name).join(", ")
+      } set; the runtime's credentials are in ${runtimeEnvPath}`,
+    );
+  }
   // An adopted Redis gets the write bound too (a started one has it in its config file).
   await redis.send([
     "CONFIG",
@@ -253,6 +292,7 @@ async function joinSteps(
     sentinelDaemon,
     bootstrapped,
     warnings,
+    ...(runtimeEnvPath === undefined ? {} : { runtimeEnvFile: runtimeEnvPath }),
   };
 }
 
@@ -398,7 +438,16 @@ async function configureSentinel(
     "quorum",
     options.quorum,
   ];
-  if (options.password !== undefined) settings.push("auth-pass", options.password.reveal());
+  if (options.acl !== undefined && options.password !== undefined) {
+    settings.push(
+      "auth-user",
+      SENTINEL_USER,
+      "auth-pass",
+      derivePassword(options.password, SENTINEL_USER).reveal(),
+    );
+  } else if (options.password !== undefined) {
+    settings.push("auth-pass", options.password.reveal());
+  }
   await sentinel.send(["SENTINEL", "SET", options.masterName, ...settings]);
 }
 
@@ -419,8 +468,16 @@ export function topologyWarnings(sentinelCount: number, quorum: number): string[
   return warnings;
 }
 
-/** Checks join's numeric options. */
-export function checkJoinOptions(options: Pick<JoinOptions, "quorum" | "sentinels">): void {
+/** Checks join's options before anything starts. */
+export function checkJoinOptions(
+  options: Pick<JoinOptions, "quorum" | "sentinels" | "acl" | "password">,
+): void {
+  if (options.acl !== undefined && options.password === undefined) {
+    throw new UsageError(
+      "--acl needs MN_REDIS_PASSWORD: it stays the administrator's password, and the ACL users' " +
+        "passwords are derived from it (the same on every box)",
+    );
+  }
   if (
     !Number.isInteger(options.quorum) || options.quorum < 1 ||
     options.quorum > options.sentinels.length

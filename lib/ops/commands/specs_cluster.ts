@@ -286,6 +286,11 @@ export const MEMBERSHIP_COMMANDS: readonly CommandSpec[] = [
         help: "a replica counts for --min-replicas-to-write while its lag is at most this",
         default: "10",
       },
+      acl: {
+        type: "boolean",
+        help: "create least-privilege ACL users for the runtime (MN_REDIS_USERNAME, default " +
+          "mn-runtime), replication and Sentinel, passwords derived from MN_REDIS_PASSWORD",
+      },
       "peer-timeout": {
         type: "string",
         placeholder: "SECONDS",
@@ -310,6 +315,9 @@ export const MEMBERSHIP_COMMANDS: readonly CommandSpec[] = [
         minReplicasToWrite: intFlag(flags, "min-replicas-to-write", 0, 0, 64),
         minReplicasMaxLagS: intFlag(flags, "min-replicas-max-lag", 10, 1, 3600),
         tls,
+        acl: flags.acl === true
+          ? { runtimeUser: config.username ?? "mn-runtime", namespace: config.namespace }
+          : undefined,
         password: config.password,
         sentinelPassword: config.sentinelPassword,
         report: (line: string) => io.stderr(line),

@@ -5,6 +5,7 @@ import { Boxes, mnCli } from "../../_harness/boxes.ts";
 import { tempDir, waitFor } from "../../_harness/mod.ts";
 import { TwoBoxNet } from "../../_harness/netns.ts";
 import { MN_CLI } from "../../_harness/process.ts";
+import { RedisConnection } from "../../../lib/protocol/connection.ts";
 import { parseInfo } from "../../../lib/protocol/info.ts";
 import { replyToMap, replyToNumber, replyToString } from "../../../lib/protocol/resp.ts";
 import { Secret } from "../../../lib/common/secret.ts";
@@ -291,4 +292,83 @@ Deno.test("join without a password warns loudly; --min-replicas-to-write makes a
       return { done: false, observed: String(error) };
     }
   }, { what: "writes to be accepted with one replica", timeoutMs: 10_000, intervalMs: 100 });
+});
+
+Deno.test("join --acl: least-privilege users for the runtime, replication and Sentinel; the runtime cannot reach admin commands or other keys", async () => {
+  const env = { MN_REDIS_PASSWORD: "admin-secret", MN_REDIS_NAMESPACE: "acltest" };
+  await using boxes = await Boxes.create(2, { password: new Secret(env.MN_REDIS_PASSWORD) });
+  const joins = await Promise.all(
+    [0, 1].map((i) => mnCli(boxes.joinArgs(i, ["--acl", "--json"]), env)),
+  );
+  for (const r of joins) assertEquals(r.code, 0, r.stderr);
+  for (const r of joins) {
+    assert(!r.stderr.includes("admin-secret") && !r.stdout.includes("admin-secret"));
+  }
+  const envFile = JSON.parse(joins[1]!.stdout).runtimeEnvFile as string;
+  assertEquals((await Deno.stat(envFile)).mode! & 0o777, 0o600);
+  const runtime = Object.fromEntries(
+    (await Deno.readTextFile(envFile)).split("\n").filter((l) => l.includes("=")).map((l) =>
+      l.split("=", 2) as [string, string]
+    ),
+  );
+  assertEquals(runtime.MN_REDIS_USERNAME, "mn-runtime");
+  assert(runtime.MN_REDIS_PASSWORD !== env.MN_REDIS_PASSWORD);
+
+  // Replication runs as mn-replication: the replica's link is up, with no ACL failure logged.
+  await using replica = await boxes.redis(1);
+  await waitFor(async () => {
+    const info = parseInfo(replyToString(await replica.send(["INFO", "replication"])) ?? "");
+    return info.get("master_link_status") === "up"
+      ? { done: true, value: undefined }
+      : { done: false, observed: `link ${info.get("master_link_status")}` };
+  }, { what: "the replica's link over the replication user", timeoutMs: 20_000, intervalMs: 100 });
+  assertEquals(
+    await replica.send(["CONFIG", "GET", "masteruser"], { strings: true }),
+    ["masteruser", "mn-replication"],
+  );
+  // Sentinel monitors as mn-sentinel and sees the replica (it needs INFO for that).
+  await using sentinel = await boxes.sentinel(0);
+  await waitFor(async () => {
+    const m = replyToMap(await sentinel.send(["SENTINEL", "MASTER", boxes.masterName]));
+    const n = replyToNumber(m.get("num-slaves") ?? 0);
+    return n === 1 ? { done: true, value: undefined } : { done: false, observed: `${n} replicas` };
+  }, {
+    what: "the sentinel to see the replica as mn-sentinel",
+    timeoutMs: 20_000,
+    intervalMs: 100,
+  });
+  await using primary = await boxes.redis(0);
+  const logged = await primary.send(["ACL", "LOG"], { strings: true }) as unknown[];
+  assertEquals(logged.length, 0, `ACL LOG: ${JSON.stringify(logged)}`);
+
+  // The runtime works through the CLI's probe (durable writes, scripts, WAIT, ROLE, INFO)…
+  const probe = await mnCli(["probe"], {
+    ...runtime,
+    MN_REDIS_NAMESPACE: env.MN_REDIS_NAMESPACE,
+    MN_REDIS_HA_MODE: "sentinel",
+    MN_REDIS_SENTINELS: boxes.sentinels,
+    MN_REDIS_SENTINEL_MASTER: boxes.masterName,
+    MN_REDIS_WAIT_REPLICAS: "1",
+  });
+  assertEquals(probe.code, 0, probe.stderr);
+  // …and is refused everything else.
+  await using asRuntime = await RedisConnection.connect(
+    { host: "127.0.0.1", port: boxes.boxes[0]!.redisPort },
+    { username: "mn-runtime", password: new Secret(runtime.MN_REDIS_PASSWORD!) },
+  );
+  await asRuntime.send(["SET", "acltest:k", "v"]);
+  for (
+    const denied of [["SET", "other:k", "v"], ["FLUSHALL"], ["CONFIG", "GET", "*"], ["KEYS", "*"]]
+  ) {
+    const error = await assertRejects(() => asRuntime.send(denied), ReplyError);
+    assertEquals(error.prefix, "NOPERM", denied.join(" "));
+  }
+});
+
+Deno.test("join --acl without MN_REDIS_PASSWORD is refused before anything starts, exit 2", async () => {
+  await using boxes = await Boxes.create(1);
+  const r = await mnCli(boxes.joinArgs(0, ["--acl", "--bootstrap"]), {});
+  assertEquals(r.code, 2, r.stderr);
+  assert(r.stderr.includes("--acl needs MN_REDIS_PASSWORD"), r.stderr);
+  await assertRejects(() => boxes.redis(0), ConnectionError);
 });
