@@ -39,6 +39,8 @@ if [ "${1:-}" = "--for-tests" ]; then
   # The two-box tests build two network namespaces and cut one direction with iptables.
   command -v ip >/dev/null 2>&1 || missing+=(iproute2)
   command -v iptables >/dev/null 2>&1 || missing+=(iptables)
+  # The service tests check the unit files with systemd-analyze verify.
+  command -v systemd-analyze >/dev/null 2>&1 || missing+=(systemd)
 fi
 if [ "${#missing[@]}" -gt 0 ]; then
   if ! command -v apt-get >/dev/null 2>&1; then

@@ -57,6 +57,52 @@ const CONFIG_HELP_LINES: readonly (readonly [string, string])[] = [
 ];
 
 /** The connection flags a command takes: all but those its own flags replace. */
+/** `io` whose every stdout and stderr line is also appended to `file`. */
+function teeTo(io: CliIo, file: Deno.FsFile): CliIo {
+  const encoder = new TextEncoder();
+  const append = (text: string): void => {
+    const bytes = encoder.encode(text.endsWith("\n") ? text : text + "\n");
+    let offset = 0;
+    while (offset < bytes.length) offset += file.writeSync(bytes.subarray(offset));
+  };
+  return {
+    ...io,
+    stdout: (text) => {
+      io.stdout(text);
+      append(text);
+    },
+    stderr: (text) => {
+      io.stderr(text);
+      append(text);
+    },
+  };
+}
+
+/**
+ * Parses `args` as `command`'s flags (strict: unknown flags and positionals
+ * are refused; empty values too). Throws {@link UsageError} or `parseArgs`'s
+ * error for a user mistake.
+ */
+export function parseCommandFlags(
+  command: CommandSpec,
+  args: readonly string[],
+): Record<string, string | boolean | undefined> {
+  const options: Record<string, { type: "boolean" | "string" }> = {
+    help: { type: "boolean" },
+    version: { type: "boolean" },
+    "log-format": { type: "string" },
+  };
+  for (const [flag, spec] of Object.entries(command.flags)) options[flag] = { type: spec.type };
+  for (const flag of connectionFlags(command)) options[flag] ??= { type: "string" };
+  const values = parseArgs({ args: [...args], options, strict: true, allowPositionals: false })
+    .values;
+  const empty = Object.entries(values).find(([, v]) => v === "");
+  if (empty !== undefined) {
+    throw new UsageError(`--${empty[0]} is empty; give it a value or leave the flag out`);
+  }
+  return values;
+}
+
 function connectionFlags(command: CommandSpec): string[] {
   if (!command.connection) return [];
   return [...CONFIG_FLAGS.keys()].filter((flag) =>
@@ -210,19 +256,10 @@ export async function runCli(
   }
   const { command, rest } = found;
   let values: Record<string, string | boolean | undefined>;
+  const split = command.passthrough === undefined ? -1 : rest.indexOf("--");
+  const passthrough = split === -1 ? [] : rest.slice(split + 1);
   try {
-    const options: Record<string, { type: "boolean" | "string" }> = {
-      help: { type: "boolean" },
-      version: { type: "boolean" },
-      "log-format": { type: "string" },
-    };
-    for (const [flag, spec] of Object.entries(command.flags)) options[flag] = { type: spec.type };
-    for (const flag of connectionFlags(command)) options[flag] ??= { type: "string" };
-    values = parseArgs({ args: rest, options, strict: true, allowPositionals: false }).values;
-    const empty = Object.entries(values).find(([, v]) => v === "");
-    if (empty !== undefined) {
-      throw new UsageError(`--${empty[0]} is empty; give it a value or leave the flag out`);
-    }
+    values = parseCommandFlags(command, split === -1 ? rest : rest.slice(0, split));
   } catch (error) {
     const message = error instanceof UsageError
       ? error.message
@@ -249,6 +286,27 @@ export async function runCli(
       }; expected text or json`,
     );
     return 2;
+  }
+  // --log-file (node start): every line also goes to the file, for boxes without journald.
+  let logFile: Deno.FsFile | undefined;
+  if (typeof values["log-file"] === "string") {
+    try {
+      logFile = await Deno.open(values["log-file"], {
+        append: true,
+        create: true,
+        mode: 0o640,
+      });
+    } catch (error) {
+      io.stderr(
+        `mn-redis-ha ${command.name}: --log-file ${
+          quoteValue(values["log-file"])
+        } cannot be opened for appending (${
+          (error as Error).message
+        }); expected a writable file path`,
+      );
+      return 2;
+    }
+    io = teeTo(io, logFile);
   }
   const getEnv = (variable: string): string | undefined => {
     const flag = flagForVariable(variable).slice(2);
@@ -289,10 +347,11 @@ export async function runCli(
       2,
     );
   }
+  using _closeLog = { [Symbol.dispose]: () => logFile?.close() };
   try {
     const config = parseConfig(getEnv);
     // A long-lived command (node start) ends normally on SIGTERM: its own code stands.
-    return await command.run({ flags: values, config, io, signal });
+    return await command.run({ flags: values, config, io, signal, passthrough });
   } catch (error) {
     if (signal.reason instanceof InterruptError) {
       return fail("INTERRUPTED", `${signal.reason.message}; stopped`, signal.reason.exitCode);

@@ -23,7 +23,7 @@ Deno.test("--help at every level exits 0 on stdout: top, each group, each comman
   const groups = [
     ...new Set(COMMANDS.filter((c) => c.name.includes(" ")).map((c) => c.name.split(" ")[0])),
   ];
-  assertEquals(groups.sort(), ["inspect", "node", "smoke"]);
+  assertEquals(groups.sort(), ["inspect", "node", "service", "smoke"]);
   for (const group of groups) {
     const r = await cli([group!, "--help"]);
     assertEquals(r.code, 0, group);

@@ -54,6 +54,8 @@ export interface CommandContext {
   io: CliIo;
   /** Aborted on SIGINT/SIGTERM. */
   signal: AbortSignal;
+  /** The arguments after `--`, for a command with `passthrough`. */
+  passthrough: readonly string[];
 }
 
 /** A subcommand. */
@@ -70,6 +72,8 @@ export interface CommandSpec {
   flags: Record<string, FlagSpec>;
   /** Whether it takes the `MN_REDIS_*` connection flags. */
   connection: boolean;
+  /** What the arguments after `--` are (help text); without it `--` is refused. */
+  passthrough?: string | undefined;
   /** Connection flags not offered because one of its own flags is the same concept. */
   replacesConnectionFlags?: readonly string[] | undefined;
   /** Runs it; returns the exit code. */

@@ -143,6 +143,11 @@ const NODE_START: CommandSpec = {
       help: "do not run join: Redis and Sentinel are managed externally",
     },
     "node-id": { type: "string", placeholder: "ID", help: "this node's id", default: "box<N>" },
+    "log-file": {
+      type: "string",
+      placeholder: "FILE",
+      help: "also append every output and log line to FILE (stderr alone suits journald)",
+    },
     "redis-port": {
       type: "string",
       placeholder: "PORT",

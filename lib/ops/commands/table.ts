@@ -4,6 +4,7 @@ import type { CommandSpec } from "./_spec.ts";
 import { MEMBERSHIP_COMMANDS, NODE_START } from "./specs_cluster.ts";
 import { INSPECT_COMMANDS } from "./specs_inspect.ts";
 import { SMOKE_COMMANDS } from "./specs_smoke.ts";
+import { SERVICE_COMMANDS } from "./specs_service.ts";
 
 export { DEFAULT_DATA_DIR } from "./specs_cluster.ts";
 
@@ -42,5 +43,6 @@ export const COMMANDS: readonly CommandSpec[] = [
   ...MEMBERSHIP_COMMANDS,
   ...INSPECT_COMMANDS,
   NODE_START,
+  ...SERVICE_COMMANDS,
   ...SMOKE_COMMANDS,
 ];
