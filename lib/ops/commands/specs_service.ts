@@ -76,7 +76,11 @@ function unitDir(flags: Record<string, string | boolean | undefined>): string {
   return typeof flags.root === "string" ? `${flags.root}${DEFAULT_UNIT_DIR}` : DEFAULT_UNIT_DIR;
 }
 
-function text(flags: Record<string, string | boolean | undefined>, name: string, fallback: string) {
+function text(
+  flags: Record<string, string | boolean | undefined>,
+  name: string,
+  fallback: string,
+): string {
   const value = flags[name];
   return typeof value === "string" ? value : fallback;
 }
