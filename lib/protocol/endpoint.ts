@@ -20,8 +20,20 @@ export interface Endpoint {
  * userinfo, so it is the only way endpoints reach messages and logs.
  */
 export function formatEndpoint(endpoint: Endpoint): string {
-  const host = endpoint.host.includes(":") ? `[${endpoint.host}]` : endpoint.host;
-  return `${host}:${endpoint.port}`;
+  return formatHostPort(endpoint.host, endpoint.port);
+}
+
+/**
+ * Formats a host and port as Redis and Sentinel report them (separate
+ * fields, IPv6 unbracketed) as `host:port`, IPv6 as `[addr]:port`; a missing
+ * part shows as `?`.
+ */
+export function formatHostPort(
+  host: string | null | undefined,
+  port: string | number | null | undefined,
+): string {
+  const h = host ?? "?";
+  return `${h.includes(":") ? `[${h}]` : h}:${port ?? "?"}`;
 }
 
 /** Parses a port number; returns an error message instead of throwing. */

@@ -4,6 +4,8 @@
  * @module
  */
 
+import { formatHostPort } from "./endpoint.ts";
+
 /** Parses `INFO` text into a field map (section headers dropped). */
 export function parseInfo(info: string): Map<string, string> {
   const fields = new Map<string, string>();
@@ -49,7 +51,7 @@ export function replicasFromInfo(fields: Map<string, string>): ReplicaEntry[] {
     const host = f.get("ip") ?? "?";
     const offset = Number(f.get("offset") ?? 0);
     replicas.push({
-      address: `${host.includes(":") ? `[${host}]` : host}:${Number(f.get("port") ?? 0)}`,
+      address: formatHostPort(host, Number(f.get("port") ?? 0)),
       state: f.get("state") ?? "unknown",
       lagSeconds: Number(f.get("lag") ?? 0),
       offset,

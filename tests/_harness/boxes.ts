@@ -6,6 +6,7 @@
 
 import { RedisConnection } from "../../lib/protocol/connection.ts";
 import { freePort } from "../../lib/ops/redis_process.ts";
+import { formatEndpoint } from "../../lib/protocol/endpoint.ts";
 import type { Secret } from "../../lib/common/secret.ts";
 import { tempDir, waitFor } from "./mod.ts";
 
@@ -25,6 +26,8 @@ export interface BoxesOptions {
   sentinelPassword?: Secret | undefined;
   /** The boxes serve TLS signed by this CA (`join --tls-*`). */
   tlsCaPem?: string | undefined;
+  /** Every box's address. @default {"127.0.0.1"} (`::1` for IPv6) */
+  host?: string | undefined;
 }
 
 /** A set of loopback boxes. */
@@ -56,7 +59,7 @@ export class Boxes implements AsyncDisposable {
   static async create(count: number, options: BoxesOptions = {}): Promise<Boxes> {
     const dir = await tempDir("boxes-");
     const boxes = Array.from({ length: count }, (_, i) => ({
-      host: "127.0.0.1",
+      host: options.host ?? "127.0.0.1",
       redisPort: freePort(),
       sentinelPort: freePort(),
       dataDir: `${dir.path}/box${i + 1}`,
@@ -64,9 +67,9 @@ export class Boxes implements AsyncDisposable {
     return new Boxes(dir, boxes, `mn-${crypto.randomUUID().slice(0, 6)}`, options);
   }
 
-  /** `--sentinels` value listing every box's sentinel. */
+  /** `--sentinels` value listing every box's sentinel (IPv6 as `[addr]:port`). */
   get sentinels(): string {
-    return this.boxes.map((b) => `${b.host}:${b.sentinelPort}`).join(",");
+    return this.boxes.map((b) => formatEndpoint({ host: b.host, port: b.sentinelPort })).join(",");
   }
 
   /** Flags `join` and `leave` share for box `i`. */

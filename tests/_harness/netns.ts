@@ -30,14 +30,22 @@ export class TwoBoxNet implements AsyncDisposable {
     }
   }
 
-  /** Creates the namespaces, the veth pair and the addresses. */
-  static async create(): Promise<TwoBoxNet> {
+  /**
+   * Creates the namespaces, the veth pair and the addresses: IPv4 on a /24,
+   * or with `ipv6` unique-local IPv6 on a /64 (no duplicate address detection
+   * delay).
+   */
+  static async create(options: { ipv6?: boolean | undefined } = {}): Promise<TwoBoxNet> {
     const id = crypto.randomUUID().slice(0, 6);
-    const subnet = `10.${100 + Math.floor(Math.random() * 100)}.${Math.floor(Math.random() * 250)}`;
-    const net = new TwoBoxNet({ ns: `mn${id}a`, ip: `${subnet}.1` }, {
-      ns: `mn${id}b`,
-      ip: `${subnet}.2`,
-    });
+    const subnet = options.ipv6 === true
+      ? `fd00:${id.slice(0, 4)}:`
+      : `10.${100 + Math.floor(Math.random() * 100)}.${Math.floor(Math.random() * 250)}`;
+    const [a, b] = options.ipv6 === true
+      ? [`${subnet}:1`, `${subnet}:2`]
+      : [`${subnet}.1`, `${subnet}.2`];
+    const prefix = options.ipv6 === true ? "64" : "24";
+    const dad = options.ipv6 === true ? ["nodad"] : [];
+    const net = new TwoBoxNet({ ns: `mn${id}a`, ip: a! }, { ns: `mn${id}b`, ip: b! });
     try {
       const va = `v${id}a`;
       const vb = `v${id}b`;
@@ -48,8 +56,8 @@ export class TwoBoxNet implements AsyncDisposable {
           ["link", "add", va, "type", "veth", "peer", "name", vb],
           ["link", "set", va, "netns", net.local.ns],
           ["link", "set", vb, "netns", net.remote.ns],
-          ["-n", net.local.ns, "addr", "add", `${net.local.ip}/24`, "dev", va],
-          ["-n", net.remote.ns, "addr", "add", `${net.remote.ip}/24`, "dev", vb],
+          ["-n", net.local.ns, "addr", "add", `${net.local.ip}/${prefix}`, "dev", va, ...dad],
+          ["-n", net.remote.ns, "addr", "add", `${net.remote.ip}/${prefix}`, "dev", vb, ...dad],
           ["-n", net.local.ns, "link", "set", va, "up"],
           ["-n", net.remote.ns, "link", "set", vb, "up"],
           ["-n", net.local.ns, "link", "set", "lo", "up"],

@@ -9,7 +9,7 @@ import { waitBudgetWarning } from "../../ha/wait_budget.ts";
 import { RedisHaClient } from "../../ha/client.ts";
 import type { Config } from "../../ha/config.ts";
 import { RedisConnection } from "../../protocol/connection.ts";
-import { formatEndpoint, parseEndpoint } from "../../protocol/endpoint.ts";
+import { formatEndpoint, formatHostPort, parseEndpoint } from "../../protocol/endpoint.ts";
 import { ReplyError } from "../../common/errors.ts";
 import { parseInfo, replicasFromInfo } from "../../protocol/info.ts";
 import type { JobStatus } from "../../state/jobs.ts";
@@ -177,7 +177,10 @@ async function inspectSentinel(
     return {
       address,
       reachable: true,
-      reports: `${replyToString(m.get("ip") ?? null)}:${replyToString(m.get("port") ?? null)}`,
+      reports: formatHostPort(
+        replyToString(m.get("ip") ?? null),
+        replyToString(m.get("port") ?? null),
+      ),
       configEpoch: replyToNumber(m.get("config-epoch") ?? 0),
       quorum: replyToNumber(m.get("quorum") ?? 0),
       ckquorum,

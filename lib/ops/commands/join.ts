@@ -6,7 +6,7 @@
  */
 
 import { type ConnectOptions, RedisConnection } from "../../protocol/connection.ts";
-import { type Endpoint, formatEndpoint } from "../../protocol/endpoint.ts";
+import { type Endpoint, formatEndpoint, formatHostPort } from "../../protocol/endpoint.ts";
 import {
   MasterUnknownError,
   NoSentinelReachableError,
@@ -271,7 +271,10 @@ async function joinSteps(
   await waitFor(async () => {
     const m = replyToMap(await sentinel.send(["SENTINEL", "MASTER", options.masterName]));
     const flags = replyToString(m.get("flags") ?? null) ?? "";
-    const seen = `${replyToString(m.get("ip") ?? null)}:${replyToString(m.get("port") ?? null)}`;
+    const seen = formatHostPort(
+      replyToString(m.get("ip") ?? null),
+      replyToString(m.get("port") ?? null),
+    );
     return flags === "master" && seen === formatEndpoint(primary)
       ? { done: true, value: undefined }
       : { done: false, observed: `local sentinel sees ${seen} with flags ${flags}` };

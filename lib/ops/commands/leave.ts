@@ -16,7 +16,7 @@
 
 import { type BoxTls, redisAuth, sentinelAuth } from "./_daemon.ts";
 import { RedisConnection } from "../../protocol/connection.ts";
-import { type Endpoint, formatEndpoint } from "../../protocol/endpoint.ts";
+import { type Endpoint, formatEndpoint, formatHostPort } from "../../protocol/endpoint.ts";
 import { RedisHaError, ReplyError } from "../../common/errors.ts";
 import { parseInfo, replicasFromInfo } from "../../protocol/info.ts";
 import { replyToMap, replyToNumber, replyToString, type RespReply } from "../../protocol/resp.ts";
@@ -285,7 +285,10 @@ async function waitFailoverEnded(options: LeaveOptions, primary: Endpoint): Prom
         const m = replyToMap(
           await conn.send(["SENTINEL", "MASTER", options.masterName], { timeoutMs: 500 }),
         );
-        const at = `${replyToString(m.get("ip") ?? null)}:${replyToString(m.get("port") ?? null)}`;
+        const at = formatHostPort(
+          replyToString(m.get("ip") ?? null),
+          replyToString(m.get("port") ?? null),
+        );
         const flags = replyToString(m.get("flags") ?? null) ?? "";
         if (at !== want || flags.includes("failover_in_progress")) {
           pending.push(`${formatEndpoint(s)} (${at}, ${flags})`);
@@ -381,7 +384,10 @@ async function resetOthers(
           (await conn.send(["SENTINEL", "SENTINELS", options.masterName])) as RespReply[];
         const peerNames = peers.map((p) => {
           const m = replyToMap(p);
-          return `${replyToString(m.get("ip") ?? null)}:${replyToString(m.get("port") ?? null)}`;
+          return formatHostPort(
+            replyToString(m.get("ip") ?? null),
+            replyToString(m.get("port") ?? null),
+          );
         });
         if (names.includes(selfAddress) || peerNames.includes(selfSentinel)) {
           return { done: false, observed: `still lists ${selfAddress} or ${selfSentinel}` };

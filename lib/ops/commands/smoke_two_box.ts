@@ -17,7 +17,7 @@
 import { quoteValue } from "../../common/_quote.ts";
 import { configFromOptions, type ConfigOptions } from "../../ha/config.ts";
 import { RedisConnection } from "../../protocol/connection.ts";
-import { type Endpoint, formatEndpoint } from "../../protocol/endpoint.ts";
+import { type Endpoint, formatEndpoint, formatHostPort } from "../../protocol/endpoint.ts";
 import { RedisHaError, UsageError } from "../../common/errors.ts";
 import { parseInfo } from "../../protocol/info.ts";
 import { RedisProcess } from "../redis_process.ts";
@@ -252,7 +252,7 @@ export async function runTwoBoxSmoke(o: TwoBoxOptions): Promise<void> {
         await using conn = await RedisConnection.connect(localSentinel, { connectTimeoutMs: 1000 });
         const addr = await conn.send(["SENTINEL", "GET-MASTER-ADDR-BY-NAME", MASTER]);
         const now = Array.isArray(addr)
-          ? `${replyToString(addr[0])}:${replyToString(addr[1])}`
+          ? formatHostPort(replyToString(addr[0]), replyToString(addr[1]))
           : "none";
         return now === formatEndpoint(replica)
           ? { done: true, value: undefined }

@@ -4,7 +4,7 @@ import { delay } from "../../../lib/common/_delay.ts";
 import { Boxes, mnCli } from "../../_harness/boxes.ts";
 import { tempDir, waitFor } from "../../_harness/mod.ts";
 import { TwoBoxNet } from "../../_harness/netns.ts";
-import { MN_CLI } from "../../_harness/process.ts";
+import { MN_CLI, spawnCollecting } from "../../_harness/process.ts";
 import { RedisConnection } from "../../../lib/protocol/connection.ts";
 import { parseInfo } from "../../../lib/protocol/info.ts";
 import { replyToMap, replyToNumber, replyToString } from "../../../lib/protocol/resp.ts";
@@ -371,4 +371,74 @@ Deno.test("join --acl without MN_REDIS_PASSWORD is refused before anything start
   assertEquals(r.code, 2, r.stderr);
   assert(r.stderr.includes("--acl needs MN_REDIS_PASSWORD"), r.stderr);
   await assertRejects(() => boxes.redis(0), ConnectionError);
+});
+
+Deno.test("IPv6 boxes end to end: join, status, inspect, node start and leave with [addr]:port everywhere", async () => {
+  await using boxes = await Boxes.create(2, { host: "::1" });
+  const joins = await Promise.all([0, 1].map((i) => mnCli(boxes.joinArgs(i, ["--json"]), {})));
+  for (const r of joins) assertEquals(r.code, 0, r.stderr);
+  const [p, r] = boxes.boxes;
+  assertEquals(JSON.parse(joins[1]!.stdout).primary, `[::1]:${p!.redisPort}`);
+  assertEquals(JSON.parse(joins[1]!.stdout).redis, `[::1]:${r!.redisPort}`);
+  const env = {
+    MN_REDIS_HA_MODE: "sentinel",
+    MN_REDIS_SENTINELS: boxes.sentinels,
+    MN_REDIS_SENTINEL_MASTER: boxes.masterName,
+    MN_REDIS_WAIT_REPLICAS: "1",
+    MN_REDIS_NAMESPACE: "v6",
+  };
+  const status = await mnCli(["status", "--json"], env);
+  assertEquals(status.code, 0, status.stderr);
+  const report = JSON.parse(status.stdout);
+  assertEquals(report.primary, `[::1]:${p!.redisPort}`);
+  assertEquals(report.replicas.map((x: { address: string }) => x.address), [
+    `[::1]:${r!.redisPort}`,
+  ]);
+  const topology = await mnCli(["inspect", "topology", "--json"], env);
+  assertEquals(topology.code, 0, topology.stderr);
+  const view = JSON.parse(topology.stdout);
+  for (const s of view.sentinels) assertEquals(s.reports, `[::1]:${p!.redisPort}`);
+
+  // A node on box 2 (its join adopts the daemons), registered through the IPv6 primary.
+  const node = spawnCollecting(MN_CLI[0]!, [
+    ...MN_CLI.slice(1),
+    "node",
+    "start",
+    "--box1-ip",
+    "::1",
+    "--box2-ip",
+    "::1",
+    "--box",
+    "2",
+    "--redis-ha-mode",
+    "sentinel",
+    "--redis-sentinels",
+    boxes.sentinels,
+    "--sentinel-master",
+    boxes.masterName,
+    "--redis-port",
+    String(r!.redisPort),
+    "--sentinel-port",
+    String(r!.sentinelPort),
+    "--data-dir",
+    r!.dataDir,
+  ], env);
+  try {
+    await waitFor(
+      () =>
+        Promise.resolve(
+          node.stdout().includes("node_started id=box2")
+            ? { done: true, value: undefined }
+            : { done: false, observed: node.stderr() },
+        ),
+      { what: "the IPv6 node to start", timeoutMs: 30_000, intervalMs: 100 },
+    );
+    assert(node.stdout().includes(`primary=[::1]:${p!.redisPort}`), node.stdout());
+  } finally {
+    node.kill("SIGTERM");
+    await node.done;
+  }
+  const left = await mnCli(boxes.leaveArgs(1, ["--json"]), {});
+  assertEquals(left.code, 0, left.stderr);
+  assertEquals(JSON.parse(left.stdout).primary, `[::1]:${p!.redisPort}`);
 });

@@ -69,6 +69,19 @@ Deno.test({
   },
 });
 
+Deno.test({
+  name:
+    "mn-redis-ha smoke two-box passes between two IPv6 network namespaces ([addr]:port everywhere)",
+  ignore: !available,
+  fn: async () => {
+    await using net = await TwoBoxNet.create({ ipv6: true });
+    const r = await smoke(net);
+    assertEquals(r.code, 0, r.stderr + r.stdout);
+    assert(r.stdout.includes(`two_box_initial_write_ok=[${net.local.ip}]:6390`), r.stdout);
+    assert(r.stdout.includes("two_box_post_failover_write_read_ok"), r.stdout);
+  },
+});
+
 /** The remote sentinels' config files in /tmp (the netns boxes share this filesystem). */
 async function sentinelConfigs(): Promise<string> {
   const r = await runProcess("bash", ["-c", "ls /tmp/mn-sentinel-*.conf 2>/dev/null || true"]);
