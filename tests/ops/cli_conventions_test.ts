@@ -152,3 +152,47 @@ Deno.test("a password in --url is refused (it would show in ps), pointing to MN_
   const user = await cli(["status", "--url", "redis://app@127.0.0.1:1/0", "--json"]);
   assert(!user.stderr.includes("MN_REDIS_PASSWORD"), user.stderr);
 });
+
+/** README flags that are not mn-redis-ha's: Deno's, the scripts', and one the build refuses. */
+const NOT_CLI_FLAGS: Record<string, string> = {
+  "--allow-env": "deno install",
+  "--allow-net": "deno install",
+  "--allow-read": "deno install",
+  "--allow-run": "deno install",
+  "--allow-write": "deno install",
+  "--name": "deno install",
+  "--check": "deno fmt --check",
+  "--cycles": "scripts/bench_failover.ts",
+  "--nemesis": "scripts/chaos.ts",
+  "--short": "scripts/chaos.ts",
+  "--out": "scripts/chaos.ts and bench_failover.ts",
+  "--rounds": "scripts/bench.ts",
+  "--ms": "scripts/bench.ts",
+  "--only": "scripts/bench.ts",
+  "--verbose": "scripts/bench.ts",
+  "--wait": "scripts/chaos.ts",
+  "--self-ip": "scripts/cluster_cli.sh",
+  "--docker": "named as not supported by this build",
+};
+
+Deno.test("the README's operations match the commands exactly: every CLI flag documented, every documented flag real", async () => {
+  const readme = await import("../../README.md", { with: { type: "text" } }).then((m) =>
+    m.default as string
+  );
+  const documented = new Set(readme.match(/--[a-z][a-z0-9-]*/g));
+  const real = new Set(["--help", "--version", "--json", "--log-format"]);
+  for (const c of COMMANDS) {
+    for (const flag of Object.keys(c.flags)) {
+      real.add(`--${flag}`);
+      assert(documented.has(`--${flag}`), `${c.name} --${flag} is not in the README`);
+    }
+  }
+  const connection = await cli(["status", "--help"]);
+  for (const flag of connection.stdout.match(/--[a-z][a-z0-9-]*/g) ?? []) real.add(flag);
+  for (const flag of documented) {
+    assert(
+      real.has(flag) || flag in NOT_CLI_FLAGS,
+      `the README mentions ${flag}, which no command takes`,
+    );
+  }
+});
