@@ -42,7 +42,15 @@ Deno.test("mod.ts exports at most 80 documented symbols and no internals", async
     assert(!names.includes(internal), `${internal} is exported`);
     assert(!(internal in mod), `${internal} is a runtime export`);
   }
-  for (const needed of ["RedisHaClient", "StateStore", "acquireLease", "FencedError", "VERSION"]) {
+  for (
+    const needed of [
+      "RedisHaClient",
+      "StateStore",
+      "acquireLease",
+      "FencedError",
+      "DIAGNOSTICS_CHANNELS",
+    ]
+  ) {
     assert(names.includes(needed), `${needed} is missing`);
   }
 });

@@ -32,6 +32,7 @@ import {
 } from "../common/errors.ts";
 import { openSession, type PrimaryInfo, type Session } from "./_session.ts";
 import { HaEventEmitter } from "./events.ts";
+import { ClientMetrics, type FailoverSource, type WriteOutcome } from "./client_metrics.ts";
 import type { HaEvents } from "./events.ts";
 import { libraryLogger } from "../common/log.ts";
 import { classifyFailure, isAuthReply } from "./reconnect.ts";
@@ -105,6 +106,33 @@ export interface CommandOptions {
   bytes?: boolean | undefined;
 }
 
+/** The operation name of a command, for metrics: its first word, upper case. */
+function operationName(args: readonly RespArg[]): string {
+  const first = args[0];
+  return typeof first === "string" ? first.toUpperCase() : "COMMAND";
+}
+
+/** The `category` label of a failed attempt. */
+function errorCategory(error: unknown): string {
+  if (error instanceof ConnectionError) return "connection";
+  if (error instanceof WaitError) return "wait";
+  if (error instanceof AbortedError) return "aborted";
+  if (error instanceof ReplyError) {
+    if (error.prefix === "MNFENCED" || error.prefix === "MNFENCE") return "fenced";
+    if (error.prefix.startsWith("MN")) return "state";
+    return error.prefix.toLowerCase();
+  }
+  return "other";
+}
+
+/** What became of a durable write that threw `error`. */
+function writeOutcome(error: unknown): WriteOutcome {
+  if (error instanceof WaitError) return "under_replicated";
+  if (error instanceof OutcomeUnknownError) return "indeterminate";
+  if (error instanceof AbortedError) return error.mayHaveApplied ? "indeterminate" : "failed";
+  return "failed";
+}
+
 /** A script's arguments, or a function of the confirmed primary it is about to run on. */
 type ScriptArgs = readonly RespArg[] | ((primary: PrimaryInfo) => readonly RespArg[]);
 
@@ -172,6 +200,9 @@ export class RedisHaClient implements AsyncDisposable {
   /** Typed events: failover, reconnecting, reconnected, stale-sentinel, probe-failed. */
   readonly events: HaEvents;
   readonly #emitter: HaEventEmitter = new HaEventEmitter();
+  readonly #metrics: ClientMetrics = new ClientMetrics();
+  /** What retired the last session, for the next failover's `source` label. */
+  #retiredBy: FailoverSource = "connection";
   readonly #options: ClientOptions;
   readonly #resolver: SentinelResolver | undefined;
   readonly #watcher: SentinelWatcher | undefined;
@@ -256,6 +287,15 @@ export class RedisHaClient implements AsyncDisposable {
     return this.#lastDecision;
   }
 
+  /**
+   * The client's own series (write outcomes, reconnects, errors, failovers,
+   * failover unavailability, operation durations), as Prometheus text or
+   * OpenMetrics; see the README's metric table.
+   */
+  renderMetrics(format: "prometheus" | "openmetrics" = "prometheus"): string {
+    return this.#metrics.render(format);
+  }
+
   /** Sentinels the client knows: the seeds plus those discovered. */
   get sentinels(): Endpoint[] {
     return this.#resolver?.sentinels ?? [];
@@ -268,7 +308,11 @@ export class RedisHaClient implements AsyncDisposable {
    */
   command(args: readonly RespArg[], options: CommandOptions = {}): Promise<RespReply> {
     const strings = options.bytes !== true;
-    return this.#withRetry((s, signal) => s.hot.send(args, { signal, strings }), options);
+    return this.#withRetry(
+      (s, signal) => s.hot.send(args, { signal, strings }),
+      options,
+      { name: operationName(args), durable: false },
+    );
   }
 
   /**
@@ -282,6 +326,7 @@ export class RedisHaClient implements AsyncDisposable {
     return this.#withRetry(
       (s, signal) => this.#durableOn(s, args, signal, options.bytes !== true),
       options,
+      { name: operationName(args), durable: true },
     );
   }
 
@@ -308,6 +353,7 @@ export class RedisHaClient implements AsyncDisposable {
             argsFor(s),
           ),
         options,
+        { name: "EVALSHA", durable: true },
       );
     }
     return this.#withRetry(
@@ -318,6 +364,7 @@ export class RedisHaClient implements AsyncDisposable {
           argsFor(s),
         ),
       options,
+      { name: "EVALSHA", durable: false },
     );
   }
 
@@ -331,6 +378,7 @@ export class RedisHaClient implements AsyncDisposable {
             : AbortSignal.any([signal, this.#closing.signal]),
         }),
       { idempotent: true, signal: options.signal },
+      { name: "CONNECT", durable: false },
     );
   }
 
@@ -370,6 +418,25 @@ export class RedisHaClient implements AsyncDisposable {
   async #withRetry<T>(
     op: (session: Session, signal: AbortSignal | undefined) => Promise<T>,
     options: CommandOptions,
+    meta: { name: string; durable: boolean },
+  ): Promise<T> {
+    const started = performance.now();
+    try {
+      const result = await this.#attempts(op, options, meta);
+      this.#metrics.operation(meta.name, (performance.now() - started) / 1000, true);
+      if (meta.durable) this.#metrics.write("confirmed");
+      return result;
+    } catch (error) {
+      this.#metrics.operation(meta.name, (performance.now() - started) / 1000, false);
+      if (meta.durable) this.#metrics.write(writeOutcome(error));
+      throw error;
+    }
+  }
+
+  async #attempts<T>(
+    op: (session: Session, signal: AbortSignal | undefined) => Promise<T>,
+    options: CommandOptions,
+    meta: { name: string; durable: boolean },
   ): Promise<T> {
     const idempotent = options.idempotent ?? false;
     const signal = this.#callSignal(options);
@@ -405,11 +472,17 @@ export class RedisHaClient implements AsyncDisposable {
       } catch (error) {
         throw giveUp(error);
       }
+      const attemptStarted = performance.now();
       try {
         const result = await op(session, signal);
         this.#failures = 0;
+        if (meta.durable) this.#metrics.durableSucceeded(session.primary.address);
         return result;
       } catch (error) {
+        this.#metrics.error(errorCategory(error));
+        if (meta.durable && !(error instanceof ReplyError && error.prefix.startsWith("MN"))) {
+          this.#metrics.durableFailed(attemptStarted, session.primary.address);
+        }
         if (error instanceof AbortedError) throw giveUp(error);
         if (isAuthReply(error)) {
           throw new AuthError(
@@ -619,8 +692,10 @@ export class RedisHaClient implements AsyncDisposable {
     this.#lastPrimary = session.primary;
     const retried = this.#retried;
     this.#retried = 0;
+    this.#metrics.primary(address, session.primary.replid, configEpoch);
     if (previous !== undefined && previous.address !== address) {
       const detail = { from: previous.address, to: address, configEpoch };
+      this.#metrics.failover(this.#retiredBy, { ...detail, replid: session.primary.replid });
       this.#emitter.emit("failover", detail);
       logger.warn(
         "Redis primary changed from {from} to {to} (config-epoch {configEpoch}); {retried} commands retried",
@@ -648,6 +723,9 @@ export class RedisHaClient implements AsyncDisposable {
     if (session.retired) return;
     this.#retire(session, error instanceof ConnectionError);
     if (this.#closing.signal.aborted) return;
+    const reason = errorCategory(error);
+    this.#retiredBy = reason === "readonly" ? "role_mismatch" : "connection";
+    this.#metrics.reconnect(reason, session.primary.address);
     this.#failures++;
     const message = error instanceof Error ? error.message : String(error);
     this.#emitter.emit("reconnecting", {
@@ -696,7 +774,7 @@ export class RedisHaClient implements AsyncDisposable {
       });
       const role = Array.isArray(reply) ? replyToString(reply[0]) : null;
       if (this.config.haMode === "sentinel" && role !== "master") {
-        this.#replaced(session, `ROLE reports ${role}`);
+        this.#replaced(session, `ROLE reports ${role}`, "role_mismatch");
         return true;
       }
       if (this.#resolver !== undefined) {
@@ -705,7 +783,7 @@ export class RedisHaClient implements AsyncDisposable {
         });
         const named = formatEndpoint(decision.primary);
         if (named !== session.primary.address) {
-          this.#replaced(session, `the sentinels now name ${named}`);
+          this.#replaced(session, `the sentinels now name ${named}`, "probe");
           return true;
         }
       }
@@ -718,8 +796,10 @@ export class RedisHaClient implements AsyncDisposable {
   }
 
   /** The session's node is no longer the primary: stop sending there, wake the reconnect loop. */
-  #replaced(session: Session, why: string): void {
+  #replaced(session: Session, why: string, source: FailoverSource): void {
     if (session.retired) return;
+    this.#retiredBy = source;
+    this.#metrics.reconnect(source, session.primary.address);
     logger.warn("Redis primary {primary} was replaced ({why}); switching", {
       primary: session.primary.address,
       why,
@@ -776,7 +856,7 @@ export class RedisHaClient implements AsyncDisposable {
         this.#switchTarget = formatEndpoint(target);
       }
       if (current !== undefined && current.primary.address !== this.#switchTarget) {
-        this.#replaced(current, `+switch-master to ${this.#switchTarget ?? "?"}`);
+        this.#replaced(current, `+switch-master to ${this.#switchTarget ?? "?"}`, "sentinel_event");
         return;
       }
     }
@@ -784,7 +864,7 @@ export class RedisHaClient implements AsyncDisposable {
       event.channel === "+convert-to-slave" && current !== undefined &&
       eventInstanceAddress(event.payload) === current.primary.address
     ) {
-      this.#replaced(current, "Sentinel converted it to a replica");
+      this.#replaced(current, "Sentinel converted it to a replica", "sentinel_event");
       return;
     }
     if (event.channel !== "+sentinel") this.#wake();
@@ -826,7 +906,7 @@ export class RedisHaClient implements AsyncDisposable {
       );
       this.#wake();
     } else {
-      this.#replaced(session, `its probe found ${error}`);
+      this.#replaced(session, `its probe found ${error}`, "probe");
     }
   }
 

@@ -1,0 +1,109 @@
+/**
+ * The client's own metrics through a real failover: the failover and its
+ * unavailability are counted once, the measured unavailability matches what
+ * a writer measured itself, and the output passes `promtool check metrics`.
+ */
+
+import diagnostics from "node:diagnostics_channel";
+import { assert, assertEquals } from "../_harness/assert.ts";
+import { sentinelConfig, startCluster, tempDir, waitFor } from "../_harness/mod.ts";
+import { runProcess } from "../_harness/process.ts";
+import { RedisHaClient } from "../../lib/ha/client.ts";
+import { DIAGNOSTICS_CHANNELS } from "../../lib/ha/metrics.ts";
+
+/** A sample's value in Prometheus text, or 0 when the series is absent. */
+export function sample(text: string, series: string): number {
+  for (const line of text.split("\n")) {
+    if (line.startsWith(`${series} `)) return Number(line.slice(series.length + 1));
+  }
+  return 0;
+}
+
+/** `promtool check metrics` on `text`: its exit code and complaints. */
+export async function promtoolCheck(text: string): Promise<{ code: number; output: string }> {
+  await using dir = await tempDir("metrics-");
+  const file = `${dir.path}/metrics.prom`;
+  await Deno.writeTextFile(file, text);
+  const r = await runProcess("bash", ["-c", `promtool check metrics < '${file}'`]);
+  return { code: r.code, output: r.stdout + r.stderr };
+}
+
+Deno.test("client metrics through a kill -9 failover: counted once, unavailability within 100 ms of the writer's own, promtool-valid", async () => {
+  await using cluster = await startCluster({ replicas: 2, sentinels: 3 });
+  const config = sentinelConfig(cluster, { waitReplicas: 1, waitTimeoutMs: 500 });
+  await using client = await RedisHaClient.connect(config);
+  const published: unknown[] = [];
+  const onUnavailability = (message: unknown): void => {
+    published.push(message);
+  };
+  diagnostics.subscribe(DIAGNOSTICS_CHANNELS.unavailability, onUnavailability);
+  try {
+    // One sequential writer; it measures the longest gap between two acknowledged writes.
+    let stop = false;
+    let acked = 0;
+    let lastAck = performance.now();
+    let longestGapMs = 0;
+    const writer = (async () => {
+      for (let i = 0; !stop; i++) {
+        try {
+          await client.durable(["SET", `${config.namespace}:m:${i % 16}`, String(i)], {
+            idempotent: true,
+          });
+          const now = performance.now();
+          longestGapMs = Math.max(longestGapMs, now - lastAck);
+          lastAck = now;
+          acked++;
+        } catch {
+          // Counted by the client; the writer keeps going.
+        }
+      }
+    })();
+    const waitAcked = (n: number): Promise<void> => {
+      const target = acked + n;
+      return waitFor(
+        () =>
+          acked >= target
+            ? { done: true, value: undefined }
+            : { done: false, observed: `${acked} of ${target} writes acknowledged` },
+        { what: `${n} more acknowledged writes`, timeoutMs: 30_000, intervalMs: 20 },
+      );
+    };
+    await waitAcked(200);
+    const before = client.renderMetrics();
+    longestGapMs = 0;
+    const old = cluster.nodes[0]!;
+    old.kill("SIGKILL");
+    await cluster.waitForAgreement({ excluding: old.endpoint, timeoutMs: 30_000 });
+    await waitAcked(200);
+    stop = true;
+    await writer;
+
+    const after = client.renderMetrics();
+    const failovers = (text: string): number =>
+      ["sentinel_event", "role_mismatch", "probe", "connection"].reduce(
+        (n, source) => n + sample(text, `mn_redis_ha_failovers_total{source="${source}"}`),
+        0,
+      );
+    assertEquals(failovers(after) - failovers(before), 1, after);
+    const count = "mn_redis_ha_failover_unavailability_seconds_count";
+    assertEquals(sample(after, count) - sample(before, count), 1, after);
+    const measuredMs = sample(after, "mn_redis_ha_failover_unavailability_seconds_sum") * 1000;
+    assert(
+      Math.abs(measuredMs - longestGapMs) <= 100,
+      `client measured ${Math.round(measuredMs)} ms, the writer ${Math.round(longestGapMs)} ms`,
+    );
+    assertEquals(published.length, 1);
+    assert(sample(after, 'mn_redis_ha_writes_total{outcome="confirmed"}') >= 400, after);
+    assert(after.includes(`mn_redis_ha_primary_info{address="`), after);
+    assert(after.includes('db_system_name="redis"'), after);
+
+    const checked = await promtoolCheck(after);
+    assertEquals(checked.code, 0, checked.output);
+    assertEquals(checked.output.trim(), "", "promtool has no lint complaints");
+    const open = client.renderMetrics("openmetrics");
+    assert(open.endsWith("# EOF\n"));
+    assert(open.includes("# UNIT mn_redis_ha_failover_unavailability_seconds seconds"));
+  } finally {
+    diagnostics.unsubscribe(DIAGNOSTICS_CHANNELS.unavailability, onUnavailability);
+  }
+});
