@@ -453,3 +453,25 @@ function parseRedisUrl(text: string): RedisUrl | string {
   }
   return { tls: scheme === "rediss", host, port, username, password, db };
 }
+
+/** The options that rebuild `config` with {@link configFromOptions} (to change a few fields). */
+export function configToOptions(config: Config): ConfigOptions {
+  return {
+    haMode: config.haMode,
+    url: `${config.tls ? "rediss" : "redis"}://${formatEndpoint(config.url)}`,
+    sentinels: config.sentinels.map(formatEndpoint),
+    sentinelMaster: config.sentinelMaster,
+    sentinelTls: config.sentinelTls,
+    db: config.db,
+    username: config.username,
+    password: config.password,
+    sentinelUsername: config.sentinelUsername,
+    sentinelPassword: config.sentinelPassword,
+    waitReplicas: config.waitReplicas,
+    waitTimeoutMs: config.waitTimeoutMs,
+    reconnectAttempts: config.reconnectAttempts,
+    reconnectBackoffMs: config.reconnectBackoffMs,
+    reconnectMaxBackoffMs: config.reconnectMaxBackoffMs,
+    namespace: config.namespace,
+  };
+}

@@ -6,27 +6,10 @@
 
 import diagnostics from "node:diagnostics_channel";
 import { assert, assertEquals } from "../_harness/assert.ts";
-import { sentinelConfig, startCluster, tempDir, waitFor } from "../_harness/mod.ts";
-import { runProcess } from "../_harness/process.ts";
+import { sentinelConfig, startCluster, waitFor } from "../_harness/mod.ts";
+import { promtoolCheck, sample } from "../_harness/metrics.ts";
 import { RedisHaClient } from "../../lib/ha/client.ts";
 import { DIAGNOSTICS_CHANNELS } from "../../lib/ha/metrics.ts";
-
-/** A sample's value in Prometheus text, or 0 when the series is absent. */
-export function sample(text: string, series: string): number {
-  for (const line of text.split("\n")) {
-    if (line.startsWith(`${series} `)) return Number(line.slice(series.length + 1));
-  }
-  return 0;
-}
-
-/** `promtool check metrics` on `text`: its exit code and complaints. */
-export async function promtoolCheck(text: string): Promise<{ code: number; output: string }> {
-  await using dir = await tempDir("metrics-");
-  const file = `${dir.path}/metrics.prom`;
-  await Deno.writeTextFile(file, text);
-  const r = await runProcess("bash", ["-c", `promtool check metrics < '${file}'`]);
-  return { code: r.code, output: r.stdout + r.stderr };
-}
 
 Deno.test("client metrics through a kill -9 failover: counted once, unavailability within 100 ms of the writer's own, promtool-valid", async () => {
   await using cluster = await startCluster({ replicas: 2, sentinels: 3 });

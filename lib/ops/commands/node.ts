@@ -10,7 +10,7 @@
  */
 
 import { delay } from "../../common/_delay.ts";
-import { type Config, configFromOptions } from "../../ha/config.ts";
+import { type Config, configFromOptions, configToOptions } from "../../ha/config.ts";
 import { type Endpoint, formatEndpoint } from "../../protocol/endpoint.ts";
 import { LeaseHeldError, WaitError } from "../../common/errors.ts";
 import { LEADER_LEASE } from "../../state/keys.ts";
@@ -88,14 +88,14 @@ export async function runNode(
       });
     }
     config = configFromOptions({
-      ...configOptions(base),
+      ...configToOptions(base),
       haMode: "sentinel",
       sentinels: options.sentinels.map(formatEndpoint),
       sentinelMaster: options.sentinelMaster,
       waitReplicas: options.waitReplicas,
     });
   } else {
-    config = configFromOptions({ ...configOptions(base), waitReplicas: options.waitReplicas });
+    config = configFromOptions({ ...configToOptions(base), waitReplicas: options.waitReplicas });
   }
 
   await using store = await StateStore.connect(config);
@@ -198,25 +198,4 @@ export async function runNode(
     });
     report(`node_stopped id=${options.nodeId}`);
   }
-}
-
-function configOptions(config: Config): Parameters<typeof configFromOptions>[0] {
-  return {
-    haMode: config.haMode,
-    url: `${config.tls ? "rediss" : "redis"}://${formatEndpoint(config.url)}`,
-    sentinels: config.sentinels.map(formatEndpoint),
-    sentinelMaster: config.sentinelMaster,
-    sentinelTls: config.sentinelTls,
-    db: config.db,
-    username: config.username,
-    password: config.password,
-    sentinelUsername: config.sentinelUsername,
-    sentinelPassword: config.sentinelPassword,
-    waitReplicas: config.waitReplicas,
-    waitTimeoutMs: config.waitTimeoutMs,
-    reconnectAttempts: config.reconnectAttempts,
-    reconnectBackoffMs: config.reconnectBackoffMs,
-    reconnectMaxBackoffMs: config.reconnectMaxBackoffMs,
-    namespace: config.namespace,
-  };
 }

@@ -5,6 +5,7 @@ import { MEMBERSHIP_COMMANDS, NODE_START } from "./specs_cluster.ts";
 import { INSPECT_COMMANDS } from "./specs_inspect.ts";
 import { SMOKE_COMMANDS } from "./specs_smoke.ts";
 import { SERVICE_COMMANDS } from "./specs_service.ts";
+import { SERVE } from "./specs_serve.ts";
 
 export { DEFAULT_DATA_DIR } from "./specs_cluster.ts";
 
@@ -44,5 +45,6 @@ export const COMMANDS: readonly CommandSpec[] = [
   ...INSPECT_COMMANDS,
   NODE_START,
   ...SERVICE_COMMANDS,
+  SERVE,
   ...SMOKE_COMMANDS,
 ];
