@@ -56,6 +56,8 @@ export interface NodeStartOptions {
   heartbeatTtlMs: number;
   /** Leader lease TTL. */
   leaseTtlMs: number;
+  /** `--metrics-listen`: serve `/metrics` (with the node client's series), `/health`, `/cluster`, `/`. */
+  metricsListen?: Endpoint | undefined;
 }
 
 /** Runs a node until `signal` aborts; `report` gets marker lines for stdout. */
@@ -99,6 +101,7 @@ export async function runNode(
   }
 
   await using store = await StateStore.connect(config);
+  await using _metrics = await startMetricsServer(options, config, selfHost, store, progress, signal);
   const holder = `${options.nodeId}:${crypto.randomUUID().slice(0, 8)}`;
   // With WAIT on, the first box of a cluster cannot confirm writes until a replica joins: wait.
   while (true) {
@@ -198,4 +201,46 @@ export async function runNode(
     });
     report(`node_stopped id=${options.nodeId}`);
   }
+}
+
+/**
+ * `--metrics-listen`: the box's endpoints plus the node client's own series,
+ * until the node stops. Nothing when the flag is absent.
+ */
+async function startMetricsServer(
+  options: NodeStartOptions,
+  config: Config,
+  selfHost: string,
+  store: StateStore,
+  progress: (line: string) => void,
+  signal: AbortSignal,
+): Promise<AsyncDisposable> {
+  const listen = options.metricsListen;
+  if (listen === undefined) return { [Symbol.asyncDispose]: () => Promise.resolve() };
+  const { serve } = await import("./serve.ts");
+  const { inspectTopology } = await import("./inspect.ts");
+  const stop = new AbortController();
+  const stopping = AbortSignal.any([signal, stop.signal]);
+  const listening = Promise.withResolvers<void>();
+  const server = serve({
+    listen,
+    redis: { host: selfHost, port: options.redisPort },
+    sentinels: options.sentinels,
+    masterName: options.sentinelMaster,
+    config,
+    signal: stopping,
+    onListen: (address) => {
+      progress(`node: metrics on http://${address}/`);
+      listening.resolve();
+    },
+    clientMetrics: (format) => store.client.renderMetrics(format),
+    topology: () => inspectTopology(config),
+  });
+  await Promise.race([listening.promise, server]);
+  return {
+    [Symbol.asyncDispose]: async () => {
+      stop.abort();
+      await server.catch(() => {});
+    },
+  };
 }

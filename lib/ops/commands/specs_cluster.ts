@@ -1,5 +1,6 @@
 /** CLI specs of the cluster commands: join, leave, node start. */
 
+import { listenFlag } from "./specs_serve.ts";
 import { UsageError } from "../../common/errors.ts";
 import {
   choiceFlag,
@@ -143,6 +144,11 @@ const NODE_START: CommandSpec = {
       help: "do not run join: Redis and Sentinel are managed externally",
     },
     "node-id": { type: "string", placeholder: "ID", help: "this node's id", default: "box<N>" },
+    "metrics-listen": {
+      type: "string",
+      placeholder: "HOST:PORT",
+      help: "serve /metrics (with this node's client series), /health, /cluster and / there",
+    },
     "log-file": {
       type: "string",
       placeholder: "FILE",
@@ -229,6 +235,7 @@ const NODE_START: CommandSpec = {
         dataDir: typeof flags["data-dir"] === "string" ? flags["data-dir"] : DEFAULT_DATA_DIR,
         heartbeatTtlMs: intFlag(flags, "heartbeat-ttl-ms", 15_000, 300, 3_600_000),
         leaseTtlMs: intFlag(flags, "lease-ttl-ms", 10_000, 300, 3_600_000),
+        metricsListen: await listenFlag(flags, "metrics-listen", undefined),
       },
       config,
       (line) => io.stdout(line),

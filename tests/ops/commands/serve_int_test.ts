@@ -206,3 +206,72 @@ Deno.test("a real Prometheus server scrapes serve and its API returns the series
     await prometheus.done;
   }
 });
+
+Deno.test("node start --metrics-listen serves the box's series and the node client's own; its failover counter follows a kill -9", async () => {
+  await using cluster = await startCluster({ replicas: 2, sentinels: 3 });
+  const sentinels = cluster.sentinelEndpoints.map(formatEndpoint).join(",");
+  const primary = cluster.nodes[0]!;
+  const port = freePort();
+  const node = spawnCollecting(MN_CLI[0]!, [
+    ...MN_CLI.slice(1),
+    "node",
+    "start",
+    "--box1-ip",
+    "127.0.0.1",
+    "--box2-ip",
+    "127.0.0.1",
+    "--box",
+    "1",
+    "--redis-ha-mode",
+    "sentinel",
+    "--redis-sentinels",
+    sentinels,
+    "--sentinel-master",
+    cluster.masterName,
+    "--redis-port",
+    String(primary.endpoint.port),
+    "--redis-wait-replicas",
+    "1",
+    "--skip-redis-ha",
+    "--metrics-listen",
+    `127.0.0.1:${port}`,
+  ], { MN_REDIS_NAMESPACE: `metrics_${crypto.randomUUID().slice(0, 6)}` });
+  try {
+    await waitFor(
+      () =>
+        node.stdout().includes("node_started")
+          ? { done: true, value: undefined }
+          : { done: false, observed: node.stderr() },
+      { what: "the node to start", timeoutMs: 30_000, intervalMs: 50 },
+    );
+    const scrape = async (): Promise<string> =>
+      await (await fetch(`http://127.0.0.1:${port}/metrics`)).text();
+    const first = await scrape();
+    const checked = await promtoolCheck(first);
+    assertEquals(checked.code, 0, checked.output + first);
+    assert(sample(first, 'mn_redis_ha_writes_total{outcome="confirmed"}') >= 1, first);
+    assertEquals(sample(first, "mn_redis_ha_redis_is_primary"), 1, first);
+    assert(first.includes("mn_redis_ha_db_client_operation_duration_seconds_bucket"), first);
+    assertEquals(first.match(/^# TYPE mn_redis_ha_build_info /gm)?.length, 1, "one build_info");
+    assertEquals(
+      await (await fetch(`http://127.0.0.1:${port}/health?role=primary`)).text(),
+      `primary ${formatEndpoint(primary.endpoint)}\n`,
+    );
+
+    primary.kill("SIGKILL");
+    await cluster.waitForAgreement({ excluding: primary.endpoint, timeoutMs: 30_000 });
+    await waitFor(async () => {
+      const text = await scrape();
+      const total = ["sentinel_event", "role_mismatch", "probe", "connection"].reduce(
+        (n, source) => n + sample(text, `mn_redis_ha_failovers_total{source="${source}"}`),
+        0,
+      );
+      return total >= 1
+        ? { done: true, value: undefined }
+        : { done: false, observed: `${total} failovers` };
+    }, { what: "the node client to count the failover", timeoutMs: 30_000, intervalMs: 200 });
+  } finally {
+    node.kill("SIGTERM");
+    await node.done;
+  }
+});
