@@ -41,6 +41,8 @@ if [ "${1:-}" = "--for-tests" ]; then
   command -v iptables >/dev/null 2>&1 || missing+=(iptables)
   # The service tests check the unit files with systemd-analyze verify.
   command -v systemd-analyze >/dev/null 2>&1 || missing+=(systemd)
+  # The observability tests check metrics and alert rules with promtool and scrape with Prometheus.
+  command -v promtool >/dev/null 2>&1 || missing+=(prometheus)
 fi
 if [ "${#missing[@]}" -gt 0 ]; then
   if ! command -v apt-get >/dev/null 2>&1; then
