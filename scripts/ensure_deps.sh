@@ -43,6 +43,8 @@ if [ "${1:-}" = "--for-tests" ]; then
   command -v systemd-analyze >/dev/null 2>&1 || missing+=(systemd)
   # The observability tests check metrics and alert rules with promtool and scrape with Prometheus.
   command -v promtool >/dev/null 2>&1 || missing+=(prometheus)
+  # The dashboard test drives Debian's Chromium.
+  [ -x /usr/bin/chromium ] || missing+=(chromium)
 fi
 if [ "${#missing[@]}" -gt 0 ]; then
   if ! command -v apt-get >/dev/null 2>&1; then

@@ -18,6 +18,8 @@ if [ "$status" -eq 0 ]; then
   # Every README code block and JSDoc example, run against a local cluster.
   deno task test:doc 2>&1 | tee -a "$log" || status=1
   deno task test:int 2>&1 | tee -a "$log" || status=1
+  # The dashboard in a real browser (Debian's Chromium through puppeteer-core).
+  deno task test:browser 2>&1 | tee -a "$log" || status=1
   # The fault suite's short form runs alone, after the integration tests, so its load never
   # disturbs their timings.
   deno task test:chaos 2>&1 | tee -a "$log" || status=1
