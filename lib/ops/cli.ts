@@ -239,6 +239,10 @@ export async function runCli(
     io.stdout(`mn-redis-ha ${VERSION}`);
     return 0;
   }
+  // `inspect --watch …` is `inspect watch …`.
+  if (name === "inspect" && (args[1] === "--watch" || args[1]?.startsWith("--watch=") === true)) {
+    args = ["inspect", "watch", ...args.slice(2)];
+  }
   const found = findCommand(args);
   if (found === undefined) {
     const group = COMMANDS.filter((c) => c.name.startsWith(`${name} `)).map((c) => c.name);

@@ -101,7 +101,14 @@ export async function runNode(
   }
 
   await using store = await StateStore.connect(config);
-  await using _metrics = await startMetricsServer(options, config, selfHost, store, progress, signal);
+  await using _metrics = await startMetricsServer(
+    options,
+    config,
+    selfHost,
+    store,
+    progress,
+    signal,
+  );
   const holder = `${options.nodeId}:${crypto.randomUUID().slice(0, 8)}`;
   // With WAIT on, the first box of a cluster cannot confirm writes until a replica joins: wait.
   while (true) {

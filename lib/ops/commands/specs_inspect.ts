@@ -37,6 +37,42 @@ function printView(
 /** Every `inspect` view. */
 export const INSPECT_COMMANDS: readonly CommandSpec[] = [
   {
+    name: "inspect watch",
+    summary: "Live view: nodes, sentinels, leader, event tail and the last failover's timed phases",
+    usage:
+      "mn-redis-ha inspect watch [--interval SECONDS] [connection flags]  (or inspect --watch)",
+    example: "mn-redis-ha inspect --watch --interval 1 --ha-mode sentinel " +
+      "--sentinels 10.0.0.1:26379,10.0.0.2:26379 --sentinel-master mirror-neuron",
+    flags: {
+      interval: {
+        type: "string",
+        placeholder: "SECONDS",
+        help: "time between snapshots (0.2-3600, decimals allowed)",
+        default: "2",
+      },
+    },
+    connection: true,
+    run: async (context) => {
+      const { watch } = await import("./watch.ts");
+      const { UsageError } = await import("../../common/errors.ts");
+      const text = context.flags.interval;
+      const seconds = typeof text === "string" ? Number(text) : 2;
+      if (
+        !Number.isFinite(seconds) || seconds < 0.2 || seconds > 3600 || /^\s*$/.test(String(text))
+      ) {
+        throw new UsageError(`--interval is ${JSON.stringify(text)}; expected seconds, 0.2-3600`);
+      }
+      await watch(context.config, {
+        intervalMs: Math.round(seconds * 1000),
+        tty: context.io.isTerminal === true,
+        colour: colourWanted(context.io),
+        write: (snapshot) => context.io.stdout(snapshot.replace(/\n$/, "")),
+        signal: context.signal,
+      });
+      return 0;
+    },
+  },
+  {
     name: "inspect topology",
     summary: "Primary, replicas (lag, link), every sentinel (epoch, CKQUORUM) and warnings",
     usage: "mn-redis-ha inspect topology [--json] [connection flags]",
