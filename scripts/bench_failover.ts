@@ -12,7 +12,7 @@
  * it), overhead = t_recover − t_switch, failed writes, acknowledged writes
  * missing afterwards; per cycle, spurious second failovers.
  *
- *   deno task bench:failover [--cycles N] [--out DIR]
+ *   deno task bench:failover [--cycles N] [--fault kill|pause] [--out DIR]
  *
  * @module
  */
@@ -33,6 +33,8 @@ interface Writer {
   readonly name: string;
   write(key: string): Promise<void>;
   close(): Promise<void>;
+  /** What the client itself measured as failover unavailability (its metric), in ms. */
+  measuredMs?: () => number | null;
 }
 
 interface Sample {
@@ -61,6 +63,12 @@ async function openWriter(name: ClientName, cluster: LocalCluster): Promise<Writ
         await client.durable(["SET", key, "1"], { idempotent: true });
       },
       close: () => client.close(),
+      measuredMs: () => {
+        const text = client.renderMetrics();
+        const count = /^mn_redis_ha_failover_unavailability_seconds_count (\S+)$/m.exec(text);
+        const sum = /^mn_redis_ha_failover_unavailability_seconds_sum (\S+)$/m.exec(text);
+        return count === null || Number(count[1]) === 0 ? null : Math.round(Number(sum![1]) * 1000);
+      },
     };
   }
   if (name === "ioredis") {
@@ -140,6 +148,8 @@ interface ClientCycle {
   failed: number;
   acked: number;
   lostAcked: number;
+  /** mn-redis-ha only: the unavailability its own metric measured. */
+  measuredMs: number | null;
 }
 
 interface Cycle {
@@ -150,7 +160,11 @@ interface Cycle {
   samples: Record<string, Sample[]>;
 }
 
-async function runCycle(cycle: number, order: readonly ClientName[]): Promise<Cycle> {
+async function runCycle(
+  cycle: number,
+  order: readonly ClientName[],
+  fault: "kill" | "pause",
+): Promise<Cycle> {
   await using cluster = await LocalCluster.start({
     baseDir: ".tmp",
     replicas: 2,
@@ -175,19 +189,27 @@ async function runCycle(cycle: number, order: readonly ClientName[]): Promise<Cy
   const stop = new AbortController();
   const loops = writers.map((w) => writeLoop(w, `${w.name}:${cycle}`, origin, stop.signal));
   let killedAt = 0;
+  const measured = new Map<string, number | null>();
+  const primary = cluster.nodes[0]!;
   try {
     await delay(1500);
-    const primary = cluster.nodes[0];
     killedAt = performance.now() - origin;
-    primary!.kill("SIGKILL");
-    await primary!.waitExit();
-    await cluster.waitForAgreement({ excluding: primary!.endpoint, timeoutMs: 60_000 });
+    if (fault === "pause") {
+      primary.kill("SIGSTOP");
+    } else {
+      primary.kill("SIGKILL");
+      await primary.waitExit();
+    }
+    await cluster.waitForAgreement({ excluding: primary.endpoint, timeoutMs: 60_000 });
     // Let every client recover (or not), and catch a spurious second failover.
     await delay(5000);
   } finally {
     stop.abort();
     await Promise.all(loops.map((l) => l.done));
+    for (const w of writers) measured.set(w.name, w.measuredMs?.() ?? null);
     await Promise.all(writers.map((w) => w.close().catch(() => {})));
+    // A paused primary resumes and is demoted; its writes since the pause are then discarded.
+    if (fault === "pause") primary.kill("SIGCONT");
   }
   const final = cluster.node(await cluster.waitForAgreement({ timeoutMs: 60_000 }));
   await using conn = await final.connect();
@@ -214,6 +236,7 @@ async function runCycle(cycle: number, order: readonly ClientName[]): Promise<Cy
       failed: samples.filter((s) => !s.ok).length,
       acked: acked.length,
       lostAcked,
+      measuredMs: measured.get(w.name) ?? null,
     });
   }
   const samples: Record<string, Sample[]> = {};
@@ -288,8 +311,17 @@ if (import.meta.main) {
   const { values } = parseArgs({
     args: Deno.args,
     strict: true,
-    options: { cycles: { type: "string", default: "5" }, out: { type: "string" } },
+    options: {
+      cycles: { type: "string", default: "5" },
+      out: { type: "string" },
+      fault: { type: "string", default: "kill" },
+    },
   });
+  const fault = values.fault;
+  if (fault !== "kill" && fault !== "pause") {
+    console.error(`bench:failover: --fault is ${JSON.stringify(fault)}; expected kill or pause`);
+    Deno.exit(2);
+  }
   const cycles = Number(values.cycles);
   if (!Number.isInteger(cycles) || cycles < 1 || cycles > 100) {
     console.error(`bench:failover: --cycles is ${JSON.stringify(values.cycles)}; expected 1-100`);
@@ -301,12 +333,14 @@ if (import.meta.main) {
   for (let c = 1; c <= cycles; c++) {
     // Rotate who connects first, so no client is always first in line.
     const order = [...CLIENTS.slice(c % 3), ...CLIENTS.slice(0, c % 3)];
-    const result = await runCycle(c, order);
+    const result = await runCycle(c, order, fault);
     results.push(result);
     console.error(
       `cycle ${c}: switch ${result.switchMs} ms; ` +
         result.clients.map((r) =>
-          `${r.client} recover ${r.recoverMs} ms (overhead ${r.overheadMs}), failed ${r.failed}, lost ${r.lostAcked}`
+          `${r.client} recover ${r.recoverMs} ms (overhead ${r.overheadMs}${
+            r.measuredMs === null ? "" : `, its own metric ${r.measuredMs} ms`
+          }), failed ${r.failed}, lost ${r.lostAcked}`
         ).join("; ") + (result.spuriousFailovers > 0 ? "; spurious second failover" : ""),
     );
   }
@@ -318,9 +352,11 @@ if (import.meta.main) {
       failedWrites: rows.reduce((n, r) => n + r.failed, 0),
       lostAcknowledgedWrites: rows.reduce((n, r) => n + r.lostAcked, 0),
       cyclesWithoutRecovery: rows.filter((r) => r.recoverMs === null).length,
+      medianOwnMetricMs: median(rows.flatMap((r) => r.measuredMs === null ? [] : [r.measuredMs])),
     }];
   }));
   const report = {
+    fault,
     cycles,
     medianSwitchMs: median(results.flatMap((r) => r.switchMs === null ? [] : [r.switchMs])),
     spuriousFailovers: results.reduce((n, r) => n + r.spuriousFailovers, 0),

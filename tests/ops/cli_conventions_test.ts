@@ -163,6 +163,7 @@ const NOT_CLI_FLAGS: Record<string, string> = {
   "--name": "deno install",
   "--check": "deno fmt --check",
   "--cycles": "scripts/bench_failover.ts",
+  "--fault": "scripts/bench_failover.ts",
   "--nemesis": "scripts/chaos.ts",
   "--short": "scripts/chaos.ts",
   "--out": "scripts/chaos.ts and bench_failover.ts",
@@ -180,7 +181,8 @@ Deno.test("the README's operations match the commands exactly: every CLI flag do
     m.default as string
   );
   const documented = new Set(readme.match(/--[a-z][a-z0-9-]*/g));
-  const real = new Set(["--help", "--version", "--json", "--log-format"]);
+  // --watch: `inspect --watch` is `inspect watch`.
+  const real = new Set(["--help", "--version", "--json", "--log-format", "--watch"]);
   for (const c of COMMANDS) {
     for (const flag of Object.keys(c.flags)) {
       real.add(`--${flag}`);
