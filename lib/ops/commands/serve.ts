@@ -69,6 +69,8 @@ export interface BoxSnapshot {
 /** One event of the ring buffer. */
 export interface ClusterEvent {
   readonly at: string;
+  /** `performance.now()` when seen, for timing phases. */
+  readonly atMs: number;
   readonly sentinel: string;
   readonly channel: string;
   readonly payload: string;
@@ -311,6 +313,24 @@ export async function serve(options: ServeOptions): Promise<void> {
   // within the last 30 s is the same failover.
   const lastSwitchTo = new Map<string, number>();
   const c = options.config;
+  const record = (event: ClusterEvent): void => {
+    events.push(event);
+    if (events.length > MAX_EVENTS) events.shift();
+  };
+  // This box's role as last seen: a change is an event of its own.
+  let lastRole: string | null | undefined;
+  const noteRole = (box: BoxSnapshot): void => {
+    if (lastRole !== undefined && box.self.role !== lastRole) {
+      record({
+        at: box.at,
+        atMs: performance.now(),
+        sentinel: "this box",
+        channel: "role",
+        payload: `${box.self.address}: ${lastRole ?? "down"} -> ${box.self.role ?? "down"}`,
+      });
+    }
+    lastRole = box.self.role;
+  };
   await using _watcher = new SentinelWatcher({
     sentinels: () => options.sentinels,
     masterName: options.masterName,
@@ -318,8 +338,7 @@ export async function serve(options: ServeOptions): Promise<void> {
     password: c.sentinelPassword,
     tls: c.sentinelTls,
     onEvent: (event) => {
-      events.push({ at: new Date().toISOString(), ...event });
-      if (events.length > MAX_EVENTS) events.shift();
+      record({ at: new Date().toISOString(), atMs: performance.now(), ...event });
       if (event.channel === "+switch-master") {
         const to = parseSwitchMaster(event.payload)?.to;
         const key = to === undefined ? event.payload : formatEndpoint(to);
@@ -350,13 +369,17 @@ export async function serve(options: ServeOptions): Promise<void> {
     switch (url.pathname) {
       case "/health": {
         if (url.searchParams.get("role") === null) return text(200, "ok\n");
-        const h = health(await snapshot(options), url.searchParams);
+        const snap = await snapshot(options);
+        noteRole(snap);
+        const h = health(snap, url.searchParams);
         return text(h.status, h.text + "\n");
       }
       case "/metrics": {
         const format = negotiate(request.headers.get("accept"));
+        const snap = await snapshot(options);
+        noteRole(snap);
         const box = boxMetrics(
-          await snapshot(options),
+          snap,
           options.clientMetrics === undefined ? { failovers, lastFailoverSeconds } : undefined,
         ).render(format);
         const body = options.clientMetrics === undefined
@@ -369,9 +392,22 @@ export async function serve(options: ServeOptions): Promise<void> {
           snapshot(options),
           options.topology().catch((error) => ({ error: (error as Error).message })),
         ]);
+        noteRole(box);
+        const { lastFailover } = await import("./watch.ts");
+        const phases = lastFailover(events.map((e) => ({
+          atMs: e.atMs,
+          lane: e.channel === "role" ? "roles" : "sentinel",
+          what: e.channel === "role" ? "primary" : e.channel,
+          detail: e.payload,
+        })));
+        const shown = events.map(({ atMs: _atMs, ...e }) => e);
         return text(
           200,
-          JSON.stringify({ box, topology, events, failovers }, null, 2),
+          JSON.stringify(
+            { box, topology, events: shown, failovers, lastFailover: phases },
+            null,
+            2,
+          ),
           "application/json",
         );
       }

@@ -42,6 +42,8 @@ export const DASHBOARD_HTML: string = `<!doctype html>
 <tbody id="sentinels"></tbody></table>
 <h2>Failover timeline (last 2 minutes)</h2>
 <svg id="timeline" width="900" height="150" role="img" aria-label="Sentinel events over time"></svg>
+<h2>Last failover, phase by phase</h2>
+<pre id="phases">–</pre>
 <h2>Recent events</h2>
 <table><thead><tr><th>Time</th><th>Sentinel</th><th>Event</th><th>Payload</th></tr></thead>
 <tbody id="events"></tbody></table>
@@ -115,6 +117,7 @@ async function refresh() {
     rows("events", data.events.slice(-20).reverse(), (e) => [cell(new Date(e.at).toLocaleTimeString()),
       cell(e.sentinel), cell(e.channel), cell(e.payload)]);
     timeline(data.events);
+    document.getElementById("phases").textContent = (data.lastFailover || []).join("\\n");
   } catch (error) {
     document.getElementById("status").textContent = "cannot reach the server (" + error.message + ")";
   }

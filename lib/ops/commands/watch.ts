@@ -20,8 +20,8 @@ import { formatTable, inspectTopology, type TopologyView } from "./inspect.ts";
 export interface WatchEvent {
   /** `performance.now()` when seen. */
   readonly atMs: number;
-  /** `sentinel`, `client` or `probe`. */
-  readonly lane: "sentinel" | "client" | "probe";
+  /** `roles` (the primary changed), `sentinel`, `client` or `probe`. */
+  readonly lane: "roles" | "sentinel" | "client" | "probe";
   /** What: `+switch-master`, `reconnecting`, `ok`, `failed`… */
   readonly what: string;
   /** Details. */
@@ -48,6 +48,7 @@ const TAIL = 8;
 /** The swimlane of the last `SWIMLANE_SECONDS`: one column per second, one row per lane. */
 export function swimlane(events: readonly WatchEvent[], nowMs: number): string[] {
   const lanes: Array<[WatchEvent["lane"], string]> = [
+    ["roles", "primary  "],
     ["sentinel", "sentinels"],
     ["client", "client   "],
     ["probe", "reads    "],
@@ -62,6 +63,7 @@ export function swimlane(events: readonly WatchEvent[], nowMs: number): string[]
     if (e.what === "reconnecting") return "r";
     if (e.what === "reconnected") return "R";
     if (e.what === "failed") return "x";
+    if (e.what === "primary") return "P";
     if (e.what === "ok") return ".";
     return "*";
   };
@@ -105,6 +107,7 @@ export function lastFailover(events: readonly WatchEvent[]): string[] {
   line("first failed read            ", phase("failed"));
   line("promoted (+switch-master)    ", sw);
   line("client followed              ", phase("failover", "client"));
+  line("topology shows new primary   ", phase("primary", "roles"));
   line("failover ended (+failover-end)", phase("+failover-end"));
   const back = window.find((e) => e.what === "ok" && e.lane === "probe" && e.atMs > sw.atMs);
   line("reads ok again               ", back);
@@ -164,7 +167,8 @@ export function renderWatch(
   }
   out.push(
     "",
-    `last ${SWIMLANE_SECONDS} s (one column per second; S switch, D/d odown, F client followed, r/R reconnect, . ok, x failed):`,
+    `last ${SWIMLANE_SECONDS} s (one column per second; P new primary, S switch, D/d odown, ` +
+      "F client followed, r/R reconnect, . read ok, x read failed):",
   );
   out.push(...swimlane(events, nowMs), "", ...lastFailover(events), "", "events:");
   const tail = events.filter((e) => e.lane !== "probe" || e.what === "failed").slice(-TAIL);
@@ -218,6 +222,7 @@ export async function watch(config: Config, options: WatchOptions): Promise<void
         push({ atMs: performance.now(), lane: "sentinel", what: e.channel, detail: e.payload }),
     })
     : { [Symbol.asyncDispose]: () => Promise.resolve() };
+  let lastPrimary: string | undefined;
   while (!options.signal.aborted) {
     // A read through the HA client, to show when the cluster could not be read.
     const started = performance.now();
@@ -250,6 +255,17 @@ export async function watch(config: Config, options: WatchOptions): Promise<void
       error: (error as Error).message,
     }));
     if (options.signal.aborted) break;
+    if (!("error" in view) && view.primary.address !== lastPrimary) {
+      if (lastPrimary !== undefined) {
+        push({
+          atMs: performance.now(),
+          lane: "roles",
+          what: "primary",
+          detail: `${lastPrimary} -> ${view.primary.address}`,
+        });
+      }
+      lastPrimary = view.primary.address;
+    }
     const text = renderWatch(view, events, performance.now(), options.colour);
     // On a terminal: home, clear, draw. Otherwise: one snapshot after another.
     options.write(options.tty ? `\x1b[H\x1b[2J${text}` : `${text}\n`);

@@ -96,6 +96,12 @@ Deno.test({
           ? { done: true, value: undefined }
           : { done: false, observed: "no +switch-master mark on the timeline" };
       }, { what: "the failover on the timeline", timeoutMs: 10_000, intervalMs: 100 });
+      await waitFor(async () => {
+        const phases = await text("#phases");
+        return phases.includes("promoted (+switch-master)")
+          ? { done: true, value: undefined }
+          : { done: false, observed: phases };
+      }, { what: "the failover's phases on the page", timeoutMs: 10_000, intervalMs: 100 });
       const seconds = (performance.now() - agreedAt) / 1000;
       assert(seconds < 10, `the page caught up ${seconds.toFixed(1)} s after the sentinels agreed`);
       // MN_UPDATE_SCREENSHOT=1 refreshes the README's picture; otherwise it stays in .tmp.

@@ -149,6 +149,10 @@ Deno.test("serve: /health?role= follows a kill -9 and a SIGSTOP of the primary; 
   const view = await (await fetch(`${urls[afterIndex]}/cluster`)).json();
   assertEquals(view.box.primary, formatEndpoint(after));
   assert(view.events.some((e: { channel: string }) => e.channel === "+switch-master"));
+  assert(
+    view.lastFailover.some((line: string) => line.includes("promoted (+switch-master)")),
+    view.lastFailover.join("\n"),
+  );
   // Two failovers were caused; Sentinel now and then adds a spurious second one of its own.
   const channels = JSON.stringify(view.events.map((e: { channel: string }) => e.channel));
   assert(view.failovers >= 2 && view.failovers <= 4, `${view.failovers} failovers: ${channels}`);
