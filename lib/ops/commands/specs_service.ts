@@ -70,6 +70,32 @@ async function systemctl(args: readonly string[]): Promise<void> {
   }
 }
 
+/** The options `install` and `uninstall` share, from the box flags. */
+function boxOptions(
+  flags: Record<string, string | boolean | undefined>,
+  io: { stderr: (text: string) => void },
+): {
+  unitDir: string;
+  root: string | undefined;
+  dataDir: string;
+  redisPort: number;
+  sentinelPort: number;
+  dryRun: boolean;
+  systemctl: (args: readonly string[]) => Promise<void>;
+  report: (line: string) => void;
+} {
+  return {
+    unitDir: unitDir(flags),
+    root: typeof flags.root === "string" ? flags.root : undefined,
+    dataDir: text(flags, "data-dir", DEFAULT_DATA_DIR),
+    redisPort: intFlag(flags, "redis-port", 6379, 1, 65535),
+    sentinelPort: intFlag(flags, "sentinel-port", 26379, 1, 65535),
+    dryRun: flags["dry-run"] === true,
+    systemctl,
+    report: (line) => io.stderr(line),
+  };
+}
+
 /** `--unit-dir`, else the root's or the host's systemd directory. */
 function unitDir(flags: Record<string, string | boolean | undefined>): string {
   if (typeof flags["unit-dir"] === "string") return flags["unit-dir"];
@@ -132,17 +158,10 @@ export const SERVICE_COMMANDS: readonly CommandSpec[] = [
         if (value !== undefined) environment.set(name, value);
       }
       const result = await installService({
-        unitDir: unitDir(flags),
-        root: typeof flags.root === "string" ? flags.root : undefined,
-        dataDir: text(flags, "data-dir", DEFAULT_DATA_DIR),
-        redisPort: intFlag(flags, "redis-port", 6379, 1, 65535),
-        sentinelPort: intFlag(flags, "sentinel-port", 26379, 1, 65535),
+        ...boxOptions(flags, io),
         binary: text(flags, "binary", DEFAULT_BINARY),
         nodeArgs,
         environment,
-        dryRun: flags["dry-run"] === true,
-        systemctl,
-        report: (line) => io.stderr(line),
       });
       io.stdout(
         flags.json === true
@@ -162,16 +181,7 @@ export const SERVICE_COMMANDS: readonly CommandSpec[] = [
     connection: false,
     run: async ({ flags, io }) => {
       const { uninstallService } = await import("./service.ts");
-      const result = await uninstallService({
-        unitDir: unitDir(flags),
-        root: typeof flags.root === "string" ? flags.root : undefined,
-        dataDir: text(flags, "data-dir", DEFAULT_DATA_DIR),
-        redisPort: intFlag(flags, "redis-port", 6379, 1, 65535),
-        sentinelPort: intFlag(flags, "sentinel-port", 26379, 1, 65535),
-        dryRun: flags["dry-run"] === true,
-        systemctl,
-        report: (line) => io.stderr(line),
-      });
+      const result = await uninstallService(boxOptions(flags, io));
       io.stdout(
         flags.json === true
           ? JSON.stringify(result, null, 2)

@@ -65,6 +65,17 @@ Deno.test("service install --dry-run writes units that verify and that bring a b
     { mode: 0o755 },
   );
   const unitDir = `${work.path}/units`;
+  const boxFlags = [
+    "--dry-run",
+    "--unit-dir",
+    unitDir,
+    "--data-dir",
+    box.dataDir,
+    "--redis-port",
+    String(box.redisPort),
+    "--sentinel-port",
+    String(box.sentinelPort),
+  ];
   const nodeArgs = [
     "--box1-ip",
     "127.0.0.1",
@@ -94,16 +105,8 @@ Deno.test("service install --dry-run writes units that verify and that bring a b
   const installed = await mnCli([
     "service",
     "install",
-    "--dry-run",
     "--json",
-    "--unit-dir",
-    unitDir,
-    "--data-dir",
-    box.dataDir,
-    "--redis-port",
-    String(box.redisPort),
-    "--sentinel-port",
-    String(box.sentinelPort),
+    ...boxFlags,
     "--binary",
     binary,
     "--",
@@ -212,15 +215,7 @@ Deno.test("service install --dry-run writes units that verify and that bring a b
   const removed = await mnCli([
     "service",
     "uninstall",
-    "--dry-run",
-    "--unit-dir",
-    unitDir,
-    "--data-dir",
-    box.dataDir,
-    "--redis-port",
-    String(box.redisPort),
-    "--sentinel-port",
-    String(box.sentinelPort),
+    ...boxFlags,
   ], env);
   assertEquals(removed.code, 0, removed.stderr);
   assertEquals([...Deno.readDirSync(unitDir)].length, 0);
