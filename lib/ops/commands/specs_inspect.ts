@@ -50,6 +50,11 @@ export const INSPECT_COMMANDS: readonly CommandSpec[] = [
         help: "time between snapshots (0.2-3600, decimals allowed)",
         default: "2",
       },
+      "write-probe": {
+        type: "boolean",
+        help: "also make one durable write per interval (<namespace>:watch-probe) and show its " +
+          "outcome; without it the view only reads",
+      },
     },
     connection: true,
     run: async (context) => {
@@ -68,6 +73,7 @@ export const INSPECT_COMMANDS: readonly CommandSpec[] = [
         colour: colourWanted(context.io),
         write: (snapshot) => context.io.stdout(snapshot.replace(/\n$/, "")),
         signal: context.signal,
+        writeProbe: context.flags["write-probe"] === true,
       });
       return 0;
     },

@@ -10,6 +10,7 @@
  */
 
 import { delay } from "../../common/_delay.ts";
+import { AbortedError, OutcomeUnknownError, WaitError } from "../../common/errors.ts";
 import { RedisHaClient } from "../../ha/client.ts";
 import type { Config } from "../../ha/config.ts";
 import { SentinelWatcher } from "../../ha/sentinel_watcher.ts";
@@ -20,8 +21,8 @@ import { formatTable, inspectTopology, type TopologyView } from "./inspect.ts";
 export interface WatchEvent {
   /** `performance.now()` when seen. */
   readonly atMs: number;
-  /** `roles` (the primary changed), `sentinel`, `client` or `probe`. */
-  readonly lane: "roles" | "sentinel" | "client" | "probe";
+  /** `roles` (the primary changed), `sentinel`, `client`, `probe` (reads) or `writes`. */
+  readonly lane: "roles" | "sentinel" | "client" | "probe" | "writes";
   /** What: `+switch-master`, `reconnecting`, `ok`, `failed`… */
   readonly what: string;
   /** Details. */
@@ -40,6 +41,12 @@ export interface WatchOptions {
   write: (text: string) => void;
   /** Ends the watch (Ctrl-C). */
   signal: AbortSignal;
+  /**
+   * `--write-probe`: also make one durable write per interval (to
+   * `<namespace>:watch-probe`) and show whether it was confirmed, failed or
+   * indeterminate. Off by default: the view then only reads.
+   */
+  writeProbe?: boolean | undefined;
 }
 
 const SWIMLANE_SECONDS = 60;
@@ -52,6 +59,7 @@ export function swimlane(events: readonly WatchEvent[], nowMs: number): string[]
     ["sentinel", "sentinels"],
     ["client", "client   "],
     ["probe", "reads    "],
+    ["writes", "writes   "],
   ];
   const mark = (e: WatchEvent): string => {
     if (e.what === "+switch-master") return "S";
@@ -63,6 +71,8 @@ export function swimlane(events: readonly WatchEvent[], nowMs: number): string[]
     if (e.what === "reconnecting") return "r";
     if (e.what === "reconnected") return "R";
     if (e.what === "failed") return "x";
+    if (e.what === "indeterminate") return "?";
+    if (e.what === "under_replicated") return "w";
     if (e.what === "primary") return "P";
     if (e.what === "ok") return ".";
     return "*";
@@ -111,6 +121,8 @@ export function lastFailover(events: readonly WatchEvent[]): string[] {
   line("failover ended (+failover-end)", phase("+failover-end"));
   const back = window.find((e) => e.what === "ok" && e.lane === "probe" && e.atMs > sw.atMs);
   line("reads ok again               ", back);
+  const written = window.find((e) => e.what === "ok" && e.lane === "writes" && e.atMs > sw.atMs);
+  line("durable writes ok again      ", written);
   return rows;
 }
 
@@ -168,10 +180,11 @@ export function renderWatch(
   out.push(
     "",
     `last ${SWIMLANE_SECONDS} s (one column per second; P new primary, S switch, D/d odown, ` +
-      "F client followed, r/R reconnect, . read ok, x read failed):",
+      "F client followed, r/R reconnect, . ok, x failed, ? indeterminate, w WAIT shortfall):",
   );
   out.push(...swimlane(events, nowMs), "", ...lastFailover(events), "", "events:");
-  const tail = events.filter((e) => e.lane !== "probe" || e.what === "failed").slice(-TAIL);
+  const tail = events.filter((e) => (e.lane !== "probe" && e.lane !== "writes") || e.what !== "ok")
+    .slice(-TAIL);
   for (const e of tail) {
     out.push(
       `  -${((nowMs - e.atMs) / 1000).toFixed(1).padStart(5)} s  ${
@@ -251,6 +264,8 @@ export async function watch(config: Config, options: WatchOptions): Promise<void
         },
       );
     if (options.signal.aborted) break;
+    if (options.writeProbe === true) await probeWrite(client, config, options, push);
+    if (options.signal.aborted) break;
     const view = await inspectTopology(config).catch((error) => ({
       error: (error as Error).message,
     }));
@@ -270,5 +285,32 @@ export async function watch(config: Config, options: WatchOptions): Promise<void
     // On a terminal: home, clear, draw. Otherwise: one snapshot after another.
     options.write(options.tty ? `\x1b[H\x1b[2J${text}` : `${text}\n`);
     await delay(options.intervalMs, options.signal).catch(() => {});
+  }
+}
+
+/** One durable probe write, recorded with its outcome in the `writes` lane. */
+async function probeWrite(
+  client: RedisHaClient,
+  config: Config,
+  options: WatchOptions,
+  push: (e: WatchEvent) => void,
+): Promise<void> {
+  const started = performance.now();
+  try {
+    await client.durable(["SET", `${config.namespace}:watch-probe`, new Date().toISOString()], {
+      idempotent: true,
+      signal: options.signal,
+      timeoutMs: options.intervalMs * 2,
+    });
+    push({ atMs: started, lane: "writes", what: "ok", detail: "confirmed" });
+  } catch (error) {
+    if (options.signal.aborted) return;
+    const what = error instanceof WaitError
+      ? "under_replicated"
+      : error instanceof OutcomeUnknownError ||
+          (error instanceof AbortedError && error.mayHaveApplied)
+      ? "indeterminate"
+      : "failed";
+    push({ atMs: started, lane: "writes", what, detail: (error as Error).message });
   }
 }

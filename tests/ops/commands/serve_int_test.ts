@@ -11,10 +11,15 @@ import { type CollectingProcess, MN_CLI, spawnCollecting } from "../../_harness/
 import { promtoolCheck, sample } from "../../_harness/metrics.ts";
 import { freePort } from "../../../lib/ops/redis_process.ts";
 import { formatEndpoint } from "../../../lib/protocol/endpoint.ts";
+import { replyToString } from "../../../lib/protocol/resp.ts";
+import { Secret } from "../../../lib/common/secret.ts";
 import type { LocalCluster } from "../../../lib/ops/local_cluster.ts";
 
 /** One `serve` per data node of the cluster, each on its own port. */
-async function serveEach(cluster: LocalCluster): Promise<
+async function serveEach(
+  cluster: LocalCluster,
+  options: { narrow?: boolean; env?: Record<string, string> } = {},
+): Promise<
   AsyncDisposable & { urls: string[]; processes: CollectingProcess[] }
 > {
   const sentinels = cluster.sentinelEndpoints.map(formatEndpoint).join(",");
@@ -23,8 +28,12 @@ async function serveEach(cluster: LocalCluster): Promise<
   for (const node of cluster.nodes) {
     const port = freePort();
     urls.push(`http://127.0.0.1:${port}`);
-    processes.push(spawnCollecting(MN_CLI[0]!, [
-      ...MN_CLI.slice(1),
+    // `narrow`: as `deno task serve` runs it, under the `serve` permission set.
+    const cli = options.narrow === true
+      ? ["deno", "run", "-P=serve", "--quiet", "--no-prompt", "main.ts"]
+      : [...MN_CLI];
+    processes.push(spawnCollecting(cli[0]!, [
+      ...cli.slice(1),
       "serve",
       "--listen",
       `127.0.0.1:${port}`,
@@ -36,7 +45,7 @@ async function serveEach(cluster: LocalCluster): Promise<
       sentinels,
       "--master-name",
       cluster.masterName,
-    ]));
+    ], options.env ?? {}));
   }
   const stop = async (): Promise<void> => {
     for (const p of processes) p.kill("SIGTERM");
@@ -168,12 +177,36 @@ Deno.test("serve: /health?role= follows a kill -9 and a SIGSTOP of the primary; 
   assert(!/(src|href)="(https?:)?\/\//.test(page), "the page loads nothing from elsewhere");
 });
 
-Deno.test("a real Prometheus server scrapes serve and its API returns the series", async () => {
+Deno.test("a real Prometheus server scrapes serve (under the narrow serve permissions) and a node, and its API returns the series", async () => {
   await using cluster = await startCluster({ replicas: 1, sentinels: 1 });
-  await using served = await serveEach(cluster);
+  await using served = await serveEach(cluster, { narrow: true });
+  const nodePort = freePort();
+  const node = spawnCollecting(MN_CLI[0]!, [
+    ...MN_CLI.slice(1),
+    "node",
+    "start",
+    "--box1-ip",
+    "127.0.0.1",
+    "--box2-ip",
+    "127.0.0.1",
+    "--box",
+    "1",
+    "--redis-ha-mode",
+    "sentinel",
+    "--redis-sentinels",
+    cluster.sentinelEndpoints.map(formatEndpoint).join(","),
+    "--sentinel-master",
+    cluster.masterName,
+    "--redis-port",
+    String(cluster.nodes[0]!.endpoint.port),
+    "--skip-redis-ha",
+    "--metrics-listen",
+    `127.0.0.1:${nodePort}`,
+  ], { MN_REDIS_NAMESPACE: `prom_${crypto.randomUUID().slice(0, 6)}` });
   await using dir = await tempDir("prometheus-");
   const port = freePort();
-  const targets = served.urls.map((u) => `'${u.slice("http://".length)}'`).join(", ");
+  const targets = [...served.urls, `http://127.0.0.1:${nodePort}`]
+    .map((u) => `'${u.slice("http://".length)}'`).join(", ");
   await Deno.writeTextFile(
     `${dir.path}/prometheus.yml`,
     `global:\n  scrape_interval: 1s\nscrape_configs:\n  - job_name: mn-redis-ha\n    static_configs:\n      - targets: [${targets}]\n`,
@@ -193,7 +226,7 @@ Deno.test("a real Prometheus server scrapes serve and its API returns the series
         );
         const body = await r.json();
         const results = body.data?.result ?? [];
-        return results.length === served.urls.length
+        return results.length === served.urls.length + 1
           ? { done: true, value: results as { value: [number, string] }[] }
           : { done: false, observed: JSON.stringify(body).slice(0, 300) };
       } catch (error) {
@@ -205,9 +238,17 @@ Deno.test("a real Prometheus server scrapes serve and its API returns the series
       `http://127.0.0.1:${port}/api/v1/query?query=${encodeURIComponent('up{job="mn-redis-ha"}')}`,
     )).json();
     assert(up.data.result.every((s: { value: [number, string] }) => s.value[1] === "1"));
+    const writes = await (await fetch(
+      `http://127.0.0.1:${port}/api/v1/query?query=${
+        encodeURIComponent('mn_redis_ha_writes_total{outcome="confirmed"}')
+      }`,
+    )).json();
+    assertEquals(writes.data.result.length, 1, JSON.stringify(writes));
   } finally {
     prometheus.kill("SIGTERM");
     await prometheus.done;
+    node.kill("SIGTERM");
+    await node.done;
   }
 });
 
@@ -278,4 +319,35 @@ Deno.test("node start --metrics-listen serves the box's series and the node clie
     node.kill("SIGTERM");
     await node.done;
   }
+});
+
+Deno.test("serve never writes to Redis and never shows a secret", async () => {
+  const password = "serve-secret-pw";
+  await using cluster = await startCluster({
+    replicas: 1,
+    sentinels: 1,
+    password: new Secret(password),
+  });
+  const primary = cluster.nodes[0]!;
+  // Redis counts every change to the dataset since the last save: serve must not add one.
+  const writeCalls = async (): Promise<number> => {
+    await using conn = await primary.connect();
+    const info = replyToString(await conn.send(["INFO", "persistence"])) ?? "";
+    return Number(/rdb_changes_since_last_save:(\d+)/.exec(info)?.[1] ?? NaN);
+  };
+  const before = await writeCalls();
+  await using served = await serveEach(cluster, {
+    narrow: true,
+    env: { MN_REDIS_PASSWORD: password },
+  });
+  const url = served.urls[0]!;
+  for (
+    const path of ["/metrics", "/cluster", "/", "/health?role=primary", "/health?role=replica"]
+  ) {
+    const body = await (await fetch(`${url}${path}`)).text();
+    assert(!body.includes(password), `${path} shows the password`);
+  }
+  assertEquals(await status(`${url}/health?role=primary`), 200);
+  assertEquals(await writeCalls(), before, "serve made writes");
+  for (const p of served.processes) assert(!p.stderr().includes(password));
 });

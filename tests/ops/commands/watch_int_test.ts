@@ -28,6 +28,7 @@ Deno.test("inspect --watch off a terminal: plain snapshots, the last failover's 
     "--watch",
     "--interval",
     "0.5",
+    "--write-probe",
   ], env);
   try {
     await waitFor(
@@ -47,12 +48,14 @@ Deno.test("inspect --watch off a terminal: plain snapshots, the last failover's 
     await cluster.waitForAgreement({ excluding: old.endpoint, timeoutMs: 30_000 });
     await waitFor(() => {
       const last = watching.stdout().split(SNAPSHOT).pop() ?? "";
-      return last.includes("promoted (+switch-master)") && last.includes("client followed")
+      return last.includes("promoted (+switch-master)") && last.includes("client followed") &&
+          last.includes("durable writes ok again")
         ? { done: true, value: undefined }
         : { done: false, observed: last.slice(-600) };
     }, { what: "the failover's phases in a snapshot", timeoutMs: 20_000, intervalMs: 100 });
     const last = watching.stdout().split(SNAPSHOT).pop()!;
     assert(/sentinels \|[^|]*S[^|]*\|/.test(last), `a switch in the sentinel lane:\n${last}`);
+    assert(/writes +\|[^|]*\.[^|]*\|/.test(last), `confirmed probe writes:\n${last}`);
 
     const stoppedAt = performance.now();
     watching.kill("SIGINT");
