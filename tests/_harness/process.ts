@@ -106,3 +106,40 @@ export function spawnCollecting(
     done,
   };
 }
+
+/** What a test's `node start` differs in; the rest is the documented two-box form on loopback. */
+export interface NodeStartArgs {
+  /** `--box1-ip` and `--box2-ip`. @default {"127.0.0.1"} */
+  host?: string | undefined;
+  /** `--box`. */
+  box: 1 | 2;
+  /** `--redis-sentinels`, `host:port,…`. */
+  sentinels: string;
+  /** `--sentinel-master`. */
+  master: string;
+  /** Further flags (`--redis-port …`, `--skip-redis-ha`, `--metrics-listen …`). */
+  extra?: readonly string[] | undefined;
+}
+
+/** The CLI's `node start` in sentinel mode, as argv for {@link spawnCollecting}. */
+export function nodeStartArgv(options: NodeStartArgs): string[] {
+  const host = options.host ?? "127.0.0.1";
+  return [
+    ...MN_CLI,
+    "node",
+    "start",
+    "--box1-ip",
+    host,
+    "--box2-ip",
+    host,
+    "--box",
+    String(options.box),
+    "--redis-ha-mode",
+    "sentinel",
+    "--redis-sentinels",
+    options.sentinels,
+    "--sentinel-master",
+    options.master,
+    ...(options.extra ?? []),
+  ];
+}

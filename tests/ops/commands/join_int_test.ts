@@ -4,7 +4,7 @@ import { delay } from "../../../lib/common/_delay.ts";
 import { Boxes, mnCli } from "../../_harness/boxes.ts";
 import { tempDir, waitFor } from "../../_harness/mod.ts";
 import { TwoBoxNet } from "../../_harness/netns.ts";
-import { MN_CLI, spawnCollecting } from "../../_harness/process.ts";
+import { MN_CLI, nodeStartArgv, spawnCollecting } from "../../_harness/process.ts";
 import { RedisConnection } from "../../../lib/protocol/connection.ts";
 import { parseInfo } from "../../../lib/protocol/info.ts";
 import { replyToMap, replyToNumber, replyToString } from "../../../lib/protocol/resp.ts";
@@ -400,29 +400,21 @@ Deno.test("IPv6 boxes end to end: join, status, inspect, node start and leave wi
   for (const s of view.sentinels) assertEquals(s.reports, `[::1]:${p!.redisPort}`);
 
   // A node on box 2 (its join adopts the daemons), registered through the IPv6 primary.
-  const node = spawnCollecting(MN_CLI[0]!, [
-    ...MN_CLI.slice(1),
-    "node",
-    "start",
-    "--box1-ip",
-    "::1",
-    "--box2-ip",
-    "::1",
-    "--box",
-    "2",
-    "--redis-ha-mode",
-    "sentinel",
-    "--redis-sentinels",
-    boxes.sentinels,
-    "--sentinel-master",
-    boxes.masterName,
-    "--redis-port",
-    String(r!.redisPort),
-    "--sentinel-port",
-    String(r!.sentinelPort),
-    "--data-dir",
-    r!.dataDir,
-  ], env);
+  const [nodeCommand, ...nodeArgs] = nodeStartArgv({
+    host: "::1",
+    box: 2,
+    sentinels: boxes.sentinels,
+    master: boxes.masterName,
+    extra: [
+      "--redis-port",
+      String(r!.redisPort),
+      "--sentinel-port",
+      String(r!.sentinelPort),
+      "--data-dir",
+      r!.dataDir,
+    ],
+  });
+  const node = spawnCollecting(nodeCommand!, nodeArgs, env);
   try {
     await waitFor(
       () =>

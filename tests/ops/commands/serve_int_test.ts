@@ -7,7 +7,12 @@
 
 import { assert, assertEquals } from "../../_harness/assert.ts";
 import { startCluster, tempDir, waitFor } from "../../_harness/mod.ts";
-import { type CollectingProcess, MN_CLI, spawnCollecting } from "../../_harness/process.ts";
+import {
+  type CollectingProcess,
+  MN_CLI,
+  nodeStartArgv,
+  spawnCollecting,
+} from "../../_harness/process.ts";
 import { promtoolCheck, sample } from "../../_harness/metrics.ts";
 import { freePort } from "../../../lib/ops/redis_process.ts";
 import { formatEndpoint } from "../../../lib/protocol/endpoint.ts";
@@ -181,28 +186,21 @@ Deno.test("a real Prometheus server scrapes serve (under the narrow serve permis
   await using cluster = await startCluster({ replicas: 1, sentinels: 1 });
   await using served = await serveEach(cluster, { narrow: true });
   const nodePort = freePort();
-  const node = spawnCollecting(MN_CLI[0]!, [
-    ...MN_CLI.slice(1),
-    "node",
-    "start",
-    "--box1-ip",
-    "127.0.0.1",
-    "--box2-ip",
-    "127.0.0.1",
-    "--box",
-    "1",
-    "--redis-ha-mode",
-    "sentinel",
-    "--redis-sentinels",
-    cluster.sentinelEndpoints.map(formatEndpoint).join(","),
-    "--sentinel-master",
-    cluster.masterName,
-    "--redis-port",
-    String(cluster.nodes[0]!.endpoint.port),
-    "--skip-redis-ha",
-    "--metrics-listen",
-    `127.0.0.1:${nodePort}`,
-  ], { MN_REDIS_NAMESPACE: `prom_${crypto.randomUUID().slice(0, 6)}` });
+  const [nodeCommand, ...nodeArgs] = nodeStartArgv({
+    box: 1,
+    sentinels: cluster.sentinelEndpoints.map(formatEndpoint).join(","),
+    master: cluster.masterName,
+    extra: [
+      "--redis-port",
+      String(cluster.nodes[0]!.endpoint.port),
+      "--skip-redis-ha",
+      "--metrics-listen",
+      `127.0.0.1:${nodePort}`,
+    ],
+  });
+  const node = spawnCollecting(nodeCommand!, nodeArgs, {
+    MN_REDIS_NAMESPACE: `prom_${crypto.randomUUID().slice(0, 6)}`,
+  });
   await using dir = await tempDir("prometheus-");
   const port = freePort();
   const targets = [...served.urls, `http://127.0.0.1:${nodePort}`]
@@ -257,30 +255,23 @@ Deno.test("node start --metrics-listen serves the box's series and the node clie
   const sentinels = cluster.sentinelEndpoints.map(formatEndpoint).join(",");
   const primary = cluster.nodes[0]!;
   const port = freePort();
-  const node = spawnCollecting(MN_CLI[0]!, [
-    ...MN_CLI.slice(1),
-    "node",
-    "start",
-    "--box1-ip",
-    "127.0.0.1",
-    "--box2-ip",
-    "127.0.0.1",
-    "--box",
-    "1",
-    "--redis-ha-mode",
-    "sentinel",
-    "--redis-sentinels",
+  const [nodeCommand, ...nodeArgs] = nodeStartArgv({
+    box: 1,
     sentinels,
-    "--sentinel-master",
-    cluster.masterName,
-    "--redis-port",
-    String(primary.endpoint.port),
-    "--redis-wait-replicas",
-    "1",
-    "--skip-redis-ha",
-    "--metrics-listen",
-    `127.0.0.1:${port}`,
-  ], { MN_REDIS_NAMESPACE: `metrics_${crypto.randomUUID().slice(0, 6)}` });
+    master: cluster.masterName,
+    extra: [
+      "--redis-port",
+      String(primary.endpoint.port),
+      "--redis-wait-replicas",
+      "1",
+      "--skip-redis-ha",
+      "--metrics-listen",
+      `127.0.0.1:${port}`,
+    ],
+  });
+  const node = spawnCollecting(nodeCommand!, nodeArgs, {
+    MN_REDIS_NAMESPACE: `metrics_${crypto.randomUUID().slice(0, 6)}`,
+  });
   try {
     await waitFor(
       () =>
