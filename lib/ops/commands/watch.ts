@@ -97,8 +97,13 @@ export function swimlane(events: readonly WatchEvent[], nowMs: number): string[]
 export function lastFailover(events: readonly WatchEvent[]): string[] {
   const switchAt = events.findLastIndex((e) => e.what === "+switch-master");
   if (switchAt === -1) return ["no failover seen since the watch started"];
-  const sw = events[switchAt]!;
-  const window = events.filter((e) => e.atMs >= sw.atMs - 30_000 && e.atMs <= sw.atMs + 30_000);
+  const latest = events[switchAt]!;
+  const window = events.filter((e) =>
+    e.atMs >= latest.atMs - 30_000 && e.atMs <= latest.atMs + 30_000
+  );
+  // Every sentinel announces the switch, some seconds late: the first announcement is the promotion.
+  const sw = window.find((e) => e.what === "+switch-master" && e.detail === latest.detail) ??
+    latest;
   const first = window.find((e) => e.what === "+odown" || e.what === "failed") ?? sw;
   const phase = (what: string, lane?: WatchEvent["lane"]): WatchEvent | undefined =>
     window.find((e) =>
