@@ -3,7 +3,9 @@
 import type { FenceToken } from "./_context.ts";
 import { ValidationError } from "../common/errors.ts";
 import { checkId } from "./keys.ts";
+import type { RedisHaClient } from "../ha/client.ts";
 import type { RespReply } from "../protocol/resp.ts";
+import { mapWrongType } from "./_lua.ts";
 import { replyToString } from "../protocol/resp.ts";
 
 const encoder = new TextEncoder();
@@ -54,8 +56,25 @@ export function fenceArgs(
   return { key: leaseKey(fence.lease), token: String(fence.token) };
 }
 
+/**
+ * Reads a hash (`HGETALL`) as a string map, empty when the key does not
+ * exist; a key of another type is a {@link KeyTypeError} naming it.
+ */
+export async function readHash(
+  client: RedisHaClient,
+  key: string,
+  signal: AbortSignal | undefined,
+): Promise<Map<string, string>> {
+  const reply = await client.command(["HGETALL", key], { idempotent: true, signal }).catch(
+    (e) => {
+      throw mapWrongType(e, key, "hash");
+    },
+  );
+  return hashToMap(reply);
+}
+
 /** Turns a flat `HGETALL` reply into a string map. */
-export function hashToMap(reply: RespReply): Map<string, string> {
+function hashToMap(reply: RespReply): Map<string, string> {
   const map = new Map<string, string>();
   if (!Array.isArray(reply)) return map;
   for (let i = 0; i + 1 < reply.length; i += 2) {

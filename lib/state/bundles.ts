@@ -12,8 +12,8 @@
 import { runScript } from "../ha/client.ts";
 import { createHash } from "node:crypto";
 import { type OperationOptions, operationSignal, type StoreContext } from "./_context.ts";
-import { LUA_PRELUDE, mapScriptError, mapWrongType } from "./_lua.ts";
-import { hashToMap } from "./_payload.ts";
+import { LUA_PRELUDE, mapScriptError } from "./_lua.ts";
+import { readHash } from "./_payload.ts";
 import {
   CorruptBundleError,
   KeyTypeError,
@@ -197,15 +197,7 @@ export class BundleStore {
   async info(bundleId: string, options: OperationOptions = {}): Promise<BundleInfo | null> {
     checkId("bundleId", bundleId);
     const key = this.#context.keys.bundle(bundleId);
-    const reply = await this.#context.client.command(["HGETALL", key], {
-      idempotent: true,
-      signal: operationSignal(options),
-    }).catch(
-      (e) => {
-        throw mapWrongType(e, key, "hash");
-      },
-    );
-    const f = hashToMap(reply);
+    const f = await readHash(this.#context.client, key, operationSignal(options));
     if (f.size === 0) return null;
     return {
       id: bundleId,

@@ -15,8 +15,8 @@ import {
   operationSignal,
   type StoreContext,
 } from "./_context.ts";
-import { LUA_CHECKED, LUA_PRELUDE, mapScriptError, mapWrongType } from "./_lua.ts";
-import { decodeJson, encodeJson, fenceArgs, hashToMap } from "./_payload.ts";
+import { LUA_CHECKED, LUA_PRELUDE, mapScriptError } from "./_lua.ts";
+import { decodeJson, encodeJson, fenceArgs, readHash } from "./_payload.ts";
 import { ValidationError } from "../common/errors.ts";
 import { checkId } from "./keys.ts";
 import { replyToNumber, replyToString, type RespReply } from "../protocol/resp.ts";
@@ -248,13 +248,7 @@ export class JobStore {
   }
 
   async #read(id: string, signal?: AbortSignal): Promise<Job | undefined> {
-    const reply = await this.#context.client.command(["HGETALL", this.#context.keys.job(id)], {
-      idempotent: true,
-      signal,
-    }).catch((e) => {
-      throw mapWrongType(e, this.#context.keys.job(id), "hash");
-    });
-    return toJob(hashToMap(reply));
+    return toJob(await readHash(this.#context.client, this.#context.keys.job(id), signal));
   }
 
   /**

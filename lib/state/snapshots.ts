@@ -13,8 +13,8 @@ import {
   operationSignal,
   type StoreContext,
 } from "./_context.ts";
-import { LUA_CHECKED, mapScriptError, mapWrongType } from "./_lua.ts";
-import { decodeJson, encodeJson, fenceArgs, hashToMap } from "./_payload.ts";
+import { LUA_CHECKED, mapScriptError } from "./_lua.ts";
+import { decodeJson, encodeJson, fenceArgs, readHash } from "./_payload.ts";
 import { ValidationError } from "../common/errors.ts";
 import { checkId } from "./keys.ts";
 import { replyToNumber, type RespReply } from "../protocol/resp.ts";
@@ -113,15 +113,7 @@ export class SnapshotStore {
     checkId("jobId", jobId);
     checkId("agentId", agentId);
     const key = this.#context.keys.snapshot(jobId, agentId);
-    const reply = await this.#context.client.command(["HGETALL", key], {
-      idempotent: true,
-      signal: operationSignal(options),
-    }).catch(
-      (e) => {
-        throw mapWrongType(e, key, "hash");
-      },
-    );
-    const fields = hashToMap(reply);
+    const fields = await readHash(this.#context.client, key, operationSignal(options));
     if (fields.size === 0) return null;
     return {
       seq: Number(fields.get("seq")),
