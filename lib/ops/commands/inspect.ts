@@ -91,14 +91,23 @@ export function bridgeRange(host: string): string | undefined {
 /** Lag beyond which a replica is reported. */
 export const LAG_WARNING = { seconds: 1, bytes: 1024 * 1024 } as const;
 
-/** Collects the topology view. */
-export async function inspectTopology(config: Config): Promise<TopologyView> {
-  await using store = await StateStore.connect(config);
-  const client = store.client;
-  const primary = client.primary!;
+/**
+ * Collects the topology view, through `client` when given (a long-lived
+ * watcher's, kept open) or a client of its own.
+ */
+export async function inspectTopology(
+  config: Config,
+  client?: RedisHaClient,
+): Promise<TopologyView> {
+  await using store = client === undefined
+    ? await StateStore.connect(config)
+    : new StateStore(client);
   const info = parseInfo(
-    replyToString(await client.command(["INFO", "replication"], { idempotent: true })) ?? "",
+    replyToString(await store.client.command(["INFO", "replication"], { idempotent: true })) ??
+      "",
   );
+  // Read after the command: it is the primary that answered.
+  const primary = store.client.primary!;
   const replicas = replicasFromInfo(info).map((r) => ({
     address: r.address,
     state: r.state,
@@ -108,7 +117,7 @@ export async function inspectTopology(config: Config): Promise<TopologyView> {
   const sentinels: SentinelView[] = [];
   const known = new Set<string>([primary.address, ...replicas.map((r) => r.address)]);
   if (config.haMode === "sentinel") {
-    for (const s of client.sentinels) sentinels.push(await inspectSentinel(config, s, known));
+    for (const s of store.client.sentinels) sentinels.push(await inspectSentinel(config, s, known));
   }
   const claimingMaster: string[] = [];
   for (const address of known) {

@@ -241,7 +241,7 @@ async function startMetricsServer(
       listening.resolve();
     },
     clientMetrics: (format) => store.client.renderMetrics(format),
-    topology: () => inspectTopology(config),
+    topology: () => inspectTopology(config, store.client),
   });
   await Promise.race([listening.promise, server]);
   return {

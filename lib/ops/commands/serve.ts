@@ -14,7 +14,12 @@ import { MetricRegistry, metricsContentType, type MetricsFormat } from "../../ha
 import { SentinelWatcher } from "../../ha/sentinel_watcher.ts";
 import { parseSwitchMaster } from "../../ha/resolver_decision.ts";
 import { RedisConnection } from "../../protocol/connection.ts";
-import { type Endpoint, formatEndpoint, formatHostPort } from "../../protocol/endpoint.ts";
+import {
+  type Endpoint,
+  formatEndpoint,
+  formatHostPort,
+  parseEndpoint,
+} from "../../protocol/endpoint.ts";
 import { parseInfo } from "../../protocol/info.ts";
 import { replyToMap, replyToString } from "../../protocol/resp.ts";
 import { VERSION } from "../../common/version.ts";
@@ -157,11 +162,10 @@ export async function snapshot(options: ServeOptions): Promise<BoxSnapshot> {
       );
       const name = Array.isArray(role) ? replyToString(role[0]) : null;
       let lagBytes: number | null = null;
-      if (name === "slave" && primary !== null) {
-        const at = primary.lastIndexOf(":");
-        const host = primary.slice(0, at).replace(/^\[|\]$/g, "");
+      const primaryEndpoint = primary === null ? "no primary" : parseEndpoint(primary);
+      if (name === "slave" && typeof primaryEndpoint !== "string") {
         const primaryOffset = await ask(
-          { host, port: Number(primary.slice(at + 1)) },
+          primaryEndpoint,
           redisAuth,
           async (p) =>
             Number(

@@ -65,14 +65,13 @@ export const SERVE: CommandSpec = {
     const { serve } = await import("./serve.ts");
     const { configFromOptions, configToOptions } = await import("../../ha/config.ts");
     const { inspectTopology } = await import("./inspect.ts");
+    const { formatEndpoint } = await import("../../protocol/endpoint.ts");
     const sentinels = endpointsFlag(flags, "sentinels");
     const masterName = requiredFlag(flags, "master-name", "a name like mirror-neuron");
     const cluster = configFromOptions({
       ...configToOptions(config),
       haMode: "sentinel",
-      sentinels: sentinels.map((s) =>
-        s.host.includes(":") ? `[${s.host}]:${s.port}` : `${s.host}:${s.port}`
-      ),
+      sentinels: sentinels.map(formatEndpoint),
       sentinelMaster: masterName,
     });
     await serve({

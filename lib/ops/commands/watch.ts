@@ -271,7 +271,7 @@ export async function watch(config: Config, options: WatchOptions): Promise<void
     if (options.signal.aborted) break;
     if (options.writeProbe === true) await probeWrite(client, config, options, push);
     if (options.signal.aborted) break;
-    const view = await inspectTopology(config).catch((error) => ({
+    const view = await inspectTopology(config, client).catch((error) => ({
       error: (error as Error).message,
     }));
     if (options.signal.aborted) break;
