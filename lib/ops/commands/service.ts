@@ -101,6 +101,21 @@ async function daemonFacts(config: string): Promise<{ pidFile: string }> {
   return { pidFile: pid };
 }
 
+/** A unit file: its `[Unit]` and `[Service]` settings, started at boot by `multi-user.target`. */
+function unitText(unit: readonly string[], service: readonly string[]): string {
+  return [
+    "[Unit]",
+    ...unit,
+    "",
+    "[Service]",
+    ...service,
+    "",
+    "[Install]",
+    "WantedBy=multi-user.target",
+    "",
+  ].join("\n");
+}
+
 /** The unit files of a box (reads the daemons' config files `join` wrote). */
 export async function renderUnits(
   options: Pick<
@@ -122,74 +137,65 @@ export async function renderUnits(
   const units: UnitFile[] = [
     {
       name: names.redis,
-      text: [
-        "[Unit]",
-        `Description=MirrorNeuron Redis on port ${options.redisPort} (mn-redis-ha)`,
-        "After=network-online.target",
-        "Wants=network-online.target",
-        "",
-        "[Service]",
-        "Type=forking",
-        `PIDFile=${redis.pidFile}`,
-        `ExecStart=/usr/bin/redis-server ${systemdQuote(redisConf)}`,
-        "Restart=on-failure",
-        "RestartSec=2s",
-        "LimitNOFILE=65536",
-        "TimeoutStopSec=60s",
-        "",
-        "[Install]",
-        "WantedBy=multi-user.target",
-        "",
-      ].join("\n"),
+      text: unitText(
+        [
+          `Description=MirrorNeuron Redis on port ${options.redisPort} (mn-redis-ha)`,
+          "After=network-online.target",
+          "Wants=network-online.target",
+        ],
+        [
+          "Type=forking",
+          `PIDFile=${redis.pidFile}`,
+          `ExecStart=/usr/bin/redis-server ${systemdQuote(redisConf)}`,
+          "Restart=on-failure",
+          "RestartSec=2s",
+          "LimitNOFILE=65536",
+          "TimeoutStopSec=60s",
+        ],
+      ),
     },
     {
       name: names.sentinel,
-      text: [
-        "[Unit]",
-        `Description=MirrorNeuron Sentinel on port ${options.sentinelPort} (mn-redis-ha)`,
-        `After=network-online.target ${names.redis}`,
-        "Wants=network-online.target",
-        "",
-        "[Service]",
-        "Type=forking",
-        `PIDFile=${sentinel.pidFile}`,
-        `ExecStart=/usr/bin/redis-sentinel ${systemdQuote(sentinelConf)}`,
-        "Restart=on-failure",
-        "RestartSec=2s",
-        "",
-        "[Install]",
-        "WantedBy=multi-user.target",
-        "",
-      ].join("\n"),
+      text: unitText(
+        [
+          `Description=MirrorNeuron Sentinel on port ${options.sentinelPort} (mn-redis-ha)`,
+          `After=network-online.target ${names.redis}`,
+          "Wants=network-online.target",
+        ],
+        [
+          "Type=forking",
+          `PIDFile=${sentinel.pidFile}`,
+          `ExecStart=/usr/bin/redis-sentinel ${systemdQuote(sentinelConf)}`,
+          "Restart=on-failure",
+          "RestartSec=2s",
+        ],
+      ),
     },
   ];
   if (options.nodeArgs !== undefined) {
     units.push({
       name: names.node,
-      text: [
-        "[Unit]",
-        "Description=MirrorNeuron runtime node (mn-redis-ha node start)",
-        `After=network-online.target ${names.redis} ${names.sentinel}`,
-        `Wants=network-online.target ${names.redis} ${names.sentinel}`,
-        "",
-        "[Service]",
-        "Type=simple",
-        ...environmentFiles.map((f) => `EnvironmentFile=${f}`),
-        // Logs go to stderr, which the journal keeps (journalctl -u); no colour there.
-        "Environment=NO_COLOR=1",
-        `ExecStart=${
-          [options.binary, "node", "start", ...options.nodeArgs].map(systemdQuote).join(" ")
-        }`,
-        "Restart=on-failure",
-        "RestartSec=2s",
-        // SIGTERM: the node releases its leader lease and marks itself left.
-        "KillSignal=SIGTERM",
-        "TimeoutStopSec=30s",
-        "",
-        "[Install]",
-        "WantedBy=multi-user.target",
-        "",
-      ].join("\n"),
+      text: unitText(
+        [
+          "Description=MirrorNeuron runtime node (mn-redis-ha node start)",
+          `After=network-online.target ${names.redis} ${names.sentinel}`,
+          `Wants=network-online.target ${names.redis} ${names.sentinel}`,
+        ],
+        [
+          "Type=simple",
+          ...environmentFiles.map((f) => `EnvironmentFile=${f}`),
+          // Logs go to stderr, which the journal keeps (journalctl -u); no colour there.
+          "Environment=NO_COLOR=1",
+          `ExecStart=${
+            [options.binary, "node", "start", ...options.nodeArgs].map(systemdQuote).join(" ")
+          }`,
+          "Restart=on-failure",
+          "RestartSec=2s",
+          // SIGTERM: the node releases its leader lease and marks itself left.
+          "KillSignal=SIGTERM",
+          "TimeoutStopSec=30s",
+        ],
+      ),
     });
   }
   return units;

@@ -2,7 +2,7 @@ import { assert, assertEquals } from "../../_harness/assert.ts";
 import { cli } from "../../_harness/cli.ts";
 import { startCluster, tempDir, waitFor } from "../../_harness/mod.ts";
 import { TwoBoxNet } from "../../_harness/netns.ts";
-import { type CollectingProcess, spawnCollecting } from "../../_harness/process.ts";
+import { type CollectingProcess, nodeStartArgv, spawnCollecting } from "../../_harness/process.ts";
 import { formatEndpoint } from "../../../lib/protocol/endpoint.ts";
 
 function startNode(
@@ -11,26 +11,11 @@ function startNode(
   sentinels: string,
   master: string,
 ): Deno.ChildProcess {
-  return new Deno.Command("deno", {
-    args: [
-      "run",
-      "-P=cli",
-      "--quiet",
-      "main.ts",
-      "node",
-      "start",
-      "--box1-ip",
-      "127.0.0.1",
-      "--box2-ip",
-      "127.0.0.1",
-      "--box",
-      String(box),
-      "--redis-ha-mode",
-      "sentinel",
-      "--redis-sentinels",
-      sentinels,
-      "--sentinel-master",
-      master,
+  const [command, ...args] = nodeStartArgv({
+    box,
+    sentinels,
+    master,
+    extra: [
       "--redis-wait-replicas",
       "1",
       "--skip-redis-ha",
@@ -39,6 +24,9 @@ function startNode(
       "--heartbeat-ttl-ms",
       "1500",
     ],
+  });
+  return new Deno.Command(command!, {
+    args,
     env: { ...env, NO_COLOR: "1" },
     stdin: "null",
     stdout: "piped",
