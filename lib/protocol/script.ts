@@ -15,24 +15,27 @@ export class Script {
   readonly source: string;
   /** A name for error messages. */
   readonly label: string;
-  /** The SHA-1 once computed (from the first call on, `run` sends without waiting). */
+  /** The SHA-1 once computed (from then on, `run` sends without waiting). */
   #sha1: string | undefined;
-  readonly #computing: Promise<string>;
+  #computing: Promise<string> | undefined;
 
-  /** Wraps Lua source; its SHA-1 is computed in the background. */
+  /**
+   * Wraps Lua source. Nothing runs yet: the SHA-1 is computed on first use,
+   * so declaring a script at module level starts no asynchronous work when
+   * the module is imported.
+   */
   constructor(label: string, source: string) {
     this.label = label;
     this.source = source;
-    this.#computing = crypto.subtle.digest("SHA-1", new TextEncoder().encode(source)).then(
-      (d) => {
-        this.#sha1 = [...new Uint8Array(d)].map((b) => b.toString(16).padStart(2, "0")).join("");
-        return this.#sha1;
-      },
-    );
   }
 
-  /** The script's SHA-1 in hex, as `EVALSHA` expects it. */
+  /** The script's SHA-1 in hex, as `EVALSHA` expects it (computed once). */
   sha1(): Promise<string> {
+    this.#computing ??= crypto.subtle.digest("SHA-1", new TextEncoder().encode(this.source))
+      .then((d) => {
+        this.#sha1 = [...new Uint8Array(d)].map((b) => b.toString(16).padStart(2, "0")).join("");
+        return this.#sha1;
+      });
     return this.#computing;
   }
 
@@ -47,7 +50,7 @@ export class Script {
     keys: readonly string[],
     args: readonly RespArg[],
   ): Promise<RespReply> {
-    const sha1 = this.#sha1 ?? await this.#computing;
+    const sha1 = this.#sha1 ?? await this.sha1();
     try {
       return await send(["EVALSHA", sha1, keys.length, ...keys, ...args]);
     } catch (error) {
