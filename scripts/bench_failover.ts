@@ -221,7 +221,10 @@ async function runCycle(
     const acked = samples.filter((s) => s.ok);
     // A reply 50 ms after the kill cannot come from the dead primary.
     const after = acked.filter((s) => s.at > killedAt + 50);
-    const recover = after.length === 0 ? null : Math.min(...after.map((s) => s.at)) - killedAt;
+    // A fold, not Math.min(...): a cycle's samples can outnumber what the call stack takes.
+    const recover = after.length === 0
+      ? null
+      : after.reduce((first, s) => Math.min(first, s.at), Infinity) - killedAt;
     let lostAcked = 0;
     for (let k = 0; k < acked.length; k += 500) {
       const batch = acked.slice(k, k + 500).map((s) => s.key);
