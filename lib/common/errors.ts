@@ -293,28 +293,49 @@ export class WaitError extends RedisHaError {
   readonly required: number;
   /** The WAIT timeout used. */
   readonly timeoutMs: number;
+  /**
+   * Set when the replicas did acknowledge but the write is still not
+   * confirmed: the primary had gone silent long enough to be failed over,
+   * and the sentinels then reported a failover of it, or could not be asked
+   * (this says which). Replicas that still follow a replaced primary discard what
+   * they acknowledged once Sentinel points them at the new one.
+   */
+  readonly failover: string | undefined;
 
   /**
    * Creates the error. A `cause` means `WAIT` itself failed after the write
-   * was applied (e.g. the node was demoted, or the connection was lost).
+   * was applied (e.g. the node was demoted, or the connection was lost);
+   * `failover` means the acknowledgement cannot be trusted (see
+   * {@link WaitError.failover}).
    */
   constructor(
-    init: { acked: number; required: number; timeoutMs: number; cause?: unknown | undefined },
+    init: {
+      acked: number;
+      required: number;
+      timeoutMs: number;
+      cause?: unknown | undefined;
+      failover?: string | undefined;
+    },
   ) {
     const failed = init.cause === undefined
       ? ""
       : ` (WAIT failed: ${init.cause instanceof Error ? init.cause.message : String(init.cause)})`;
     super(
       "WAIT",
-      `Cannot confirm write: ${init.acked} of ${init.required} replicas acknowledged within ` +
-        `${init.timeoutMs}ms${failed}; the write reached the primary but is not confirmed on ` +
-        "replicas and may be lost if that primary is replaced. Check replica lag or lower " +
-        "MN_REDIS_WAIT_REPLICAS",
+      init.failover === undefined
+        ? `Cannot confirm write: ${init.acked} of ${init.required} replicas acknowledged within ` +
+          `${init.timeoutMs}ms${failed}; the write reached the primary but is not confirmed on ` +
+          "replicas and may be lost if that primary is replaced. Check replica lag or lower " +
+          "MN_REDIS_WAIT_REPLICAS"
+        : `Cannot confirm write: ${init.acked} of ${init.required} replicas acknowledged, but ` +
+          `${init.failover}; the write may be lost when that failover completes. Read back ` +
+          "the state before retrying",
       { cause: init.cause },
     );
     this.acked = init.acked;
     this.required = init.required;
     this.timeoutMs = init.timeoutMs;
+    this.failover = init.failover;
   }
 }
 

@@ -50,6 +50,8 @@ export interface OpenSessionOptions {
   configEpoch: number | undefined;
   /** `MN_REDIS_WAIT_REPLICAS` and `MN_REDIS_WAIT_TIMEOUT_MS`. */
   wait: { replicas: number; timeoutMs: number };
+  /** Called whenever bytes arrive on either connection, from the `ROLE` check on. */
+  onRead?: (() => void) | undefined;
 }
 
 /**
@@ -71,6 +73,10 @@ export async function openSession(
     throw (failed as PromiseRejectedResult).reason;
   }
   const [hot, durable] = opened.map((r) => (r as PromiseFulfilledResult<RedisConnection>).value);
+  if (options.onRead !== undefined) {
+    hot!.setReadHook(options.onRead);
+    durable!.setReadHook(options.onRead);
+  }
   const address = formatEndpoint(endpoint);
   try {
     const timeoutMs = options.connect.connectTimeoutMs ?? 2000;

@@ -6,8 +6,13 @@
  * Reconnecting is shared: commands that meet a broken or replaced primary
  * wait for one reconnect loop (one warning per attempt, one line per
  * failover), which backs off, re-resolves and confirms the new primary with
- * `ROLE`. Every wait is bounded: connects and handshakes by
- * `connectTimeoutMs`, sentinel queries by `sentinelTimeoutMs`, a hung primary
+ * `ROLE`. A primary that goes silent for half of Sentinel's
+ * `down-after-milliseconds` (paused, frozen) may come back after Sentinel
+ * replaced it, still saying `ROLE master` with replicas that still follow it:
+ * durable writes it then acknowledges are confirmed with the sentinels
+ * before they count (see `silence_guard.ts`). Every wait is bounded:
+ * connects and handshakes by `connectTimeoutMs`, sentinel queries by
+ * `sentinelTimeoutMs`, a hung primary
  * by the probe, the reconnect loop by `MN_REDIS_RECONNECT_ATTEMPTS`, each
  * operation by its `signal`/`timeoutMs`, and `close()` by one second.
  *
@@ -44,6 +49,7 @@ import {
 import { replyToString, type RespArg, type RespReply } from "../protocol/resp.ts";
 import type { Script } from "../protocol/script.ts";
 import { SentinelResolver } from "./sentinel_resolver.ts";
+import { SilenceGuard } from "./silence_guard.ts";
 import { type SentinelEvent, SentinelWatcher } from "./sentinel_watcher.ts";
 
 export type { PrimaryInfo } from "./_session.ts";
@@ -54,7 +60,11 @@ const logger = libraryLogger("client");
 export interface ClientOptions {
   /** `CLIENT SETNAME` on every connection. @default {"mn-redis-ha"} */
   clientName?: string | undefined;
-  /** How often the active probe checks the primary. @default {1000} */
+  /**
+   * How often the active probe checks the primary; in sentinel mode at most
+   * a quarter of the sentinels' `down-after-milliseconds`, so a healthy idle
+   * primary never looks silent (see the module docs). @default {1000}
+   */
   probeIntervalMs?: number | undefined;
   /** How long the probe waits for `ROLE`. @default {1000} */
   probeTimeoutMs?: number | undefined;
@@ -127,7 +137,9 @@ function errorCategory(error: unknown): string {
 
 /** What became of a durable write that threw `error`. */
 function writeOutcome(error: unknown): WriteOutcome {
-  if (error instanceof WaitError) return "under_replicated";
+  if (error instanceof WaitError) {
+    return error.failover === undefined ? "under_replicated" : "indeterminate";
+  }
   if (error instanceof OutcomeUnknownError) return "indeterminate";
   if (error instanceof AbortedError) return error.mayHaveApplied ? "indeterminate" : "failed";
   return "failed";
@@ -206,6 +218,8 @@ export class RedisHaClient implements AsyncDisposable {
   readonly #options: ClientOptions;
   readonly #resolver: SentinelResolver | undefined;
   readonly #watcher: SentinelWatcher | undefined;
+  /** Sentinel mode: confirms durable writes acknowledged by a primary that had gone silent. */
+  readonly #silence: SilenceGuard | undefined;
   readonly #closing = new AbortController();
   readonly #background = new Set<Promise<unknown>>();
   readonly #reverifying = new WeakMap<Session, Promise<boolean>>();
@@ -243,6 +257,9 @@ export class RedisHaClient implements AsyncDisposable {
         perSentinelTimeoutMs: options.sentinelTimeoutMs ?? 500,
       });
       this.#resolver = resolver;
+      this.#silence = new SilenceGuard(async () =>
+        (await resolver.resolve({ waitAll: true, signal: this.#closing.signal })).answers
+      );
       this.#watcher = new SentinelWatcher({
         ...common,
         sentinels: () => resolver.sentinels,
@@ -402,9 +419,36 @@ export class RedisHaClient implements AsyncDisposable {
     signal: AbortSignal | undefined,
     strings: boolean,
   ): Promise<RespReply> {
-    return session.wait === undefined
-      ? session.durable.send(args, { signal, strings })
-      : session.wait.write(args, signal, strings);
+    if (session.wait === undefined) return session.durable.send(args, { signal, strings });
+    const written = session.wait.write(args, signal, strings);
+    const guard = this.#silence;
+    if (guard === undefined) return written;
+    return written.then((reply) =>
+      guard.suspect(session.primary.address) ? this.#confirmAfterSilence(session, reply) : reply
+    );
+  }
+
+  /**
+   * A durable write was acknowledged (WAIT included) by a primary that had
+   * gone silent: confirms with the sentinels that it was not failed over
+   * meanwhile. When it may have been, the write is not confirmed
+   * ({@link WaitError} with `failover`) and the session is retired, so the
+   * next attempt re-resolves the primary.
+   */
+  async #confirmAfterSilence(session: Session, reply: RespReply): Promise<RespReply> {
+    const evidence = await this.#silence!.confirm(
+      session.primary.address,
+      session.primary.configEpoch ?? 0,
+      performance.now(),
+    );
+    if (evidence === undefined) return reply;
+    this.#replaced(session, evidence, "probe");
+    throw new WaitError({
+      acked: this.config.waitReplicas,
+      required: this.config.waitReplicas,
+      timeoutMs: this.config.waitTimeoutMs,
+      failover: evidence,
+    });
   }
 
   /** The caller's signal combined with its deadline; undefined when it has neither (the hot path). */
@@ -654,10 +698,13 @@ export class RedisHaClient implements AsyncDisposable {
     let endpoint: Endpoint;
     let configEpoch: number | undefined;
     if (this.#resolver !== undefined) {
+      const asked = performance.now();
       const decision = await this.#resolver.resolve({ signal });
       this.#lastDecision = decision;
       endpoint = decision.primary;
       configEpoch = decision.configEpoch;
+      this.#silence!.setDownAfter(decision.downAfterMs);
+      this.#silence!.named(formatEndpoint(endpoint), asked);
       for (const stale of decision.stale) {
         const detail = {
           ...stale,
@@ -673,11 +720,13 @@ export class RedisHaClient implements AsyncDisposable {
     } else {
       endpoint = this.config.url;
     }
+    const address = formatEndpoint(endpoint);
     return await openSession(endpoint, {
       connect: { ...this.#connectOptions(), signal },
       requireMaster: this.config.haMode === "sentinel",
       configEpoch,
       wait: { replicas: this.config.waitReplicas, timeoutMs: this.config.waitTimeoutMs },
+      onRead: this.#silence === undefined ? undefined : () => this.#silence!.heard(address),
     });
   }
 
@@ -874,8 +923,13 @@ export class RedisHaClient implements AsyncDisposable {
     const intervalMs = this.#options.probeIntervalMs ?? 1000;
     const timeoutMs = this.#options.probeTimeoutMs ?? 1000;
     while (!this.#closing.signal.aborted) {
+      // At least twice per silence threshold, so a healthy idle primary never looks silent.
+      const thresholdMs = this.#silence?.thresholdMs;
       try {
-        await delay(intervalMs, this.#closing.signal);
+        await delay(
+          thresholdMs === undefined ? intervalMs : Math.min(intervalMs, thresholdMs / 2),
+          this.#closing.signal,
+        );
       } catch {
         return;
       }

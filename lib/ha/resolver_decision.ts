@@ -21,6 +21,8 @@ export type SentinelAnswer =
     readonly configEpoch: number;
     /** Its flags for the master, e.g. `master`, `s_down`, `o_down`. */
     readonly flags: readonly string[];
+    /** Its `down-after-milliseconds` for the master, when it reported one. */
+    readonly downAfterMs?: number | undefined;
   }
   | {
     /** The sentinel, as `host:port`. */
@@ -64,6 +66,11 @@ export interface MasterDecision {
   readonly stale: readonly StaleSentinel[];
   /** True when every sentinel reporting it flags it as down (a failover is likely under way). */
   readonly down: boolean;
+  /**
+   * The shortest `down-after-milliseconds` the sentinels reported: how long
+   * the primary must stay silent before they may fail it over.
+   */
+  readonly downAfterMs: number | undefined;
   /** Every answer considered, for status output. */
   readonly answers: readonly SentinelAnswer[];
 }
@@ -119,11 +126,13 @@ export function decideMaster(
     configEpoch: number;
     agreeing: string[];
     down: boolean;
+    promoted: boolean;
   }
   const candidates = new Map<string, Candidate>();
   for (const r of reports) {
     const address = formatEndpoint(r.primary);
     const down = r.flags.some((f) => DOWN_FLAGS.has(f));
+    const promoted = r.flags.includes("promoted");
     const c = candidates.get(address);
     if (c === undefined) {
       candidates.set(address, {
@@ -132,15 +141,21 @@ export function decideMaster(
         configEpoch: r.configEpoch,
         agreeing: [r.sentinel],
         down,
+        promoted,
       });
     } else {
       c.configEpoch = Math.max(c.configEpoch, r.configEpoch);
       c.agreeing.push(r.sentinel);
       c.down = c.down && down;
+      c.promoted = c.promoted || promoted;
     }
   }
+  // A failover leader names the replica it promoted once the promotion is
+  // confirmed; from there the failover always completes, so that replica
+  // wins over the old primary the other sentinels still report.
   const ranked = [...candidates.values()].sort((a, b) =>
     b.configEpoch - a.configEpoch ||
+    Number(b.promoted) - Number(a.promoted) ||
     Number(a.down) - Number(b.down) ||
     b.agreeing.length - a.agreeing.length ||
     a.address.localeCompare(b.address)
@@ -159,8 +174,45 @@ export function decideMaster(
     agreeing: chosen!.agreeing,
     stale,
     down: chosen!.down,
+    downAfterMs: reports.reduce<number | undefined>(
+      (min, r) => r.downAfterMs === undefined ? min : Math.min(min ?? r.downAfterMs, r.downAfterMs),
+      undefined,
+    ),
     answers,
   };
+}
+
+/**
+ * Why `answers` do not confirm `address` as the primary with no failover
+ * of it under way, or undefined when they do. Confirmed means: a majority
+ * of the sentinels asked answered, none flags `address` as down or failing
+ * over (`s_down`, `o_down`, `failover_in_progress`), and none names another
+ * node at `configEpoch` or later (a failover leader names the replica it
+ * promoted before the others learn of it). A sentinel still naming an older
+ * primary at a lower epoch is only behind and does not count.
+ */
+export function failoverEvidence(
+  answers: readonly SentinelAnswer[],
+  address: string,
+  configEpoch: number,
+): string | undefined {
+  const answered = answers.filter((a) => a.kind !== "error").length;
+  if (answered < majorityOf(answers.length)) {
+    return `only ${answered} of ${answers.length} sentinels answered`;
+  }
+  for (const a of answers) {
+    if (a.kind !== "master") continue;
+    const named = formatEndpoint(a.primary);
+    if (named !== address) {
+      if (a.configEpoch >= configEpoch) {
+        return `sentinel ${a.sentinel} names ${named} (config-epoch ${a.configEpoch})`;
+      }
+      continue;
+    }
+    const down = a.flags.filter((f) => DOWN_FLAGS.has(f));
+    if (down.length > 0) return `sentinel ${a.sentinel} flags ${address} ${down.join(",")}`;
+  }
+  return undefined;
 }
 
 /** Parses a `+switch-master` payload: `<name> <old-ip> <old-port> <new-ip> <new-port>`. */

@@ -179,12 +179,14 @@ export class SentinelResolver implements AsyncDisposable {
           flags = ["master", "promoted"];
         }
       }
+      const downAfterMs = Number(replyToString(fields.get("down-after-milliseconds") ?? null));
       return {
         sentinel: name,
         kind: "master",
         primary,
         configEpoch: replyToNumber(fields.get("config-epoch") ?? 0),
         flags,
+        downAfterMs: Number.isFinite(downAfterMs) && downAfterMs > 0 ? downAfterMs : undefined,
       };
     } catch (error) {
       if (error instanceof ReplyError && /No such master/i.test(error.reply)) {

@@ -110,6 +110,7 @@ export class RedisConnection implements AsyncDisposable {
   #bytesRead = 0;
   #batchesWritten = 0;
   #flushHook: ((batch: readonly (readonly RespArg[])[]) => void) | undefined;
+  #readHook: (() => void) | undefined;
 
   private constructor(endpoint: Endpoint, conn: Deno.Conn) {
     this.endpoint = endpoint;
@@ -291,6 +292,15 @@ export class RedisConnection implements AsyncDisposable {
    */
   setFlushHook(hook: (batch: readonly (readonly RespArg[])[]) => void): void {
     this.#flushHook = hook;
+  }
+
+  /**
+   * Sets a function called each time bytes arrive from the server, before
+   * the replies they complete are delivered. The HA client uses it to notice
+   * a primary that went silent (paused, hung) and then answered again.
+   */
+  setReadHook(hook: () => void): void {
+    this.#readHook = hook;
   }
 
   /** Calls `listener` once when the connection fails or closes. */
@@ -484,6 +494,7 @@ export class RedisConnection implements AsyncDisposable {
           return;
         }
         this.#bytesRead += n;
+        this.#readHook?.();
         if (target === undefined) this.#reader.push(buf.subarray(0, n));
         else this.#reader.advance(n);
         let reply: RespReply | undefined;

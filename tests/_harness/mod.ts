@@ -121,6 +121,27 @@ export async function missingKeys(
   return keys.filter((_, i) => exists[i] !== 1);
 }
 
+/**
+ * Fails unless every key in `keys` exists on `proc`, naming how many are
+ * missing and a few of them. (A diff of two long arrays is quadratic: an
+ * `assertEquals(missing, [])` that fails on tens of thousands of lost keys
+ * exhausts memory before it reports.)
+ */
+export async function assertAllPresent(
+  proc: RedisProcess,
+  keys: readonly string[],
+  what = "acknowledged keys",
+): Promise<void> {
+  const missing = await missingKeys(proc, keys);
+  if (missing.length > 0) {
+    throw new Error(
+      `${missing.length} of ${keys.length} ${what} are missing on ${
+        formatEndpoint(proc.endpoint)
+      }, e.g. ${missing.slice(0, 5).join(", ")}`,
+    );
+  }
+}
+
 /** A state store over a fresh client for `config`; closing it closes the client. */
 export function openStore(config: Config, options: StateStoreOptions = {}): Promise<StateStore> {
   return StateStore.connect(config, options);

@@ -3,6 +3,7 @@ import { MasterUnknownError, NoSentinelReachableError } from "../../lib/common/e
 import {
   decideMaster,
   eventMasterName,
+  failoverEvidence,
   hasEnoughAnswers,
   majorityOf,
   parseSwitchMaster,
@@ -14,12 +15,14 @@ const master = (
   host: string,
   configEpoch: number,
   flags = "master",
+  downAfterMs?: number,
 ): SentinelAnswer => ({
   sentinel,
   kind: "master",
   primary: { host, port: 6379 },
   configEpoch,
   flags: flags.split(","),
+  downAfterMs,
 });
 
 Deno.test("decideMaster() picks the highest config-epoch, not the first answer", () => {
@@ -98,6 +101,71 @@ Deno.test("decideMaster() throws MasterUnknownError when sentinels answer but do
     ], "mirror-neuron"), MasterUnknownError);
   assertEquals(error.answered, ["s1:26379"]);
   assert(error.message.includes('"mirror-neuron"'));
+});
+
+Deno.test("decideMaster() follows a failover leader's promoted replica over the old primary's majority", () => {
+  const d = decideMaster([
+    master("s1:26379", "10.0.0.1", 2),
+    master("s2:26379", "10.0.0.1", 2),
+    master("s3:26379", "10.0.0.3", 2, "master,promoted"),
+  ], "m");
+  assertEquals(d.primary.host, "10.0.0.3");
+});
+
+Deno.test("decideMaster() reports the shortest down-after-milliseconds", () => {
+  const d = decideMaster([
+    master("s1:26379", "10.0.0.1", 2, "master", 5000),
+    master("s2:26379", "10.0.0.1", 2, "master", 1000),
+    master("s3:26379", "10.0.0.1", 2),
+  ], "m");
+  assertEquals(d.downAfterMs, 1000);
+  assertEquals(decideMaster([master("s1:26379", "10.0.0.1", 2)], "m").downAfterMs, undefined);
+});
+
+Deno.test("failoverEvidence() confirms only a primary no answering sentinel sees failing over", () => {
+  const here = "10.0.0.1:6379";
+  const clean = [
+    master("s1:26379", "10.0.0.1", 2),
+    master("s2:26379", "10.0.0.1", 2),
+    master("s3:26379", "10.0.0.1", 2),
+  ];
+  assertEquals(failoverEvidence(clean, here, 2), undefined);
+  // A sentinel behind on an older failover does not count against it.
+  assertEquals(
+    failoverEvidence([...clean.slice(0, 2), master("s3:26379", "10.0.0.9", 1)], here, 2),
+    undefined,
+  );
+  // One sentinel down does not block it either: a majority answered.
+  const down: SentinelAnswer = { sentinel: "s3:26379", kind: "error", error: "timeout" };
+  assertEquals(failoverEvidence([...clean.slice(0, 2), down], here, 2), undefined);
+  assertEquals(
+    failoverEvidence([clean[0]!, down, { ...down, sentinel: "s2:26379" }], here, 2),
+    "only 1 of 3 sentinels answered",
+  );
+  assertEquals(
+    failoverEvidence(
+      [...clean.slice(0, 2), master("s3:26379", "10.0.0.3", 2, "master,promoted")],
+      here,
+      2,
+    ),
+    "sentinel s3:26379 names 10.0.0.3:6379 (config-epoch 2)",
+  );
+  assertEquals(
+    failoverEvidence(
+      [...clean.slice(0, 2), master("s3:26379", "10.0.0.1", 2, "master,failover_in_progress")],
+      here,
+      2,
+    ),
+    "sentinel s3:26379 flags 10.0.0.1:6379 failover_in_progress",
+  );
+  assertEquals(
+    failoverEvidence(
+      [master("s1:26379", "10.0.0.1", 2, "master,s_down"), ...clean.slice(1)],
+      here,
+      2,
+    ),
+    "sentinel s1:26379 flags 10.0.0.1:6379 s_down",
+  );
 });
 
 Deno.test("hasEnoughAnswers() waits for a majority, or for every query to settle", () => {
