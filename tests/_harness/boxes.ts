@@ -9,6 +9,7 @@ import { freePort } from "../../lib/ops/redis_process.ts";
 import { formatEndpoint } from "../../lib/protocol/endpoint.ts";
 import type { Secret } from "../../lib/common/secret.ts";
 import { tempDir, waitFor } from "./mod.ts";
+import { runProcess } from "./process.ts";
 
 /** One box: its address, ports and data dir. */
 export interface Box {
@@ -134,7 +135,10 @@ export class Boxes implements AsyncDisposable {
     const shutdown = async (connect: () => Promise<RedisConnection>): Promise<void> => {
       try {
         await using conn = await connect();
-        await conn.send(["SHUTDOWN", "NOSAVE"], { timeoutMs: 2000 }).catch(() => {});
+        // NOW: a primary does not wait for its replicas; FORCE: errors do not keep it running.
+        await conn.send(["SHUTDOWN", "NOSAVE", "NOW", "FORCE"], { timeoutMs: 2000 }).catch(
+          () => {},
+        );
       } catch {
         return; // Not running.
       }
@@ -154,6 +158,42 @@ export class Boxes implements AsyncDisposable {
         i,
       ) => [shutdown(() => this.sentinel(i)), shutdown(() => this.redis(i))]),
     );
+    await this.#killLeftovers();
     await this.#dir[Symbol.asyncDispose]();
+  }
+
+  /**
+   * Kills any daemon still running from the boxes' pid files (one that could
+   * not be reached to shut it down, e.g. credentials changed by the test),
+   * and says so: a daemon outliving its test keeps its port and files.
+   */
+  async #killLeftovers(): Promise<void> {
+    for (const box of this.boxes) {
+      let entries: Deno.DirEntry[];
+      try {
+        entries = await Array.fromAsync(Deno.readDir(box.dataDir));
+      } catch {
+        continue; // Never joined.
+      }
+      for (const entry of entries.filter((e) => e.name.endsWith(".pid"))) {
+        const pid = Number((await Deno.readTextFile(`${box.dataDir}/${entry.name}`)).trim());
+        if (!Number.isInteger(pid) || pid < 2) continue;
+        const alive = await runProcess("bash", ["-c", `kill -0 ${pid} 2>/dev/null`]);
+        if (alive.code !== 0) continue;
+        // deno-lint-ignore no-console -- a leak the shutdown missed is worth a line in the log
+        console.error(`Boxes: ${entry.name} (pid ${pid}) survived SHUTDOWN; killing it`);
+        await runProcess("bash", ["-c", `kill -9 ${pid}`]);
+        await waitFor(
+          async () =>
+            (await runProcess("bash", ["-c", `kill -0 ${pid} 2>/dev/null`])).code !== 0
+              ? { done: true, value: undefined }
+              : { done: false, observed: `pid ${pid} alive` },
+          {
+            what: `${entry.name} to exit`,
+            timeoutMs: 5000,
+          },
+        );
+      }
+    }
   }
 }
