@@ -5,6 +5,13 @@
 # and ends with one plain "N passed, N failed" line.
 set -euo pipefail
 cd "$(dirname "$0")/.."
+# Daemons the tests start inherit every descriptor not marked close-on-exec: close what this
+# script inherited beyond stdio (a CI runner's pipes or locks; 255 is bash's own), so a daemon
+# can never hold them open.
+for fd in /proc/$$/fd/*; do
+  fd=${fd##*/}
+  if [ "$fd" -gt 2 ] && [ "$fd" -ne 255 ]; then eval "exec $fd>&-" 2>/dev/null || true; fi
+done
 bash scripts/ensure_deps.sh --for-tests
 export DENO_NO_UPDATE_CHECK=1 NO_COLOR=1
 started=$(date +%s)
