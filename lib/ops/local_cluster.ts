@@ -149,9 +149,18 @@ export class LocalCluster implements AsyncDisposable {
       const online = replicasFromInfo(fields).filter((r) =>
         r.state === "online" && r.offsetLag === 0
       ).length;
-      return online >= expected
+      if (online < expected) {
+        return { done: false, observed: `${online} of ${expected} replicas online and caught up` };
+      }
+      // "online" is not yet acknowledging: for up to a second after its sync a replica takes
+      // the stream without acking it, and a WAIT 1 right after start times out. Ready means a
+      // write (one that leaves no key) is acknowledged.
+      await conn.send(["SET", "local-cluster:ready", "1"]);
+      await conn.send(["DEL", "local-cluster:ready"]);
+      const acked = replyToNumber(await conn.send(["WAIT", expected, 200], { timeoutMs: 1000 }));
+      return acked >= expected
         ? { done: true, value: undefined }
-        : { done: false, observed: `${online} of ${expected} replicas online and caught up` };
+        : { done: false, observed: `${acked} of ${expected} replicas acknowledge WAIT` };
     }, { what: `replicas of ${formatEndpoint(primary)} to sync`, timeoutMs });
   }
 
