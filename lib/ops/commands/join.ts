@@ -242,10 +242,13 @@ async function joinSteps(
 
   await configureSentinel(options, selfSentinel, primary);
 
-  // Wait until the roles are confirmed; the link state is reported when it changes.
+  // Wait until the roles are confirmed; the link state is reported when it changes. A fresh
+  // connection per look: Sentinel kills a node's clients when it reconfigures it (a failover
+  // during the join), and a killed connection must not end the wait.
   let lastLink: string | undefined;
   await waitFor(async () => {
-    const now = parseInfo(replyToString(await redis.send(["INFO", "replication"])) ?? "");
+    await using look = await RedisConnection.connect(self, redisAuth(options));
+    const now = parseInfo(replyToString(await look.send(["INFO", "replication"])) ?? "");
     if (isPrimary) {
       return now.get("role") === "master"
         ? { done: true, value: undefined }
