@@ -434,3 +434,41 @@ Deno.test("IPv6 boxes end to end: join, status, inspect, node start and leave wi
   assertEquals(left.code, 0, left.stderr);
   assertEquals(JSON.parse(left.stdout).primary, `[::1]:${p!.redisPort}`);
 });
+
+Deno.test("join waits out Sentinel-style client kills while the replication link comes up", async () => {
+  // Sentinel kills a node's normal clients whenever it reconfigures it; a join that watched
+  // the link over one connection then waited out its whole --timeout-ms.
+  await using boxes = await Boxes.create(2);
+  const first = await mnCli(boxes.joinArgs(0, ["--bootstrap"]), {});
+  assertEquals(first.code, 0, first.stderr);
+  {
+    // The primary holds every full sync back 3 s: the link stays down while the kills go on.
+    await using p = await boxes.redis(0);
+    await p.send(["CONFIG", "SET", "repl-diskless-sync", "yes", "repl-diskless-sync-delay", "3"]);
+  }
+  let joining = true;
+  const killer = (async () => {
+    let kills = 0;
+    while (joining) {
+      try {
+        await using r = await boxes.redis(1);
+        const info = parseInfo(replyToString(await r.send(["INFO", "replication"])) ?? "");
+        if (info.get("role") === "slave" && info.get("master_link_status") !== "up") {
+          kills += replyToNumber(await r.send(["CLIENT", "KILL", "TYPE", "normal"]));
+        }
+      } catch {
+        // Its Redis is not up yet.
+      }
+      await delay(100); // the fault's rhythm, not synchronisation
+    }
+    return kills;
+  })();
+  const started = performance.now();
+  const second = await mnCli(boxes.joinArgs(1, ["--timeout-ms", "20000"]), {});
+  const tookMs = performance.now() - started;
+  joining = false;
+  const kills = await killer;
+  assertEquals(second.code, 0, second.stderr);
+  assert(kills > 0, "no connection of the join was killed: the test did not exercise anything");
+  assert(tookMs < 15_000, `join took ${Math.round(tookMs)}ms`);
+});
