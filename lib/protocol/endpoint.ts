@@ -33,7 +33,35 @@ export function formatHostPort(
   port: string | number | null | undefined,
 ): string {
   const h = host ?? "?";
-  return `${h.includes(":") ? `[${h}]` : h}:${port ?? "?"}`;
+  return `${h.includes(":") ? `[${canonicalIpv6(h)}]` : h}:${port ?? "?"}`;
+}
+
+const canonical = new Map<string, string>();
+
+/**
+ * An IPv6 address in its one canonical text form (RFC 5952: lower case, no
+ * leading zeros, the longest zero run as `::`), so that `fd00:0abe::2` from a
+ * flag and `fd00:abe::2` from Sentinel format the same and compare equal.
+ * Text that is not an IPv6 address (or has a zone, `%eth0`) is returned as
+ * it is; an IPv4-embedded one keeps its dotted form, in lower case.
+ */
+export function canonicalIpv6(address: string): string {
+  let known = canonical.get(address);
+  if (known === undefined && address.includes(".")) {
+    // IPv4-embedded (`::ffff:10.0.0.1`): kept in the dotted form Redis prints, in lower case.
+    known = address.toLowerCase();
+  }
+  if (known === undefined) {
+    try {
+      // The URL parser serialises an IPv6 host per RFC 5952.
+      const host = new URL(`http://[${address}]/`).hostname;
+      known = host.startsWith("[") && host.endsWith("]") ? host.slice(1, -1) : address;
+    } catch {
+      known = address;
+    }
+    if (canonical.size < 1024) canonical.set(address, known);
+  }
+  return known;
 }
 
 /** Parses a port number; returns an error message instead of throwing. */

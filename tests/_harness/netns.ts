@@ -38,7 +38,9 @@ export class TwoBoxNet implements AsyncDisposable {
   static async create(options: { ipv6?: boolean | undefined } = {}): Promise<TwoBoxNet> {
     const id = crypto.randomUUID().slice(0, 6);
     const subnet = options.ipv6 === true
-      ? `fd00:${id.slice(0, 4)}:`
+      // A leading zero on purpose: Sentinel reports the canonical form (fd00:abc::1), and the
+      // tools must treat both spellings as one address.
+      ? `fd00:0${id.slice(0, 3)}:`
       : `10.${100 + Math.floor(Math.random() * 100)}.${Math.floor(Math.random() * 250)}`;
     const [a, b] = options.ipv6 === true
       ? [`${subnet}:1`, `${subnet}:2`]
