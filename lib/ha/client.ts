@@ -12,9 +12,9 @@
  * durable writes it then acknowledges are confirmed with the sentinels
  * before they count (see `silence_guard.ts`). Every wait is bounded:
  * connects and handshakes by `connectTimeoutMs`, sentinel queries by
- * `sentinelTimeoutMs`, a hung primary
- * by the probe, the reconnect loop by `MN_REDIS_RECONNECT_ATTEMPTS`, each
- * operation by its `signal`/`timeoutMs`, and `close()` by one second.
+ * `sentinelTimeoutMs`, a hung primary by the probe, the reconnect loop by
+ * `MN_REDIS_RECONNECT_ATTEMPTS`, each operation by its `signal`/`timeoutMs`,
+ * and `close()` by one second.
  *
  * @module
  */
