@@ -697,14 +697,13 @@ export class RedisHaClient implements AsyncDisposable {
   async #establish(signal: AbortSignal): Promise<Session> {
     let endpoint: Endpoint;
     let configEpoch: number | undefined;
+    const asked = performance.now();
     if (this.#resolver !== undefined) {
-      const asked = performance.now();
       const decision = await this.#resolver.resolve({ signal });
       this.#lastDecision = decision;
       endpoint = decision.primary;
       configEpoch = decision.configEpoch;
-      this.#silence!.setDownAfter(decision.downAfterMs);
-      this.#silence!.named(formatEndpoint(endpoint), asked);
+      this.#silence?.setDownAfter(decision.downAfterMs);
       for (const stale of decision.stale) {
         const detail = {
           ...stale,
@@ -721,6 +720,7 @@ export class RedisHaClient implements AsyncDisposable {
       endpoint = this.config.url;
     }
     const address = formatEndpoint(endpoint);
+    this.#silence?.named(address, asked);
     return await openSession(endpoint, {
       connect: { ...this.#connectOptions(), signal },
       requireMaster: this.config.haMode === "sentinel",

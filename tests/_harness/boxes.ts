@@ -9,7 +9,7 @@ import { freePort } from "../../lib/ops/redis_process.ts";
 import { formatEndpoint } from "../../lib/protocol/endpoint.ts";
 import type { Secret } from "../../lib/common/secret.ts";
 import { tempDir, waitFor } from "./mod.ts";
-import { runProcess } from "./process.ts";
+import { daemonAlive, killDaemons } from "./process.ts";
 
 /** One box: its address, ports and data dir. */
 export interface Box {
@@ -178,21 +178,10 @@ export class Boxes implements AsyncDisposable {
       for (const entry of entries.filter((e) => e.name.endsWith(".pid"))) {
         const pid = Number((await Deno.readTextFile(`${box.dataDir}/${entry.name}`)).trim());
         if (!Number.isInteger(pid) || pid < 2) continue;
-        const alive = await runProcess("bash", ["-c", `kill -0 ${pid} 2>/dev/null`]);
-        if (alive.code !== 0) continue;
+        if (!(await daemonAlive(pid))) continue;
         // deno-lint-ignore no-console -- a leak the shutdown missed is worth a line in the log
         console.error(`Boxes: ${entry.name} (pid ${pid}) survived SHUTDOWN; killing it`);
-        await runProcess("bash", ["-c", `kill -9 ${pid}`]);
-        await waitFor(
-          async () =>
-            (await runProcess("bash", ["-c", `kill -0 ${pid} 2>/dev/null`])).code !== 0
-              ? { done: true, value: undefined }
-              : { done: false, observed: `pid ${pid} alive` },
-          {
-            what: `${entry.name} to exit`,
-            timeoutMs: 5000,
-          },
-        );
+        await killDaemons([pid]);
       }
     }
   }

@@ -1,5 +1,7 @@
 /** Running a command to completion and capturing its output, for CLI and script tests. */
 
+import { waitFor } from "../../lib/ops/wait.ts";
+
 /** What one subprocess printed and how it exited. */
 export interface ProcessRun {
   code: number;
@@ -37,6 +39,27 @@ export async function runProcess(
   } finally {
     clearTimeout(timer);
   }
+}
+
+/** True while process `pid` exists (a daemon is not our child: asked through the shell). */
+export async function daemonAlive(pid: number): Promise<boolean> {
+  return (await runProcess("bash", ["-c", `kill -0 ${pid} 2>/dev/null`])).code === 0;
+}
+
+/**
+ * Kills daemons (not our children, so through the shell, as the int
+ * permission set allows) with SIGKILL and waits until every one is gone.
+ */
+export async function killDaemons(pids: readonly number[], timeoutMs = 5000): Promise<void> {
+  const killed = await runProcess("bash", ["-c", `kill -KILL ${pids.join(" ")}`]);
+  if (killed.code !== 0) throw new Error(`kill -KILL ${pids.join(" ")}: ${killed.stderr}`);
+  await waitFor(async () => {
+    const alive: number[] = [];
+    for (const pid of pids) if (await daemonAlive(pid)) alive.push(pid);
+    return alive.length === 0
+      ? { done: true, value: undefined }
+      : { done: false, observed: `alive ${alive}` };
+  }, { what: `pids ${pids.join(", ")} to die`, timeoutMs, intervalMs: 50 });
 }
 
 /** The CLI from source, as operators run it (`deno run -P=cli main.ts`), as argv. */

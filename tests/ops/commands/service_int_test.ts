@@ -9,7 +9,7 @@ import { assert, assertEquals } from "../../_harness/assert.ts";
 import { Boxes, mnCli } from "../../_harness/boxes.ts";
 import { cli } from "../../_harness/cli.ts";
 import { tempDir, waitFor } from "../../_harness/mod.ts";
-import { runProcess, spawnCollecting } from "../../_harness/process.ts";
+import { killDaemons, runProcess, spawnCollecting } from "../../_harness/process.ts";
 import { parseInfo } from "../../../lib/protocol/info.ts";
 import { replyToMap, replyToNumber, replyToString } from "../../../lib/protocol/resp.ts";
 import { Secret } from "../../../lib/common/secret.ts";
@@ -166,20 +166,9 @@ Deno.test("service install --dry-run writes units that verify and that bring a b
       const pidFile = units.get(kind)!.get("PIDFile")![0]!;
       pids.push(Number((await Deno.readTextFile(pidFile)).trim()));
     }
-    // Daemons are not our children: kill them through the shell (the int permission set).
-    const killed = await runProcess("bash", ["-c", `kill -KILL ${pids.join(" ")}`]);
-    assertEquals(killed.code, 0, killed.stderr);
+    await killDaemons(pids);
     nodeProcess.kill("SIGKILL");
     await nodeProcess.done;
-    await waitFor(async () => {
-      const alive: number[] = [];
-      for (const pid of pids) {
-        if ((await runProcess("bash", ["-c", `kill -0 ${pid}`])).code === 0) alive.push(pid);
-      }
-      return alive.length === 0
-        ? { done: true, value: undefined }
-        : { done: false, observed: `alive ${alive}` };
-    }, { what: "the box's daemons to die", timeoutMs: 5000, intervalMs: 50 });
 
     // Start the units' commands in their order: Redis, Sentinel (both fork), then the node.
     for (const kind of ["redis", "sentinel"]) {
