@@ -33,6 +33,7 @@ export { DIAGNOSTICS_CHANNELS } from "./lib/ha/metrics.ts";
 // Typed errors.
 export {
   AbortedError,
+  AclDeniedError,
   AlreadyExistsError,
   AuthError,
   ConfigError,
@@ -46,6 +47,7 @@ export {
   MasterUnknownError,
   NoSentinelReachableError,
   NotFoundError,
+  NotPermittedError,
   NotPrimaryError,
   OutcomeUnknownError,
   RedisHaError,

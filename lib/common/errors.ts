@@ -31,7 +31,9 @@ export type RedisHaErrorCode =
   | "CORRUPT"
   | "KEY_TYPE"
   | "ABORTED"
-  | "NOT_PRIMARY";
+  | "NOT_PRIMARY"
+  | "NOT_PERMITTED"
+  | "ACL_DENIED";
 
 /** Base class of every error this library throws on purpose. */
 export class RedisHaError extends Error {
@@ -111,8 +113,8 @@ export class ConnectionError extends RedisHaError {
 
 /** An error reply from Redis, e.g. `READONLY …` or `WRONGTYPE …`. */
 export class ReplyError extends RedisHaError {
-  /** Error class name. */
-  override readonly name = "ReplyError";
+  /** Error class name (`AclDeniedError` for the `NOPERM` subclass). */
+  override readonly name: string = "ReplyError";
   /** The first word of the reply, e.g. `READONLY`, `ERR`, `WRONGTYPE`. */
   readonly prefix: string;
   /** The full error text as Redis sent it. */
@@ -127,7 +129,7 @@ export class ReplyError extends RedisHaError {
   }
 }
 
-/** Authentication was refused (`WRONGPASS`, `NOAUTH`, `NOPERM` on AUTH). Never retried. */
+/** Authentication was refused (`WRONGPASS`, `NOAUTH`). Never retried. */
 export class AuthError extends RedisHaError {
   /** Error class name. */
   override readonly name = "AuthError";
@@ -138,6 +140,89 @@ export class AuthError extends RedisHaError {
   constructor(message: string, init: { endpoint: string; cause?: unknown | undefined }) {
     super("AUTH", message, { cause: init.cause });
     this.endpoint = init.endpoint;
+  }
+}
+
+/**
+ * An ACL user was refused a command (`NOPERM`): the user may not run it, or
+ * not on that key or channel. The login itself worked, so this is not an
+ * {@link AuthError}. Never retried: the ACL must allow it, or another user
+ * must run it. Still a {@link ReplyError} (`prefix` is `NOPERM`).
+ */
+export class AclDeniedError extends ReplyError {
+  /** Error class name. */
+  override readonly name = "AclDeniedError";
+  /** Stable code. */
+  override readonly code: RedisHaErrorCode = "ACL_DENIED";
+  /** The node that refused, without credentials. */
+  readonly endpoint: string;
+  /** The refused command's name, upper case (e.g. `FLUSHALL`, `EVALSHA`). */
+  readonly command: string;
+  /** The ACL user, when one was configured (otherwise the `default` user). */
+  readonly user: string | undefined;
+
+  /**
+   * Creates the error from the `NOPERM` reply and what was sent. `subject`
+   * names what the command touched (its first argument, e.g. a key), when
+   * it has one.
+   */
+  constructor(
+    reply: string,
+    init: {
+      endpoint: string;
+      command: string;
+      subject?: string | undefined;
+      user?: string | undefined;
+    },
+  ) {
+    super(reply);
+    this.endpoint = init.endpoint;
+    this.command = init.command;
+    this.user = init.user;
+    const who = init.user === undefined ? "the default user" : `user "${init.user}"`;
+    const what = init.subject === undefined ? init.command : `${init.command} ${init.subject}`;
+    const keyDenied = /\bkeys?\b/i.test(reply);
+    const channelDenied = /\bchannels?\b/i.test(reply);
+    this.message = `Permission denied: ${init.endpoint} refused ${what} for ${who} (${reply}); ` +
+      (keyDenied
+        ? "the user's ACL does not cover that key: a runtime user (join --acl) may use only keys " +
+          "under its MN_REDIS_NAMESPACE, so check MN_REDIS_NAMESPACE"
+        : channelDenied
+        ? "the user's ACL does not cover that channel"
+        : `the user's ACL does not allow ${init.command}: run it as a user that may (e.g. the ` +
+          "administrator), or grant it in the ACL") +
+      "; the login itself worked (this is not a password problem)";
+  }
+}
+
+/**
+ * The process may not open a connection it needs: Deno's `--allow-net` (or
+ * a compiled binary's baked-in permissions) does not include the address.
+ * Typical after a failover, when the new primary is a node the permission
+ * list left out. Never retried: the permissions must change.
+ */
+export class NotPermittedError extends RedisHaError {
+  /** Error class name. */
+  override readonly name = "NotPermittedError";
+  /** The address that was refused, `host:port`. */
+  readonly endpoint: string;
+  /** The Deno flag that would allow it, e.g. `--allow-net=10.0.0.3:6379`. */
+  readonly flag: string;
+
+  /** Creates the error; `role` says what the address is (e.g. "the primary the sentinels name"). */
+  constructor(endpoint: string, init: { role?: string | undefined; cause?: unknown } = {}) {
+    const flag = `--allow-net=${endpoint}`;
+    super(
+      "NOT_PERMITTED",
+      `Not permitted to connect to ${endpoint}${
+        init.role === undefined ? "" : ` (${init.role})`
+      }: this process's network permission does not include it; grant it (${flag}, added to ` +
+        "the list) — grant every Redis node that can become primary and every sentinel, not only " +
+        "today's primary",
+      { cause: init.cause },
+    );
+    this.endpoint = endpoint;
+    this.flag = flag;
   }
 }
 

@@ -29,6 +29,7 @@ import {
   AbortedError,
   AuthError,
   ConnectionError,
+  NotPermittedError,
   NotPrimaryError,
   OutcomeUnknownError,
   ReplyError,
@@ -236,6 +237,8 @@ export class RedisHaClient implements AsyncDisposable {
   /** The latest `+switch-master` target, and how many switches were seen. */
   #switchTarget: string | undefined;
   #switches = 0;
+  /** The primary last found outside the network permission (reported once). */
+  #unpermitted: string | undefined;
 
   private constructor(config: Config, options: ClientOptions) {
     this.config = config;
@@ -721,13 +724,45 @@ export class RedisHaClient implements AsyncDisposable {
     }
     const address = formatEndpoint(endpoint);
     this.#silence?.named(address, asked);
-    return await openSession(endpoint, {
-      connect: { ...this.#connectOptions(), signal },
-      requireMaster: this.config.haMode === "sentinel",
-      configEpoch,
-      wait: { replicas: this.config.waitReplicas, timeoutMs: this.config.waitTimeoutMs },
-      onRead: this.#silence === undefined ? undefined : () => this.#silence!.heard(address),
-    });
+    try {
+      return await openSession(endpoint, {
+        connect: { ...this.#connectOptions(), signal },
+        requireMaster: this.config.haMode === "sentinel",
+        configEpoch,
+        wait: { replicas: this.config.waitReplicas, timeoutMs: this.config.waitTimeoutMs },
+        onRead: this.#silence === undefined ? undefined : () => this.#silence!.heard(address),
+      });
+    } catch (error) {
+      if (error instanceof NotPermittedError) {
+        throw this.#notPermitted(address, configEpoch, error);
+      }
+      throw error;
+    }
+  }
+
+  /**
+   * The primary the sentinels name is outside this process's network
+   * permission. The failover still happened, so it is reported once (the
+   * `failover` event and one warning); every command then fails at once with
+   * a {@link NotPermittedError} that names the address and the flag.
+   */
+  #notPermitted(
+    address: string,
+    configEpoch: number | undefined,
+    error: NotPermittedError,
+  ): NotPermittedError {
+    const role = this.#resolver === undefined ? "MN_REDIS_URL" : "the primary the sentinels name";
+    const typed = new NotPermittedError(address, { role, cause: error.cause });
+    if (this.#unpermitted === address) return typed;
+    this.#unpermitted = address;
+    const previous = this.#lastPrimary?.address;
+    if (previous !== undefined && previous !== address) {
+      const detail = { from: previous, to: address, configEpoch };
+      this.#metrics.failover(this.#retiredBy, { ...detail, replid: "" });
+      this.#emitter.emit("failover", detail);
+    }
+    logger.error("{message}", { message: typed.message });
+    return typed;
   }
 
   /** Puts a confirmed session in service and reports the reconnect or failover once. */
@@ -738,6 +773,7 @@ export class RedisHaClient implements AsyncDisposable {
     const address = session.primary.address;
     const configEpoch = session.primary.configEpoch;
     this.#session = session;
+    this.#unpermitted = undefined;
     this.#lastPrimary = session.primary;
     const retried = this.#retried;
     this.#retried = 0;

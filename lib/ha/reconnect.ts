@@ -21,8 +21,12 @@ export const RETRYABLE_REPLY_PREFIXES: ReadonlySet<string> = new Set([
   "NOREPLICAS",
 ]);
 
-/** Reply prefixes that mean the credentials are wrong or missing. */
-export const AUTH_REPLY_PREFIXES: ReadonlySet<string> = new Set(["WRONGPASS", "NOAUTH", "NOPERM"]);
+/**
+ * Reply prefixes that mean the credentials are wrong or missing. (`NOPERM` is
+ * not one: the login worked and the ACL refused a command, an
+ * `AclDeniedError`.)
+ */
+export const AUTH_REPLY_PREFIXES: ReadonlySet<string> = new Set(["WRONGPASS", "NOAUTH"]);
 
 /** What to do about a failed command. */
 export type FailureAction =

@@ -10,7 +10,13 @@
 import { abortable } from "../common/_abortable.ts";
 import { RedisConnection } from "../protocol/connection.ts";
 import { type Endpoint, formatEndpoint } from "../protocol/endpoint.ts";
-import { AuthError, ReplyError, TlsError } from "../common/errors.ts";
+import {
+  AclDeniedError,
+  AuthError,
+  NotPermittedError,
+  ReplyError,
+  TlsError,
+} from "../common/errors.ts";
 import {
   decideMaster,
   hasEnoughAnswers,
@@ -192,7 +198,24 @@ export class SentinelResolver implements AsyncDisposable {
       if (error instanceof ReplyError && /No such master/i.test(error.reply)) {
         return { sentinel: name, kind: "unknown-master" };
       }
-      if (error instanceof ReplyError && /^(WRONGPASS|NOAUTH|NOPERM)$/.test(error.prefix)) {
+      if (error instanceof AclDeniedError) {
+        return {
+          sentinel: name,
+          kind: "error",
+          error: `permission denied (${error.reply}); the sentinel's ACL user ` +
+            "(MN_REDIS_SENTINEL_USERNAME) must be allowed the SENTINEL commands",
+          permanent: true,
+        };
+      }
+      if (error instanceof NotPermittedError) {
+        return {
+          sentinel: name,
+          kind: "error",
+          error: `not permitted by this process's network permission; grant ${error.flag}`,
+          permanent: true,
+        };
+      }
+      if (error instanceof ReplyError && /^(WRONGPASS|NOAUTH)$/.test(error.prefix)) {
         return {
           sentinel: name,
           kind: "error",

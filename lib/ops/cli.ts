@@ -10,24 +10,23 @@
  * @module
  */
 
-import { parseArgs } from "node:util";
-import type { CliIo, CommandSpec, FlagSpec } from "./commands/_spec.ts";
+import {
+  type CliIo,
+  commandEnv,
+  type CommandSpec,
+  connectionFlags,
+  type FlagSpec,
+  parseCommandFlags,
+  relabelConfigError,
+} from "./commands/_spec.ts";
 import { COMMANDS } from "./commands/table.ts";
-import { CONFIG_VARIABLES, flagForVariable, parseConfig } from "../ha/config.ts";
+import { parseConfig } from "../ha/config.ts";
 import { ConfigError, RedisHaError, UsageError } from "../common/errors.ts";
 import { quoteValue } from "../common/_quote.ts";
 import { VERSION } from "../common/version.ts";
 import type { LogFormat } from "../common/log.ts";
 
 export type { CliIo } from "./commands/_spec.ts";
-
-const SECRET_VARIABLES = new Set(["MN_REDIS_PASSWORD", "MN_REDIS_SENTINEL_PASSWORD"]);
-/** Connection flags: every variable except the secrets. */
-const CONFIG_FLAGS = new Map(
-  CONFIG_VARIABLES.filter((v) => !SECRET_VARIABLES.has(v)).map((
-    v,
-  ) => [flagForVariable(v).slice(2), v]),
-);
 
 /** Help lines of the connection flags, by flag name. */
 const CONFIG_HELP_LINES: readonly (readonly [string, string])[] = [
@@ -56,7 +55,6 @@ const CONFIG_HELP_LINES: readonly (readonly [string, string])[] = [
   ["namespace", "  --namespace NAME                 MN_REDIS_NAMESPACE (default mirror_neuron)"],
 ];
 
-/** The connection flags a command takes: all but those its own flags replace. */
 /** `io` whose every stdout and stderr line is also appended to `file`. */
 function teeTo(io: CliIo, file: Deno.FsFile): CliIo {
   const encoder = new TextEncoder();
@@ -76,38 +74,6 @@ function teeTo(io: CliIo, file: Deno.FsFile): CliIo {
       append(text);
     },
   };
-}
-
-/**
- * Parses `args` as `command`'s flags (strict: unknown flags and positionals
- * are refused; empty values too). Throws {@link UsageError} or `parseArgs`'s
- * error for a user mistake.
- */
-export function parseCommandFlags(
-  command: CommandSpec,
-  args: readonly string[],
-): Record<string, string | boolean | undefined> {
-  const options: Record<string, { type: "boolean" | "string" }> = {
-    help: { type: "boolean" },
-    version: { type: "boolean" },
-    "log-format": { type: "string" },
-  };
-  for (const [flag, spec] of Object.entries(command.flags)) options[flag] = { type: spec.type };
-  for (const flag of connectionFlags(command)) options[flag] ??= { type: "string" };
-  const values = parseArgs({ args: [...args], options, strict: true, allowPositionals: false })
-    .values;
-  const empty = Object.entries(values).find(([, v]) => v === "");
-  if (empty !== undefined) {
-    throw new UsageError(`--${empty[0]} is empty; give it a value or leave the flag out`);
-  }
-  return values;
-}
-
-function connectionFlags(command: CommandSpec): string[] {
-  if (!command.connection) return [];
-  return [...CONFIG_FLAGS.keys()].filter((flag) =>
-    !(flag in command.flags) && !(command.replacesConnectionFlags ?? []).includes(flag)
-  );
 }
 
 function configHelp(command: CommandSpec): string {
@@ -312,11 +278,7 @@ export async function runCli(
     }
     io = teeTo(io, logFile);
   }
-  const getEnv = (variable: string): string | undefined => {
-    const flag = flagForVariable(variable).slice(2);
-    const value = connectionFlags(command).includes(flag) ? values[flag] : undefined;
-    return typeof value === "string" ? value : io.getEnv(variable);
-  };
+  const getEnv = commandEnv(command, values, io.getEnv);
   // Loaded only to run a command: help and usage errors start without the logging library.
   const { configureCliLogging, resetLogging } = await import("../common/log.ts");
   await configureCliLogging({
@@ -362,13 +324,7 @@ export async function runCli(
     }
     if (error instanceof ConfigError) {
       // Name the flag when the bad value came from one.
-      const relabelled = new ConfigError(error.issues.map((issue) => {
-        const flag = flagForVariable(issue.variable);
-        return connectionFlags(command).includes(flag.slice(2)) &&
-            typeof values[flag.slice(2)] === "string"
-          ? { ...issue, variable: `${flag} (${issue.variable})` }
-          : issue;
-      }));
+      const relabelled = relabelConfigError(error, command, values);
       return fail(relabelled.code, relabelled.message, 2);
     }
     if (error instanceof UsageError) {

@@ -12,15 +12,17 @@
 
 import {
   AbortedError,
+  AclDeniedError,
   AuthError,
   ConfigError,
   ConnectionError,
+  NotPermittedError,
   type RedisHaError,
   ReplyError,
   TlsError,
 } from "../common/errors.ts";
 import { abortable } from "../common/_abortable.ts";
-import { formatMs } from "../common/_quote.ts";
+import { formatMs, quoteValue } from "../common/_quote.ts";
 import { type Endpoint, formatEndpoint } from "./endpoint.ts";
 import {
   bulkToStrings,
@@ -111,6 +113,8 @@ export class RedisConnection implements AsyncDisposable {
   #batchesWritten = 0;
   #flushHook: ((batch: readonly (readonly RespArg[])[]) => void) | undefined;
   #readHook: (() => void) | undefined;
+  /** The ACL user it logged in as, for `NOPERM` messages. */
+  #username: string | undefined;
 
   private constructor(endpoint: Endpoint, conn: Deno.Conn) {
     this.endpoint = endpoint;
@@ -199,6 +203,7 @@ export class RedisConnection implements AsyncDisposable {
       (conn as Deno.TcpConn).setNoDelay(true);
     }
     const connection = new RedisConnection(endpoint, conn);
+    connection.#username = options.username;
     try {
       const steps: Promise<RespReply>[] = [];
       const step = (args: RespArg[]): Promise<RespReply> =>
@@ -524,9 +529,25 @@ export class RedisConnection implements AsyncDisposable {
       return;
     }
     this.#settle(pending);
-    if (reply instanceof ReplyError) pending.reject(reply);
+    if (reply instanceof ReplyError) pending.reject(this.#replyError(reply, pending.args));
     else pending.resolve(pending.strings ? bulkToStrings(reply) : reply);
     this.#notifyIdle();
+  }
+
+  /** A `NOPERM` reply becomes an {@link AclDeniedError} naming the command; others stay as they are. */
+  #replyError(reply: ReplyError, args: readonly RespArg[]): ReplyError {
+    if (reply.prefix !== "NOPERM") return reply;
+    const name = typeof args[0] === "string" ? args[0].toUpperCase() : "COMMAND";
+    // A script's keys follow its SHA (or source) and key count; any other command's subject is
+    // its first argument (a key, a channel, a subcommand). Values are never shown.
+    const scripted = name === "EVALSHA" || name === "EVAL" || name === "FCALL";
+    const first = scripted && Number(args[2]) > 0 ? args[3] : scripted ? undefined : args[1];
+    return new AclDeniedError(reply.reply, {
+      endpoint: formatEndpoint(this.endpoint),
+      command: name,
+      subject: typeof first === "string" ? quoteValue(first) : undefined,
+      user: this.#username,
+    });
   }
 
   #wrap(error: unknown): ConnectionError | TlsError {
@@ -626,7 +647,10 @@ async function withDeadline(
     return await Promise.race([
       connecting.catch((error) => {
         // A permission refusal is the operator's setting, not a network fault: never retried.
-        if (error instanceof Deno.errors.NotCapable || error instanceof TlsError) throw error;
+        if (error instanceof Deno.errors.NotCapable) {
+          throw new NotPermittedError(where, { cause: error });
+        }
+        if (error instanceof TlsError) throw error;
         const reason = error instanceof Error ? error.message : String(error);
         throw new ConnectionError(`Cannot connect to ${where}: ${reason}`, {
           endpoint: where,

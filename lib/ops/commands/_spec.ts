@@ -1,8 +1,9 @@
 /** The shape of a CLI subcommand and helpers to read its flags. */
 
-import type { Config } from "../../ha/config.ts";
+import { parseArgs } from "node:util";
+import { type Config, CONFIG_VARIABLES, flagForVariable } from "../../ha/config.ts";
 import { type Endpoint, parseEndpoint } from "../../protocol/endpoint.ts";
-import { UsageError } from "../../common/errors.ts";
+import { ConfigError, UsageError } from "../../common/errors.ts";
 import { quoteValue } from "../../common/_quote.ts";
 
 /** Where the CLI writes and what it reads. */
@@ -157,4 +158,81 @@ export function choiceFlag<T extends string>(
     );
   }
   return value as T;
+}
+
+const SECRET_VARIABLES = new Set(["MN_REDIS_PASSWORD", "MN_REDIS_SENTINEL_PASSWORD"]);
+/** Connection flags: every variable except the secrets, by flag name. */
+const CONFIG_FLAGS = new Map(
+  CONFIG_VARIABLES.filter((v) => !SECRET_VARIABLES.has(v)).map((v) => [
+    flagForVariable(v).slice(2),
+    v,
+  ]),
+);
+
+/** The connection flags a command takes: all but those its own flags replace. */
+export function connectionFlags(command: CommandSpec): string[] {
+  if (!command.connection) return [];
+  return [...CONFIG_FLAGS.keys()].filter((flag) =>
+    !(flag in command.flags) && !(command.replacesConnectionFlags ?? []).includes(flag)
+  );
+}
+
+/**
+ * Parses `args` as `command`'s flags (strict: unknown flags and positionals
+ * are refused; empty values too). Throws {@link UsageError} or `parseArgs`'s
+ * error for a user mistake.
+ */
+export function parseCommandFlags(
+  command: CommandSpec,
+  args: readonly string[],
+): Record<string, string | boolean | undefined> {
+  const options: Record<string, { type: "boolean" | "string" }> = {
+    help: { type: "boolean" },
+    version: { type: "boolean" },
+    "log-format": { type: "string" },
+  };
+  for (const [flag, spec] of Object.entries(command.flags)) options[flag] = { type: spec.type };
+  for (const flag of connectionFlags(command)) options[flag] ??= { type: "string" };
+  const values = parseArgs({ args: [...args], options, strict: true, allowPositionals: false })
+    .values;
+  const empty = Object.entries(values).find(([, v]) => v === "");
+  if (empty !== undefined) {
+    throw new UsageError(`--${empty[0]} is empty; give it a value or leave the flag out`);
+  }
+  return values;
+}
+
+/**
+ * The environment `command` runs with: each `MN_REDIS_*` variable, unless a
+ * connection flag of the command overrides it.
+ */
+export function commandEnv(
+  command: CommandSpec,
+  flags: CommandContext["flags"],
+  getEnv: (name: string) => string | undefined,
+): (name: string) => string | undefined {
+  const taken = new Set(connectionFlags(command));
+  return (variable) => {
+    const flag = flagForVariable(variable).slice(2);
+    const value = taken.has(flag) ? flags[flag] : undefined;
+    return typeof value === "string" ? value : getEnv(variable);
+  };
+}
+
+/**
+ * `error` with each problem that came from one of the command's connection
+ * flags named by that flag first: `--wait-timeout-ms (MN_REDIS_WAIT_TIMEOUT_MS)`.
+ */
+export function relabelConfigError(
+  error: ConfigError,
+  command: CommandSpec,
+  flags: CommandContext["flags"],
+): ConfigError {
+  const taken = new Set(connectionFlags(command));
+  return new ConfigError(error.issues.map((issue) => {
+    const flag = flagForVariable(issue.variable).slice(2);
+    return taken.has(flag) && typeof flags[flag] === "string"
+      ? { ...issue, variable: `--${flag} (${issue.variable})` }
+      : issue;
+  }));
 }

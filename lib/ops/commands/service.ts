@@ -147,6 +147,9 @@ export async function renderUnits(
           "Type=forking",
           `PIDFile=${redis.pidFile}`,
           `ExecStart=/usr/bin/redis-server ${systemdQuote(redisConf)}`,
+          // Redis rewrites its config (CONFIG REWRITE, failovers) with mode 0644 & ~umask: keep
+          // the passwords in it private.
+          "UMask=0077",
           "Restart=on-failure",
           "RestartSec=2s",
           "LimitNOFILE=65536",
@@ -166,6 +169,8 @@ export async function renderUnits(
           "Type=forking",
           `PIDFile=${sentinel.pidFile}`,
           `ExecStart=/usr/bin/redis-sentinel ${systemdQuote(sentinelConf)}`,
+          // Sentinel rewrites its config on every failover: keep its auth-pass private.
+          "UMask=0077",
           "Restart=on-failure",
           "RestartSec=2s",
         ],
@@ -235,30 +240,72 @@ export async function installService(options: ServiceOptions): Promise<ServiceRe
     if (await Deno.stat(runtime).then(() => true, () => false)) environmentFiles.push(runtime);
   }
   const units = await renderUnits(options, environmentFiles);
-  await Deno.mkdir(options.unitDir, { recursive: true });
-  if (environmentFile !== undefined) {
-    await Deno.writeTextFile(environmentFile, environmentFileText(options.environment), {
-      mode: 0o600,
-    });
-    await Deno.chmod(environmentFile, 0o600);
-    options.report(`service: wrote ${environmentFile} (mode 0600)`);
-  }
-  const paths: string[] = [];
-  for (const unit of units) {
-    const path = `${options.unitDir}/${unit.name}`;
-    await Deno.writeTextFile(path, unit.text, { mode: 0o644 });
-    paths.push(path);
-    options.report(`service: wrote ${path}`);
-  }
-  if (options.dryRun) return { units: paths, environmentFile, enabled: false };
   const root = options.root === undefined ? [] : [`--root=${options.root}`];
-  if (options.root === undefined) await options.systemctl(["daemon-reload"]);
-  await options.systemctl([...root, "enable", ...units.map((u) => u.name)]);
-  options.report(
-    `service: enabled ${units.map((u) => u.name).join(", ")}; they start at boot, and ` +
-      `"systemctl start ${names.redis}" etc. hands a stopped daemon to systemd now`,
-  );
-  return { units: paths, environmentFile, enabled: true };
+  // Ask systemd first: on a host without it nothing is written (an image root needs no systemd).
+  if (!options.dryRun && options.root === undefined) {
+    await options.systemctl(["show", "--property=Version"]).catch((error) => {
+      throw new RedisHaError(
+        "CONFIG",
+        `systemd does not run on this host, so no unit was written (${
+          error instanceof Error ? error.message : String(error)
+        }); use --dry-run --unit-dir DIR to write the unit files only, or --root DIR for an image`,
+        { cause: error },
+      );
+    });
+  }
+  const written = new FileUndo();
+  try {
+    if (environmentFile !== undefined) {
+      await written.write(environmentFile, environmentFileText(options.environment), 0o600);
+      options.report(`service: wrote ${environmentFile} (mode 0600)`);
+    }
+    await Deno.mkdir(options.unitDir, { recursive: true });
+    const paths: string[] = [];
+    for (const unit of units) {
+      const path = `${options.unitDir}/${unit.name}`;
+      await written.write(path, unit.text, 0o644);
+      paths.push(path);
+      options.report(`service: wrote ${path}`);
+    }
+    if (options.dryRun) return { units: paths, environmentFile, enabled: false };
+    if (options.root === undefined) await options.systemctl(["daemon-reload"]);
+    await options.systemctl([...root, "enable", ...units.map((u) => u.name)]);
+    options.report(
+      `service: enabled ${units.map((u) => u.name).join(", ")}; they start at boot, and ` +
+        `"systemctl start ${names.redis}" etc. hands a stopped daemon to systemd now`,
+    );
+    return { units: paths, environmentFile, enabled: true };
+  } catch (error) {
+    // Nothing half-installed: every file written is removed, every file replaced restored.
+    await written.undo();
+    options.report("service: install failed; the files it wrote were removed or restored");
+    throw error;
+  }
+}
+
+/** Files written so far, and how to put each back as it was. */
+class FileUndo {
+  readonly #before: { path: string; text: string | undefined; mode: number | null }[] = [];
+
+  /** Writes `text` to `path` with `mode`, remembering what was there. */
+  async write(path: string, text: string, mode: number): Promise<void> {
+    const old = await Deno.readTextFile(path).catch(() => undefined);
+    const oldMode = old === undefined ? null : (await Deno.stat(path)).mode;
+    this.#before.push({ path, text: old, mode: oldMode });
+    await Deno.writeTextFile(path, text, { mode });
+    await Deno.chmod(path, mode);
+  }
+
+  /** Removes the files that were new and restores the ones that were replaced. */
+  async undo(): Promise<void> {
+    for (const { path, text, mode } of this.#before.reverse()) {
+      if (text === undefined) await Deno.remove(path).catch(() => {});
+      else {
+        await Deno.writeTextFile(path, text).catch(() => {});
+        if (mode !== null) await Deno.chmod(path, mode & 0o7777).catch(() => {});
+      }
+    }
+  }
 }
 
 /** Disables and removes the box's units and the node's environment file. */

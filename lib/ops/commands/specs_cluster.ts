@@ -1,6 +1,8 @@
 /** CLI specs of the cluster commands: join, leave, node start. */
 
 import { listenFlag } from "./specs_serve.ts";
+import type { Config } from "../../ha/config.ts";
+import type { NodeStartOptions } from "./node.ts";
 import { UsageError } from "../../common/errors.ts";
 import {
   choiceFlag,
@@ -195,56 +197,62 @@ const NODE_START: CommandSpec = {
   // The documented flags (--redis-ha-mode, --redis-sentinels, --redis-wait-replicas) stand in for
   // these: one flag per concept.
   replacesConnectionFlags: ["ha-mode", "sentinels", "wait-replicas"],
-  run: async (context) => {
-    const { flags, config, io, signal } = context;
-    const box1Ip = hostFlag(flags, "box1-ip");
-    const box2Ip = hostFlag(flags, "box2-ip");
-    const box = choiceFlag(flags, "box", ["1", "2"], "1");
-    if (flags.box === undefined) throw new UsageError("--box is required; expected 1 or 2");
-    const haMode = choiceFlag(flags, "redis-ha-mode", ["single", "sentinel"], config.haMode);
-    const sentinelPort = intFlag(flags, "sentinel-port", 26379, 1, 65535);
-    const sentinels = flags["redis-sentinels"] === undefined
-      ? (config.sentinels.length > 0
-        ? [...config.sentinels]
-        : [box1Ip, box2Ip].map((host) => ({ host, port: sentinelPort })))
-      : endpointsFlag(flags, "redis-sentinels");
-    const sentinelMaster = typeof flags["sentinel-master"] === "string"
-      ? flags["sentinel-master"]
-      : config.sentinelMaster ?? "mirror-neuron";
+  run: async ({ flags, config, io, signal }) => {
+    const options = nodeStartOptions(flags, config);
     const { runNode } = await import("./node.ts");
-    await runNode(
-      {
-        box1Ip,
-        box2Ip,
-        box: Number(box) as 1 | 2,
-        haMode,
-        sentinels,
-        sentinelMaster,
-        waitReplicas: intFlag(flags, "redis-wait-replicas", config.waitReplicas, 0, 64),
-        skipRedisHa: flags["skip-redis-ha"] === true,
-        nodeId: typeof flags["node-id"] === "string" ? flags["node-id"] : `box${box}`,
-        redisPort: intFlag(flags, "redis-port", 6379, 1, 65535),
-        sentinelPort,
-        quorum: intFlag(
-          flags,
-          "quorum",
-          sentinels.length <= 2 ? 1 : Math.floor(sentinels.length / 2) + 1,
-          1,
-          64,
-        ),
-        dataDir: typeof flags["data-dir"] === "string" ? flags["data-dir"] : DEFAULT_DATA_DIR,
-        heartbeatTtlMs: intFlag(flags, "heartbeat-ttl-ms", 15_000, 300, 3_600_000),
-        leaseTtlMs: intFlag(flags, "lease-ttl-ms", 10_000, 300, 3_600_000),
-        metricsListen: await listenFlag(flags, "metrics-listen", undefined),
-      },
-      config,
-      (line) => io.stdout(line),
-      (line) => io.stderr(line),
-      signal,
-    );
+    await runNode(options, config, (line) => io.stdout(line), (line) => io.stderr(line), signal);
     return 0;
   },
 };
+
+/**
+ * `node start`'s options from its flags, with every check `node start`
+ * makes (so `service install` refuses at install time the flags a unit
+ * would fail on at boot). Throws {@link UsageError} naming the flag.
+ */
+export function nodeStartOptions(
+  flags: CommandContext["flags"],
+  config: Config,
+): NodeStartOptions {
+  const box1Ip = hostFlag(flags, "box1-ip");
+  const box2Ip = hostFlag(flags, "box2-ip");
+  if (flags.box === undefined) throw new UsageError("--box is required; expected 1 or 2");
+  const box = choiceFlag(flags, "box", ["1", "2"], "1");
+  const haMode = choiceFlag(flags, "redis-ha-mode", ["single", "sentinel"], config.haMode);
+  const sentinelPort = intFlag(flags, "sentinel-port", 26379, 1, 65535);
+  const sentinels = flags["redis-sentinels"] === undefined
+    ? (config.sentinels.length > 0
+      ? [...config.sentinels]
+      : [box1Ip, box2Ip].map((host) => ({ host, port: sentinelPort })))
+    : endpointsFlag(flags, "redis-sentinels");
+  const sentinelMaster = typeof flags["sentinel-master"] === "string"
+    ? flags["sentinel-master"]
+    : config.sentinelMaster ?? "mirror-neuron";
+  return {
+    box1Ip,
+    box2Ip,
+    box: Number(box) as 1 | 2,
+    haMode,
+    sentinels,
+    sentinelMaster,
+    waitReplicas: intFlag(flags, "redis-wait-replicas", config.waitReplicas, 0, 64),
+    skipRedisHa: flags["skip-redis-ha"] === true,
+    nodeId: typeof flags["node-id"] === "string" ? flags["node-id"] : `box${box}`,
+    redisPort: intFlag(flags, "redis-port", 6379, 1, 65535),
+    sentinelPort,
+    quorum: intFlag(
+      flags,
+      "quorum",
+      sentinels.length <= 2 ? 1 : Math.floor(sentinels.length / 2) + 1,
+      1,
+      64,
+    ),
+    dataDir: typeof flags["data-dir"] === "string" ? flags["data-dir"] : DEFAULT_DATA_DIR,
+    heartbeatTtlMs: intFlag(flags, "heartbeat-ttl-ms", 15_000, 300, 3_600_000),
+    leaseTtlMs: intFlag(flags, "lease-ttl-ms", 10_000, 300, 3_600_000),
+    metricsListen: listenFlag(flags, "metrics-listen", undefined),
+  };
+}
 
 /** `join` and `leave`. */
 export const MEMBERSHIP_COMMANDS: readonly CommandSpec[] = [

@@ -2,22 +2,21 @@
 
 import type { CommandContext, CommandSpec } from "./_spec.ts";
 import { endpointsFlag, hostFlag, intFlag, requiredFlag } from "./_spec.ts";
-import type { Endpoint } from "../../protocol/endpoint.ts";
+import { type Endpoint, parseEndpoint } from "../../protocol/endpoint.ts";
+import { UsageError } from "../../common/errors.ts";
 
 /** Default `--listen`: loopback only, unless told otherwise. */
 export const DEFAULT_LISTEN = "127.0.0.1:9121";
 
 /** Reads `--listen HOST:PORT` (IPv6 as `[addr]:port`). */
-export async function listenFlag(
+export function listenFlag(
   flags: CommandContext["flags"],
   name: string,
   fallback: string | undefined,
-): Promise<Endpoint | undefined> {
+): Endpoint | undefined {
   const value = flags[name];
   const text = typeof value === "string" ? value : fallback;
   if (text === undefined) return undefined;
-  const { parseEndpoint } = await import("../../protocol/endpoint.ts");
-  const { UsageError } = await import("../../common/errors.ts");
   const endpoint = parseEndpoint(text);
   if (typeof endpoint === "string") {
     throw new UsageError(`--${name}: ${endpoint}; expected HOST:PORT, e.g. ${DEFAULT_LISTEN}`);
@@ -75,7 +74,7 @@ export const SERVE: CommandSpec = {
       sentinelMaster: masterName,
     });
     await serve({
-      listen: (await listenFlag(flags, "listen", DEFAULT_LISTEN))!,
+      listen: listenFlag(flags, "listen", DEFAULT_LISTEN)!,
       redis: {
         host: hostFlag(flags, "self-host"),
         port: intFlag(flags, "redis-port", 6379, 1, 65535),

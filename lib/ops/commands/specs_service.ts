@@ -1,8 +1,15 @@
 /** The `service install` and `service uninstall` subcommands' specs. */
 
-import type { CommandSpec } from "./_spec.ts";
-import { intFlag } from "./_spec.ts";
-import { DEFAULT_DATA_DIR } from "./specs_cluster.ts";
+import {
+  commandEnv,
+  type CommandSpec,
+  intFlag,
+  parseCommandFlags,
+  relabelConfigError,
+} from "./_spec.ts";
+import { DEFAULT_DATA_DIR, NODE_START, nodeStartOptions } from "./specs_cluster.ts";
+import { CONFIG_VARIABLES, parseConfig } from "../../ha/config.ts";
+import { ConfigError, RedisHaError, UsageError } from "../../common/errors.ts";
 
 /** Where systemd looks for administrator units. */
 export const DEFAULT_UNIT_DIR = "/etc/systemd/system";
@@ -46,7 +53,6 @@ const BOX_FLAGS = {
 
 /** Runs `systemctl args…`, failing with its stderr. */
 async function systemctl(args: readonly string[]): Promise<void> {
-  const { RedisHaError } = await import("../../common/errors.ts");
   let output: Deno.CommandOutput;
   try {
     output = await new Deno.Command("systemctl", { args: [...args], stdin: "null" }).output();
@@ -96,6 +102,80 @@ function boxOptions(
   };
 }
 
+/** The box flags a node unit must agree with, and their `node start` defaults. */
+const NODE_BOX_FLAGS = ["redis-port", "sentinel-port", "data-dir"] as const;
+
+/**
+ * The `node start` flags after `--`, checked exactly as `node start` checks
+ * them (flags, connection settings from the environment, every value), so a
+ * unit never fails at boot on what could be seen now. The node must join
+ * the box the units are for: its `--redis-port`, `--sentinel-port` and
+ * `--data-dir` are the install's (given once, before `--`, or the same on
+ * both sides), and the unit gets them spelled out, with absolute paths
+ * (systemd starts units in `/`).
+ */
+async function checkedNodeArgs(
+  args: readonly string[],
+  box: { redisPort: number; sentinelPort: number; dataDir: string },
+  getEnv: (name: string) => string | undefined,
+): Promise<string[]> {
+  const invalid = (error: unknown): UsageError =>
+    new UsageError(
+      `the node start flags after -- are not valid: ${
+        error instanceof Error ? error.message : String(error)
+      }`,
+    );
+  let values: Record<string, string | boolean | undefined>;
+  try {
+    values = parseCommandFlags(NODE_START, args);
+    if (values.help === true || values.version === true) {
+      throw new UsageError("--help and --version would make the unit print and exit");
+    }
+    nodeStartOptions(values, parseConfig(commandEnv(NODE_START, values, getEnv)));
+  } catch (error) {
+    throw invalid(
+      error instanceof ConfigError ? relabelConfigError(error, NODE_START, values!) : error,
+    );
+  }
+  const absolute = async (path: string): Promise<string> =>
+    await Deno.realPath(path).catch(() => path.startsWith("/") ? path : `${Deno.cwd()}/${path}`);
+  const wanted: Record<(typeof NODE_BOX_FLAGS)[number], string> = {
+    "redis-port": String(box.redisPort),
+    "sentinel-port": String(box.sentinelPort),
+    "data-dir": await absolute(box.dataDir),
+  };
+  for (const flag of NODE_BOX_FLAGS) {
+    const given = values[flag];
+    if (typeof given !== "string") continue;
+    const same = flag === "data-dir"
+      ? await absolute(given) === wanted[flag]
+      : Number(given) === Number(wanted[flag]);
+    if (!same) {
+      throw invalid(
+        new UsageError(
+          `--${flag} is ${JSON.stringify(given)} after -- but the units are for --${flag} ` +
+            `${wanted[flag]}; the node must join this box: give --${flag} once, before --`,
+        ),
+      );
+    }
+  }
+  const out: string[] = [];
+  for (const [flag, value] of Object.entries(values)) {
+    if ((NODE_BOX_FLAGS as readonly string[]).includes(flag) || value === undefined) continue;
+    if (value === true) out.push(`--${flag}`);
+    else if (typeof value === "string") {
+      out.push(`--${flag}`, flag === "log-file" ? absoluteFile(value) : value);
+    }
+  }
+  for (const flag of NODE_BOX_FLAGS) out.push(`--${flag}`, wanted[flag]);
+  return out;
+}
+
+/** A file path made absolute against the current directory (the file may not exist yet). */
+function absoluteFile(path: string): string {
+  return path.startsWith("/") ? path : `${Deno.cwd()}/${path}`;
+}
+
 /** `--unit-dir`, else the root's or the host's systemd directory. */
 function unitDir(flags: Record<string, string | boolean | undefined>): string {
   if (typeof flags["unit-dir"] === "string") return flags["unit-dir"];
@@ -136,29 +216,17 @@ export const SERVICE_COMMANDS: readonly CommandSpec[] = [
     connection: false,
     run: async ({ flags, io, passthrough }) => {
       const { installService } = await import("./service.ts");
-      const { CONFIG_VARIABLES } = await import("../../ha/config.ts");
-      let nodeArgs: string[] | undefined;
-      if (passthrough.length > 0) {
-        // Checked now, not at boot: the node start flags must parse.
-        const { parseCommandFlags } = await import("../cli.ts");
-        const { NODE_START } = await import("./specs_cluster.ts");
-        const { UsageError } = await import("../../common/errors.ts");
-        try {
-          parseCommandFlags(NODE_START, passthrough);
-        } catch (error) {
-          throw new UsageError(
-            `the node start flags after -- are not valid: ${(error as Error).message}`,
-          );
-        }
-        nodeArgs = [...passthrough];
-      }
+      const box = boxOptions(flags, io);
+      const nodeArgs = passthrough.length === 0
+        ? undefined
+        : await checkedNodeArgs(passthrough, box, io.getEnv);
       const environment = new Map<string, string>();
       for (const name of CONFIG_VARIABLES) {
         const value = io.getEnv(name);
         if (value !== undefined) environment.set(name, value);
       }
       const result = await installService({
-        ...boxOptions(flags, io),
+        ...box,
         binary: text(flags, "binary", DEFAULT_BINARY),
         nodeArgs,
         environment,

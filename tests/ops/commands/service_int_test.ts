@@ -89,12 +89,7 @@ Deno.test("service install --dry-run writes units that verify and that bring a b
     boxes.sentinels,
     "--sentinel-master",
     boxes.masterName,
-    "--redis-port",
-    String(box.redisPort),
-    "--sentinel-port",
-    String(box.sentinelPort),
-    "--data-dir",
-    box.dataDir,
+    // --redis-port, --sentinel-port and --data-dir come from the install's own flags.
     "--heartbeat-ttl-ms",
     "1500",
     "--lease-ttl-ms",
@@ -133,6 +128,16 @@ Deno.test("service install --dry-run writes units that verify and that bring a b
   }
   const node = units.get("node")!;
   assertEquals(node.get("Restart"), ["on-failure"]);
+  // The node joins the box the units are for (absolute paths: systemd starts units in /).
+  const execArgs = parseExecStart(node.get("ExecStart")![0]!);
+  const valueOf = (flag: string): string | undefined => execArgs[execArgs.indexOf(flag) + 1];
+  assertEquals(valueOf("--redis-port"), String(box.redisPort));
+  assertEquals(valueOf("--sentinel-port"), String(box.sentinelPort));
+  assertEquals(valueOf("--data-dir"), await Deno.realPath(box.dataDir));
+  assertEquals(valueOf("--log-file"), `${Deno.cwd()}/${work.path}/node.log`);
+  // The daemons rewrite their configs (passwords inside) under a private umask.
+  assertEquals(units.get("redis")!.get("UMask"), ["0077"]);
+  assertEquals(units.get("sentinel")!.get("UMask"), ["0077"]);
   assert(node.get("After")![0]!.includes(`mn-redis-${box.redisPort}.service`));
   assert(units.get("sentinel")!.get("After")![0]!.includes(`mn-redis-${box.redisPort}.service`));
 
@@ -237,6 +242,94 @@ Deno.test("service install refuses a box that never joined and bad node flags, e
   ]);
   assertEquals(bad.code, 2, bad.stderr);
   assert(bad.stderr.includes("node start flags after --"), bad.stderr);
+});
+
+Deno.test("service install checks the node flags exactly as node start does and refuses a node for another box, writing nothing", async () => {
+  await using work = await tempDir("service-check-");
+  await using boxes = await Boxes.create(1);
+  const joined = await mnCli(boxes.joinArgs(0, ["--bootstrap"]));
+  assertEquals(joined.code, 0, joined.stderr);
+  const box = boxes.boxes[0]!;
+  const unitDir = `${work.path}/units`;
+  const install = (nodeArgs: string[], extra: string[] = []) =>
+    mnCli([
+      "service",
+      "install",
+      "--dry-run",
+      "--unit-dir",
+      unitDir,
+      "--data-dir",
+      box.dataDir,
+      "--redis-port",
+      String(box.redisPort),
+      "--sentinel-port",
+      String(box.sentinelPort),
+      ...extra,
+      "--",
+      ...nodeArgs,
+    ]);
+  // Flags that parse but that node start refuses: the same refusal, at install time.
+  for (
+    const nodeArgs of [
+      ["--box1-ip", "127.0.0.1", "--box", "3"],
+      ["--box1-ip", "127.0.0.1", "--box2-ip", "127.0.0.1", "--box", "3"],
+      ["--box1-ip", "127.0.0.1", "--box2-ip", "127.0.0.1", "--box", "1", "--lease-ttl-ms", "5"],
+      ["--box1-ip", "127.0.0.1", "--box2-ip", "127.0.0.1", "--box", "1", "--wait-timeout-ms", "x"],
+    ]
+  ) {
+    const refused = await install(nodeArgs);
+    const node = await mnCli(["node", "start", ...nodeArgs]);
+    assertEquals(refused.code, 2, refused.stderr);
+    assertEquals(node.code, 2, node.stderr);
+    // node start's own refusal: its first line, or the problem under a configuration heading.
+    const lines = node.stderr.split("\n");
+    const reason = lines[0]!.endsWith("):")
+      ? lines[1]!.trim()
+      : lines[0]!.replace(/^mn-redis-ha node start: /, "");
+    assert(reason.length > 0 && refused.stderr.includes(reason), `${refused.stderr}\n${reason}`);
+    assert(refused.stderr.includes("node start flags after --"), refused.stderr);
+  }
+  const other = await install(
+    ["--box1-ip", "127.0.0.1", "--box2-ip", "127.0.0.1", "--box", "1", "--redis-port", "1"],
+  );
+  assertEquals(other.code, 2, other.stderr);
+  assert(other.stderr.includes("--redis-port"), other.stderr);
+  assert(other.stderr.includes(String(box.redisPort)), other.stderr);
+  assertEquals(
+    await Deno.stat(unitDir).then(() => [...Deno.readDirSync(unitDir)].length, () => 0),
+    0,
+  );
+
+  // A real install on a host without systemd (this one) fails before writing anything.
+  const real = await mnCli([
+    "service",
+    "install",
+    "--unit-dir",
+    unitDir,
+    "--data-dir",
+    box.dataDir,
+    "--redis-port",
+    String(box.redisPort),
+    "--sentinel-port",
+    String(box.sentinelPort),
+    "--binary",
+    "/usr/local/bin/mn-redis-ha",
+    "--",
+    "--box1-ip",
+    "127.0.0.1",
+    "--box2-ip",
+    "127.0.0.1",
+    "--box",
+    "1",
+  ]);
+  assertEquals(real.code, 1, real.stderr);
+  assert(real.stderr.includes("systemd does not run on this host"), real.stderr);
+  assert(real.stderr.includes("--dry-run"), real.stderr);
+  assertEquals(
+    await Deno.stat(unitDir).then(() => [...Deno.readDirSync(unitDir)].length, () => 0),
+    0,
+  );
+  assert(!(await Deno.stat(`${box.dataDir}/mn-node.env`).then(() => true, () => false)));
 });
 
 Deno.test("service install --root enables the units with systemctl (offline, into an image root); uninstall disables and removes them", async () => {
