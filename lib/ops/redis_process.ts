@@ -216,12 +216,15 @@ export class RedisProcess implements AsyncDisposable {
       await Deno.chmod(configPath, 0o600);
       let child: Deno.ChildProcess;
       try {
-        child = new Deno.Command(binary, {
-          args: [configPath],
-          stdin: "null",
-          stdout: "null",
-          stderr: "null",
-        }).spawn();
+        child = spawnPrivate(
+          new Deno.Command(binary, {
+            args: [configPath],
+            stdin: "null",
+            stdout: "null",
+            stderr: "null",
+          }),
+          { required: false },
+        );
       } catch (error) {
         if (error instanceof Deno.errors.NotFound) throw new MissingBinaryError(binary);
         throw error;
@@ -386,4 +389,29 @@ async function tlsConfig(dir: string, port: number, tls: TlsFiles): Promise<stri
 
 function quote(value: string): string {
   return `"${value.replaceAll("\\", "\\\\").replaceAll('"', '\\"')}"`;
+}
+
+/**
+ * Spawns `command` under umask 0077, so every file the process creates or
+ * rewrites is private to its user. Redis and Sentinel rewrite their own
+ * config files (CONFIG REWRITE, every failover) with mode `0644 & ~umask`,
+ * and those files hold passwords. Deno grants `umask` only with the whole
+ * `sys` permission: where that is missing, `required: false` spawns with
+ * the inherited umask, `required: true` throws `NotCapable`.
+ */
+export function spawnPrivate(
+  command: Deno.Command,
+  options: { required: boolean },
+): Deno.ChildProcess {
+  let previous: number | undefined;
+  try {
+    previous = Deno.umask(0o077);
+  } catch (error) {
+    if (options.required || !(error instanceof Deno.errors.NotCapable)) throw error;
+  }
+  try {
+    return command.spawn();
+  } finally {
+    if (previous !== undefined) Deno.umask(previous);
+  }
 }

@@ -9,7 +9,7 @@ import { type ConnectOptions, RedisConnection } from "../../protocol/connection.
 import { type Endpoint, formatEndpoint } from "../../protocol/endpoint.ts";
 import { RedisHaError, UsageError } from "../../common/errors.ts";
 import { parseInfo } from "../../protocol/info.ts";
-import { MissingBinaryError } from "../redis_process.ts";
+import { MissingBinaryError, spawnPrivate } from "../redis_process.ts";
 import { replyToString } from "../../protocol/resp.ts";
 import type { Secret } from "../../common/secret.ts";
 import { waitFor } from "../wait.ts";
@@ -172,13 +172,16 @@ export async function ensureDaemon(options: DaemonOptions): Promise<DaemonOutcom
   const binary = options.kind === "redis" ? "redis-server" : "redis-sentinel";
   let output: Deno.CommandOutput;
   try {
-    output = await new Deno.Command(binary, {
-      args: [config],
-      stdin: "null",
-      stdout: "piped",
-      stderr: "piped",
-    })
-      .output();
+    // Private umask: the daemon rewrites its config (passwords inside) on failovers.
+    output = await spawnPrivate(
+      new Deno.Command(binary, {
+        args: [config],
+        stdin: "null",
+        stdout: "piped",
+        stderr: "piped",
+      }),
+      { required: true },
+    ).output();
   } catch (error) {
     if (error instanceof Deno.errors.NotFound) throw new MissingBinaryError(binary);
     throw error;

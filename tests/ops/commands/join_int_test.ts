@@ -363,6 +363,39 @@ Deno.test("join --acl: least-privilege users for the runtime, replication and Se
     const error = await assertRejects(() => asRuntime.send(denied), ReplyError);
     assertEquals(error.prefix, "NOPERM", denied.join(" "));
   }
+
+  // Redis and Sentinel rewrite their configs (passwords inside) on a failover: still 0600.
+  const before = boxes.boxes[0]!;
+  await waitFor(async () => {
+    // NOGOODSLAVE until the sentinel has seen the replica's link up in its INFO.
+    const asked = await sentinel.send(["SENTINEL", "FAILOVER", boxes.masterName]).then(
+      () => undefined,
+      (error: Error) => error.message,
+    );
+    return asked === undefined
+      ? { done: true, value: undefined }
+      : { done: false, observed: asked };
+  }, { what: "the sentinel to accept a failover", timeoutMs: 20_000, intervalMs: 200 });
+  await waitFor(async () => {
+    const rewritten: string[] = [];
+    for (const b of boxes.boxes) {
+      const conf = await Deno.readTextFile(`${b.dataDir}/sentinel-${b.sentinelPort}.conf`);
+      const monitor = /^sentinel monitor \S+ \S+ (\d+)/m.exec(conf)?.[1];
+      if (monitor !== String(boxes.boxes[1]!.redisPort)) rewritten.push(`${b.sentinelPort}`);
+    }
+    const demoted = await Deno.readTextFile(`${before.dataDir}/redis-${before.redisPort}.conf`);
+    if (!/^replicaof /m.test(demoted)) rewritten.push("old primary's redis.conf");
+    return rewritten.length === 0
+      ? { done: true, value: undefined }
+      : { done: false, observed: `not yet rewritten: ${rewritten.join(", ")}` };
+  }, { what: "the failover to rewrite every config", timeoutMs: 30_000, intervalMs: 100 });
+  for (const b of boxes.boxes) {
+    for (const entry of Deno.readDirSync(b.dataDir)) {
+      if (!entry.name.endsWith(".conf")) continue;
+      const mode = (await Deno.stat(`${b.dataDir}/${entry.name}`)).mode! & 0o777;
+      assertEquals(mode.toString(8), "600", `${b.dataDir}/${entry.name}`);
+    }
+  }
 });
 
 Deno.test("join --acl without MN_REDIS_PASSWORD is refused before anything starts, exit 2", async () => {
