@@ -85,11 +85,37 @@ Deno.test("deno task compile with a runtime that is not denort fails and leaves 
     assertEquals(r.code, 1, r.stderr);
     assert(r.stderr.includes("does not run as mn-redis-ha"), r.stderr);
     assert(r.stderr.includes("is not a denort runtime"), r.stderr);
-    assertEquals(
-      [...Deno.readDirSync(`${dir}/out`)].map((e) => e.name),
-      [],
-      "nothing left in out/",
-    );
+    // Nothing left: not the binary, not the out/ directory the run made.
+    assertEquals([...Deno.readDirSync(dir)].map((e) => e.name), ["standin"]);
+  } finally {
+    await Deno.remove(dir, { recursive: true }).catch(() => {});
+  }
+});
+
+Deno.test("deno task compile offline, or with DENORT_BIN pointing at nothing, says what failed and the offline route, and leaves nothing behind", async () => {
+  await Deno.mkdir(".tmp", { recursive: true });
+  const dir = await Deno.makeTempDir({ dir: ".tmp", prefix: "compile-" });
+  try {
+    // No route to dl.deno.land: every download goes to a closed local port.
+    const offline = await runProcess("bash", ["scripts/compile.sh", `${dir}/dist/mn-redis-ha`], {
+      env: { HTTPS_PROXY: "http://127.0.0.1:9", HTTP_PROXY: "http://127.0.0.1:9", NO_PROXY: "" },
+    });
+    const missing = await runProcess("bash", ["scripts/compile.sh", `${dir}/dist2/mn-redis-ha`], {
+      env: { DENORT_BIN: `${dir}/no-such-denort` },
+    });
+    for (
+      const [r, what] of [[offline, "could not download the denort runtime"], [
+        missing,
+        "is not a file",
+      ]] as const
+    ) {
+      assertEquals(r.code, 1, r.stderr);
+      assert(r.stderr.includes(what), r.stderr);
+      assert(r.stderr.includes("DENORT_BIN=/path/to/denort deno task compile"), r.stderr);
+      assert(!r.stderr.includes("Stack backtrace"), r.stderr);
+    }
+    // Not even the output directory this run would have made.
+    assertEquals([...Deno.readDirSync(dir)].map((e) => e.name), []);
   } finally {
     await Deno.remove(dir, { recursive: true }).catch(() => {});
   }
