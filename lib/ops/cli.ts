@@ -188,8 +188,8 @@ export class InterruptError extends Error {
  * Runs the CLI and returns the exit code: 0 success, 1 runtime failure,
  * 2 usage or configuration error, 130/143 when SIGINT/SIGTERM (`signal`
  * aborted with an {@link InterruptError}) cut a command short; a
- * long-lived command that stops normally on them (`node start`) returns its
- * own code. Never throws for user mistakes.
+ * long-lived service that stops normally on them (`node start`, `serve`)
+ * returns its own code. Never throws for user mistakes.
  */
 export async function runCli(
   args: readonly string[],
@@ -316,8 +316,13 @@ export async function runCli(
   using _closeLog = { [Symbol.dispose]: () => logFile?.close() };
   try {
     const config = parseConfig(getEnv);
-    // A long-lived command (node start) ends normally on SIGTERM: its own code stands.
-    return await command.run({ flags: values, config, io, signal, passthrough });
+    const code = await command.run({ flags: values, config, io, signal, passthrough });
+    // A command that returned because it was interrupted exits 130/143; a service (node start,
+    // serve) stops normally on SIGINT/SIGTERM and its own code stands.
+    if (signal.reason instanceof InterruptError && command.stopsOnSignal !== true) {
+      return fail("INTERRUPTED", `${signal.reason.message}; stopped`, signal.reason.exitCode);
+    }
+    return code;
   } catch (error) {
     if (signal.reason instanceof InterruptError) {
       return fail("INTERRUPTED", `${signal.reason.message}; stopped`, signal.reason.exitCode);

@@ -18,7 +18,7 @@ const EXIT = { SIGINT: 130, SIGTERM: 143 } as const;
 async function interrupt(
   args: readonly string[],
   signal: "SIGINT" | "SIGTERM",
-  ready: (stderr: string) => boolean,
+  ready: (stderr: string, stdout: string) => boolean,
   env: Record<string, string> = {},
 ): Promise<{ code: number; afterSignalMs: number; stderr: string; stdout: string }> {
   const [command, ...prefix] = MN_CLI;
@@ -26,7 +26,7 @@ async function interrupt(
   try {
     await waitFor(
       () =>
-        ready(child.stderr())
+        ready(child.stderr(), child.stdout())
           ? { done: true, value: undefined }
           : { done: false, observed: child.stderr().slice(-300) || "no output yet" },
       { what: `${args.join(" ")} to reach the phase under test`, timeoutMs: 30_000 },
@@ -212,5 +212,45 @@ Deno.test("scripts/test_redis_sentinel_ha.sh passes SIGTERM on: exit 143 within 
     assertEquals(await processesMentioning(dir), "");
   } finally {
     await Deno.remove(dir, { recursive: true }).catch(() => {});
+  }
+});
+
+Deno.test("inspect --watch exits 143 on SIGTERM; serve, a service like node start, exits 0 on SIGINT and SIGTERM", async () => {
+  await using cluster = await startCluster({ replicas: 1, sentinels: 1 });
+  const sentinels = cluster.sentinelEndpoints.map(formatEndpoint).join(",");
+  const env = {
+    MN_REDIS_HA_MODE: "sentinel",
+    MN_REDIS_SENTINELS: sentinels,
+    MN_REDIS_SENTINEL_MASTER: cluster.masterName,
+  };
+  const watched = await interrupt(
+    ["inspect", "--watch", "--interval", "0.5"],
+    "SIGTERM",
+    (_, stdout) => stdout.includes("SENTINEL"),
+    env,
+  );
+  assertEquals(watched.code, 143, watched.stderr);
+  assert(watched.afterSignalMs < 1000, `${Math.round(watched.afterSignalMs)}ms`);
+  for (const signal of ["SIGINT", "SIGTERM"] as const) {
+    const served = await interrupt(
+      [
+        "serve",
+        "--listen",
+        `127.0.0.1:${freePort()}`,
+        "--self-host",
+        "127.0.0.1",
+        "--redis-port",
+        String(cluster.nodes[0]!.endpoint.port),
+        "--sentinels",
+        sentinels,
+        "--master-name",
+        cluster.masterName,
+      ],
+      signal,
+      (_, stdout) => stdout.includes("serve_listening"),
+    );
+    assertEquals(served.code, 0, served.stderr);
+    assert(served.stdout.includes("serve_listening"), served.stdout);
+    assert(served.afterSignalMs < 1000, `${Math.round(served.afterSignalMs)}ms`);
   }
 });

@@ -75,6 +75,12 @@ export interface CommandSpec {
   connection: boolean;
   /** What the arguments after `--` are (help text); without it `--` is refused. */
   passthrough?: string | undefined;
+  /**
+   * A long-lived service (`node start`, `serve`): SIGINT and SIGTERM are its
+   * normal stop, so it exits 0 then, as a service manager expects. Every
+   * other command exits 130/143 when interrupted.
+   */
+  stopsOnSignal?: boolean | undefined;
   /** Connection flags not offered because one of its own flags is the same concept. */
   replacesConnectionFlags?: readonly string[] | undefined;
   /** Runs it; returns the exit code. */

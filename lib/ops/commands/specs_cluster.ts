@@ -197,6 +197,7 @@ const NODE_START: CommandSpec = {
   // The documented flags (--redis-ha-mode, --redis-sentinels, --redis-wait-replicas) stand in for
   // these: one flag per concept.
   replacesConnectionFlags: ["ha-mode", "sentinels", "wait-replicas"],
+  stopsOnSignal: true,
   run: async ({ flags, config, io, signal }) => {
     const options = nodeStartOptions(flags, config);
     const { runNode } = await import("./node.ts");

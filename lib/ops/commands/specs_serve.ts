@@ -60,6 +60,7 @@ export const SERVE: CommandSpec = {
     "master-name": { type: "string", placeholder: "NAME", help: "the master name (required)" },
   },
   connection: false,
+  stopsOnSignal: true,
   run: async ({ flags, config, io, signal }) => {
     const { serve } = await import("./serve.ts");
     const { configFromOptions, configToOptions } = await import("../../ha/config.ts");

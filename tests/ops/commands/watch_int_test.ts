@@ -61,7 +61,8 @@ Deno.test("inspect --watch off a terminal: plain snapshots, the last failover's 
     watching.kill("SIGINT");
     const status = await watching.done;
     const tookMs = performance.now() - stoppedAt;
-    assertEquals(status.code, 0, watching.stderr());
+    // Interrupted, as the README's exit-code table says: 130 for SIGINT.
+    assertEquals(status.code, 130, watching.stderr());
     assert(tookMs < 1000, `ended ${Math.round(tookMs)} ms after SIGINT`);
   } finally {
     watching.kill("SIGKILL");
@@ -80,7 +81,7 @@ Deno.test("inspect --watch on a terminal redraws in place (home and clear before
     `script -qfec 'timeout --preserve-status -s INT 4 ${command}' /dev/null`,
   ], { env: { ...env, NO_COLOR: "" }, timeoutMs: 20_000 });
   const tookMs = performance.now() - started;
-  assertEquals(r.code, 0, r.stdout + r.stderr);
+  assertEquals(r.code, 130, r.stdout + r.stderr);
   const redraws = r.stdout.split("\x1b[H\x1b[2J").length - 1;
   assert(redraws >= 2, `${redraws} redraws:\n${r.stdout.slice(0, 500)}`);
   assert(tookMs < 4000 + 5000, `took ${Math.round(tookMs)} ms`);
