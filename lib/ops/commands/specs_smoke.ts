@@ -1,6 +1,32 @@
 /** CLI specs of `smoke local` and `smoke two-box`. */
 
 import { choiceFlag, type CommandSpec, hostFlag, intFlag } from "./_spec.ts";
+import { UsageError } from "../../common/errors.ts";
+
+/**
+ * The remote shell, if this process may run its program; otherwise a usage
+ * error saying what it may run and how to allow another program (the
+ * binary's baked-in permissions run only `ssh`, besides the daemons).
+ */
+function runnableShell(shell: string[]): string[] {
+  const program = shell[0]!;
+  if (Deno.permissions.querySync({ name: "run", command: program }).state === "granted") {
+    return shell;
+  }
+  throw new UsageError(
+    `--remote-shell runs ${JSON.stringify(program)}, which this process may not run (the ` +
+      "mn-redis-ha binary and `deno run -P=cli` may run only ssh, ip and the Redis and system " +
+      'tools); use an ssh prefix, e.g. "ssh -p 2222 admin@192.168.4.173", or run from source with ' +
+      `that program allowed: deno run -P=cli --allow-run=${program},ssh,ip,redis-server,` +
+      "redis-sentinel,systemctl main.ts smoke two-box …",
+  );
+}
+
+/** `dir`, created if missing. */
+async function ensureDir(dir: string): Promise<string> {
+  await Deno.mkdir(dir, { recursive: true });
+  return dir;
+}
 
 /** The smokes. */
 export const SMOKE_COMMANDS: readonly CommandSpec[] = [
@@ -28,8 +54,7 @@ export const SMOKE_COMMANDS: readonly CommandSpec[] = [
         );
         return 2;
       }
-      const baseDir = typeof flags.dir === "string" ? flags.dir : ".tmp";
-      await Deno.mkdir(baseDir, { recursive: true });
+      const baseDir = await ensureDir(typeof flags.dir === "string" ? flags.dir : ".tmp");
       const { runLocalSmoke } = await import("./smoke_local.ts");
       const result = await runLocalSmoke({
         baseDir,
@@ -99,7 +124,7 @@ export const SMOKE_COMMANDS: readonly CommandSpec[] = [
         type: "string",
         placeholder: "DIR",
         help: "parent of the local temp dir",
-        default: "/tmp",
+        default: ".tmp",
       },
       "timeout-ms": {
         type: "string",
@@ -128,13 +153,15 @@ export const SMOKE_COMMANDS: readonly CommandSpec[] = [
           ["auto", "local", "remote"] as const,
           "auto",
         ),
-        remoteShell: parseRemoteShell(
-          typeof flags["remote-shell"] === "string" ? flags["remote-shell"] : undefined,
-          remoteHost,
+        remoteShell: runnableShell(
+          parseRemoteShell(
+            typeof flags["remote-shell"] === "string" ? flags["remote-shell"] : undefined,
+            remoteHost,
+          ),
         ),
         redisPort: intFlag(flags, "redis-port", 6390, 1, 65535),
         sentinelPort: intFlag(flags, "sentinel-port", 26390, 1, 65535),
-        dir: typeof flags.dir === "string" ? flags.dir : "/tmp",
+        dir: await ensureDir(typeof flags.dir === "string" ? flags.dir : ".tmp"),
         timeoutMs: intFlag(flags, "timeout-ms", 60_000, 1000, 3_600_000),
         out: (line) => io.stdout(line),
         progress: (line) => io.stderr(line),

@@ -119,6 +119,37 @@ Deno.test("mn-redis-ha smoke two-box reports a failing remote shell as such, wit
   assert(performance.now() - started < 15_000, "reported at once, not after a timeout");
 });
 
+Deno.test("mn-redis-ha smoke two-box refuses up front a --remote-shell its permissions cannot run, saying how to allow it", async () => {
+  const args = (shell: string): string[] => [
+    ...MN_CLI.slice(1),
+    "smoke",
+    "two-box",
+    "--remote-host",
+    "127.0.0.1",
+    "--local-ip",
+    "127.0.0.1",
+    "--remote-ip",
+    "127.0.0.2",
+    "--remote-shell",
+    shell,
+  ];
+  const r = await runProcess(MN_CLI[0]!, args("false"));
+  assertEquals(r.code, 2, r.stderr);
+  assert(r.stderr.includes('--remote-shell runs "false"'), r.stderr);
+  assert(r.stderr.includes("--allow-run=false,ssh"), r.stderr);
+  assert(!r.stderr.includes("NotCapable") && !r.stderr.includes("Requires run"), r.stderr);
+  // Allowed the program, the same prefix is taken: the remote shell runs (and fails, as it should).
+  const [deno, run, ...rest] = MN_CLI;
+  const allowed = await runProcess(deno!, [
+    run!,
+    "--allow-run=false,ssh,ip,redis-server,redis-sentinel,systemctl",
+    ...rest,
+    ...args("false").slice(MN_CLI.length - 1),
+  ]);
+  assertEquals(allowed.code, 1, allowed.stderr);
+  assert(allowed.stderr.includes('step "0. check the remote shell"'), allowed.stderr);
+});
+
 Deno.test("parseRemoteShell() defaults to ssh <remote-host> and rejects an empty value", () => {
   assertEquals(parseRemoteShell(undefined, "192.168.4.173"), ["ssh", "192.168.4.173"]);
   assertEquals(parseRemoteShell("ip netns exec b", "x"), ["ip", "netns", "exec", "b"]);
