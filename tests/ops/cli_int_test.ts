@@ -29,6 +29,32 @@ Deno.test("mn-redis-ha probe and status work against a single Redis with a passw
   assert(text.stdout.includes(`primary:    ${formatEndpoint(redis.endpoint)} (role master`));
 });
 
+Deno.test("mn-redis-ha status pointed at a replica (single mode) says it is a replica and of which primary, exit 1", async () => {
+  await using cluster = await startCluster({ replicas: 1, sentinels: 1 });
+  const primary = formatEndpoint(cluster.nodes[0]!.endpoint);
+  const replica = formatEndpoint(cluster.nodes[1]!.endpoint);
+  const env = { MN_REDIS_URL: `redis://${replica}` };
+  const text = await cli(["status"], env);
+  assertEquals(text.code, 1, text.stderr);
+  assert(
+    text.stdout.includes(`replica:    ${replica} (role slave, a replica of ${primary}`),
+    text.stdout,
+  );
+  assert(!text.stdout.includes("primary:    "), text.stdout);
+  assert(text.stderr.includes(`${replica} is a replica of ${primary}`), text.stderr);
+  assert(text.stderr.includes("MN_REDIS_URL"), text.stderr);
+  const json = await cli(["status", "--json"], env);
+  assertEquals(json.code, 1, json.stderr);
+  const report = JSON.parse(json.stdout); // one JSON document: the report, with the error in it
+  assertEquals([report.node, report.role, report.replicaOf, report.primary], [
+    replica,
+    "slave",
+    primary,
+    primary,
+  ]);
+  assertEquals(report.error.code, "NOT_PRIMARY");
+});
+
 Deno.test("mn-redis-ha probe and status work in sentinel mode, flags overriding variables", async () => {
   await using cluster = await startCluster({ replicas: 2, sentinels: 3 });
   const sentinels = cluster.sentinelEndpoints.map(formatEndpoint).join(",");

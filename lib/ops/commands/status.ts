@@ -44,10 +44,17 @@ export interface SentinelStatus {
 export interface StatusReport {
   /** `single` or `sentinel`. */
   readonly mode: string;
-  /** The confirmed primary, `host:port`. */
-  readonly primary: string;
-  /** Its role per `ROLE`. */
+  /** The node asked (single mode: `MN_REDIS_URL`; sentinel mode: the confirmed primary). */
+  readonly node: string;
+  /**
+   * The primary, `host:port`: the node itself when it is one, else the
+   * primary it replicates from (null when it does not say).
+   */
+  readonly primary: string | null;
+  /** The node's role per `ROLE` (`master`, or `slave` for a replica in single mode). */
   readonly role: string;
+  /** The primary the node replicates from, when it is a replica (null otherwise). */
+  readonly replicaOf: string | null;
   /** Sentinel config-epoch of the primary (null in single mode). */
   readonly configEpoch: number | null;
   /** The primary's `master_replid`. */
@@ -100,8 +107,10 @@ export async function collectStatus(
   }
   return {
     mode: config.haMode,
-    primary: primary.address,
+    node: primary.address,
+    primary: primary.role === "master" ? primary.address : primary.replicaOf ?? null,
     role: primary.role,
+    replicaOf: primary.role === "master" ? null : primary.replicaOf ?? null,
     configEpoch: primary.configEpoch ?? null,
     replid: primary.replid,
     replicas,
@@ -138,9 +147,12 @@ function toSentinelStatus(answer: SentinelAnswer): SentinelStatus {
 export function formatStatus(report: StatusReport): string {
   const lines = [
     `mode:       ${report.mode}`,
-    `primary:    ${report.primary} (role ${report.role}` +
-    (report.configEpoch === null ? "" : `, config-epoch ${report.configEpoch}`) +
-    `, replid ${report.replid})`,
+    report.role === "master"
+      ? `primary:    ${report.node} (role master` +
+        (report.configEpoch === null ? "" : `, config-epoch ${report.configEpoch}`) +
+        `, replid ${report.replid})`
+      : `replica:    ${report.node} (role ${report.role}, a replica of ` +
+        `${report.replicaOf ?? "an unknown primary"}; not a primary)`,
     `namespace:  ${report.namespace}`,
     `wait:       ${
       report.wait.replicas === 0

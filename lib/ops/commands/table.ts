@@ -1,6 +1,7 @@
 /** The CLI's subcommand table: flags, help, examples and how each runs. */
 
 import type { CommandSpec } from "./_spec.ts";
+import { NotPrimaryError } from "../../common/errors.ts";
 import { MEMBERSHIP_COMMANDS, NODE_START } from "./specs_cluster.ts";
 import { INSPECT_COMMANDS } from "./specs_inspect.ts";
 import { SMOKE_COMMANDS } from "./specs_smoke.ts";
@@ -22,9 +23,20 @@ export const COMMANDS: readonly CommandSpec[] = [
     run: async ({ config, flags, io, signal }) => {
       const { collectStatus, formatStatus } = await import("./status.ts");
       const report = await collectStatus(config, { signal });
-      io.stdout(flags.json === true ? JSON.stringify(report, null, 2) : formatStatus(report));
+      // A primary was asked for: a replica (single mode's MN_REDIS_URL) is reported, then exit 1.
+      const notPrimary = report.role === "master"
+        ? undefined
+        : new NotPrimaryError(report.node, report.replicaOf ?? undefined);
+      const error = notPrimary === undefined
+        ? {}
+        : { error: { code: notPrimary.code, message: notPrimary.message } };
+      io.stdout(
+        flags.json === true ? JSON.stringify({ ...report, ...error }, null, 2) : formatStatus(report),
+      );
       for (const warning of report.warnings) io.stderr(`warning: ${warning}`);
-      return 0;
+      if (notPrimary === undefined) return 0;
+      io.stderr(`mn-redis-ha status: ${notPrimary.message}`);
+      return 1;
     },
   },
   {
