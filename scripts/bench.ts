@@ -24,7 +24,13 @@
  */
 
 import { cpuUsage } from "node:process";
-import { parseArgs } from "node:util";
+import {
+  checkOutDir,
+  intTaskFlag,
+  parseTaskFlags,
+  TaskUsageError,
+  withTaskUsage,
+} from "./_task_args.ts";
 import { Redis } from "ioredis";
 import { createClient } from "redis";
 import { RedisHaClient } from "../lib/ha/client.ts";
@@ -262,24 +268,34 @@ function barChart(
 }
 
 if (import.meta.main) {
-  const { values } = parseArgs({
-    args: Deno.args,
-    strict: true,
-    options: {
+  const { values, rounds, ms } = withTaskUsage("bench", () => {
+    const values = parseTaskFlags(Deno.args, {
       rounds: { type: "string", default: "5" },
       ms: { type: "string", default: "1000" },
       out: { type: "string", default: "bench/results" },
       only: { type: "string" },
       "failover-cycles": { type: "string", default: "3" },
       verbose: { type: "boolean", default: false },
-    },
+    });
+    checkOutDir(values.out, {
+      allowed: ["./.tmp", "./bench"],
+      set: "bench-clients",
+      script: "scripts/bench.ts",
+    });
+    intTaskFlag(values["failover-cycles"], "--failover-cycles", 3, 0, 100);
+    if (values.only !== undefined) {
+      try {
+        new RegExp(values.only);
+      } catch (error) {
+        throw new TaskUsageError(`--only is not a regular expression: ${(error as Error).message}`);
+      }
+    }
+    return {
+      values,
+      rounds: intTaskFlag(values.rounds, "--rounds", 5, 1, 1000),
+      ms: intTaskFlag(values.ms, "--ms", 1000, 100, 600_000),
+    };
   });
-  const rounds = Number(values.rounds);
-  const ms = Number(values.ms);
-  if (!Number.isInteger(rounds) || rounds < 1 || !Number.isInteger(ms) || ms < 100) {
-    console.error("bench: --rounds must be a whole number ≥ 1 and --ms ≥ 100");
-    Deno.exit(2);
-  }
   await Deno.mkdir(".tmp", { recursive: true });
   await using cluster = await LocalCluster.start({ baseDir: ".tmp", replicas: 1, sentinels: 0 });
   const primary = cluster.nodes[0]!.endpoint;

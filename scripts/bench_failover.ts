@@ -17,7 +17,13 @@
  * @module
  */
 
-import { parseArgs } from "node:util";
+import {
+  checkOutDir,
+  intTaskFlag,
+  parseTaskFlags,
+  TaskUsageError,
+  withTaskUsage,
+} from "./_task_args.ts";
 import { Redis } from "ioredis";
 import { createSentinel } from "redis";
 import { LocalCluster } from "../lib/ops/local_cluster.ts";
@@ -311,26 +317,29 @@ function latencySvg(cycle: Cycle): string {
 }
 
 if (import.meta.main) {
-  const { values } = parseArgs({
-    args: Deno.args,
-    strict: true,
-    options: {
+  const { fault, cycles, out } = withTaskUsage("bench:failover", () => {
+    const values = parseTaskFlags(Deno.args, {
       cycles: { type: "string", default: "5" },
       out: { type: "string" },
       fault: { type: "string", default: "kill" },
-    },
+    });
+    const fault = values.fault;
+    if (fault !== "kill" && fault !== "pause") {
+      throw new TaskUsageError(`--fault is ${JSON.stringify(fault)}; expected kill or pause`);
+    }
+    return {
+      fault: fault as "kill" | "pause",
+      cycles: intTaskFlag(values.cycles, "--cycles", 5, 1, 100),
+      out: checkOutDir(
+        values.out ?? `bench/results/failover-${new Date().toISOString().slice(0, 10)}`,
+        {
+          allowed: ["./.tmp", "./bench"],
+          set: "bench-clients",
+          script: "scripts/bench_failover.ts",
+        },
+      ),
+    };
   });
-  const fault = values.fault;
-  if (fault !== "kill" && fault !== "pause") {
-    console.error(`bench:failover: --fault is ${JSON.stringify(fault)}; expected kill or pause`);
-    Deno.exit(2);
-  }
-  const cycles = Number(values.cycles);
-  if (!Number.isInteger(cycles) || cycles < 1 || cycles > 100) {
-    console.error(`bench:failover: --cycles is ${JSON.stringify(values.cycles)}; expected 1-100`);
-    Deno.exit(2);
-  }
-  const out = values.out ?? `bench/results/failover-${new Date().toISOString().slice(0, 10)}`;
   await Deno.mkdir(out, { recursive: true });
   const results: Cycle[] = [];
   for (let c = 1; c <= cycles; c++) {

@@ -12,7 +12,7 @@
  * @module
  */
 
-import { parseArgs } from "node:util";
+import { checkOutDir, parseTaskFlags, TaskUsageError, withTaskUsage } from "./_task_args.ts";
 import { check, type FinalState } from "./chaos/checker.ts";
 import { History } from "./chaos/history.ts";
 import { NEMESES, type Nemesis, selectNemeses } from "./chaos/nemesis.ts";
@@ -40,6 +40,9 @@ import type { Config } from "../lib/ha/config.ts";
 
 const say = (line: string): void => console.error(line);
 
+/** Where the `chaos` permission set may write. */
+const WRITABLE = ["./.tmp", "./bench"];
+
 interface Options {
   nemeses: Nemesis[][];
   durationMs: number;
@@ -48,17 +51,13 @@ interface Options {
 }
 
 function parseOptions(args: string[]): Options {
-  const { values } = parseArgs({
-    args,
-    strict: true,
-    options: {
-      nemesis: { type: "string", default: "all" },
-      duration: { type: "string" },
-      wait: { type: "string", default: "1" },
-      out: { type: "string" },
-      short: { type: "boolean", default: false },
-      help: { type: "boolean", default: false },
-    },
+  const values = parseTaskFlags(args, {
+    nemesis: { type: "string", default: "all" },
+    duration: { type: "string" },
+    wait: { type: "string", default: "1" },
+    out: { type: "string" },
+    short: { type: "boolean", default: false },
+    help: { type: "boolean", default: false },
   });
   if (values.help) {
     console.log(
@@ -77,23 +76,29 @@ function parseOptions(args: string[]): Options {
   if (value === "mixed") nemeses = [[...NEMESES]];
   else {
     const picked = selectNemeses(value);
-    if (typeof picked === "string") throw new Error(`--nemesis: ${picked}`);
+    if (typeof picked === "string") throw new TaskUsageError(`--nemesis: ${picked}`);
     nemeses = picked.map((n) => [n]);
   }
   const seconds = values.duration === undefined ? (values.short ? 6 : 20) : Number(values.duration);
   if (!Number.isFinite(seconds) || seconds < 2 || seconds > 3600) {
-    throw new Error(`--duration is ${JSON.stringify(values.duration)}; expected seconds in 2-3600`);
+    throw new TaskUsageError(
+      `--duration is ${JSON.stringify(values.duration)}; expected seconds in 2-3600`,
+    );
   }
   const wait = Number(values.wait);
   if (!Number.isInteger(wait) || wait < 0 || wait > 2) {
-    throw new Error(`--wait is ${JSON.stringify(values.wait)}; expected 0, 1 or 2`);
+    throw new TaskUsageError(`--wait is ${JSON.stringify(values.wait)}; expected 0, 1 or 2`);
   }
   const stamp = new Date().toISOString().replaceAll(":", "-").replace(/\.\d+Z$/, "Z");
   return {
     nemeses,
     durationMs: seconds * 1000,
     wait,
-    out: values.out ?? `bench/results/chaos/${stamp}`,
+    out: checkOutDir(values.out ?? `bench/results/chaos/${stamp}`, {
+      allowed: WRITABLE,
+      set: "chaos",
+      script: "scripts/chaos.ts",
+    }),
   };
 }
 
@@ -287,13 +292,7 @@ async function runOne(
 }
 
 if (import.meta.main) {
-  let options: Options;
-  try {
-    options = parseOptions(Deno.args);
-  } catch (e) {
-    console.error(`chaos: ${e instanceof Error ? e.message : e}`);
-    Deno.exit(2);
-  }
+  const options = withTaskUsage("chaos", () => parseOptions(Deno.args));
   const interrupt = new AbortController();
   const onSignal = (): void => interrupt.abort(new Error("interrupted"));
   Deno.addSignalListener("SIGINT", onSignal);
