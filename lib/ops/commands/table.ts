@@ -31,7 +31,9 @@ export const COMMANDS: readonly CommandSpec[] = [
         ? {}
         : { error: { code: notPrimary.code, message: notPrimary.message } };
       io.stdout(
-        flags.json === true ? JSON.stringify({ ...report, ...error }, null, 2) : formatStatus(report),
+        flags.json === true
+          ? JSON.stringify({ ...report, ...error }, null, 2)
+          : formatStatus(report),
       );
       for (const warning of report.warnings) io.stderr(`warning: ${warning}`);
       if (notPrimary === undefined) return 0;
