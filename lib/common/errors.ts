@@ -266,14 +266,23 @@ export class RetriesExhaustedError extends RedisHaError {
 
   /** Creates the error. */
   constructor(
-    init: { attempts: number; lastPrimary?: string | undefined; elapsedMs: number; cause: unknown },
+    init: {
+      attempts: number;
+      lastPrimary?: string | undefined;
+      elapsedMs: number;
+      cause: unknown;
+      /** What ended the retries, when not the attempts: e.g. a deadline option. */
+      limit?: string | undefined;
+    },
   ) {
     const last = init.cause instanceof Error ? init.cause.message : String(init.cause);
     super(
       "RETRIES_EXHAUSTED",
       `Redis unavailable after ${init.attempts} attempts over ${Math.round(init.elapsedMs)}ms ` +
         `(last primary tried: ${init.lastPrimary ?? "none resolved"}); last error: ${last}; ` +
-        "check that Redis and Sentinel are up, or raise MN_REDIS_RECONNECT_ATTEMPTS",
+        `check that Redis and Sentinel are up, or raise ${
+          init.limit ?? "MN_REDIS_RECONNECT_ATTEMPTS"
+        }`,
       { cause: init.cause },
     );
     this.attempts = init.attempts;

@@ -83,6 +83,16 @@ export interface ClientOptions {
    * the reconnect attempts and the probe only)
    */
   operationTimeoutMs?: number | undefined;
+  /**
+   * Deadline of {@link RedisHaClient.connect} as a whole: resolving the
+   * primary, connecting and every retry. Long enough to ride out a Sentinel
+   * failover in progress at start-up (join's `--down-after-ms` is 5000); when
+   * it passes, `connect` rejects with {@link RetriesExhaustedError} naming
+   * this option and the last error (with defaults and only a frozen
+   * sentinel, after 10 s). Later reconnects are bounded by
+   * `MN_REDIS_RECONNECT_ATTEMPTS` instead. @default {10000}
+   */
+  firstConnectTimeoutMs?: number | undefined;
   /** Aborts `connect` (it then rejects with {@link AbortedError}). */
   signal?: AbortSignal | undefined;
   /** Random source for backoff jitter. @default {Math.random} */
@@ -239,6 +249,9 @@ export class RedisHaClient implements AsyncDisposable {
   #switches = 0;
   /** The primary last found outside the network permission (reported once). */
   #unpermitted: string | undefined;
+  /** Reconnect attempts that failed so far, and the last one's error (for `connect`'s deadline). */
+  #attempted = 0;
+  #lastAttemptError: unknown;
 
   private constructor(config: Config, options: ClientOptions) {
     this.config = config;
@@ -280,14 +293,28 @@ export class RedisHaClient implements AsyncDisposable {
    */
   static async connect(config: Config, options: ClientOptions = {}): Promise<RedisHaClient> {
     const client = new RedisHaClient(config, options);
+    const budgetMs = options.firstConnectTimeoutMs ?? 10_000;
+    const started = performance.now();
+    const deadline = AbortSignal.timeout(budgetMs);
     try {
       await client.#sessionFor(
-        options.signal === undefined
-          ? client.#closing.signal
-          : AbortSignal.any([options.signal, client.#closing.signal]),
+        AbortSignal.any([
+          deadline,
+          client.#closing.signal,
+          ...(options.signal === undefined ? [] : [options.signal]),
+        ]),
       );
     } catch (error) {
       await client.close();
+      if (deadline.aborted && !(options.signal?.aborted ?? false)) {
+        throw new RetriesExhaustedError({
+          attempts: client.#attempted,
+          lastPrimary: client.#target(),
+          elapsedMs: performance.now() - started,
+          cause: client.#lastAttemptError ?? error,
+          limit: `ClientOptions.firstConnectTimeoutMs (${budgetMs}ms)`,
+        });
+      }
       throw error;
     }
     client.#probe = client.#probeLoop();
@@ -647,6 +674,8 @@ export class RedisHaClient implements AsyncDisposable {
         }
         if (classifyFailure(error, { idempotent: true }) === "fatal") throw error;
         attempts++;
+        this.#attempted++;
+        this.#lastAttemptError = error;
         this.#failures++;
         const message = error instanceof Error ? error.message : String(error);
         if (this.#failures >= this.config.reconnectAttempts) {

@@ -164,9 +164,33 @@ export class RedisConnection implements AsyncDisposable {
         }
         return c;
       });
+      // A plain-TCP Redis never answers a TLS handshake (it waits for a newline): after a short
+      // wait, ask it a plain PING on the side, and end the handshake as soon as it answers.
+      let plain = false;
+      let diagnosing: Promise<void> | undefined;
+      const diagnosis = setTimeout(() => {
+        if (raw === undefined || shaken) return;
+        diagnosing = speaksPlainResp(endpoint).then((answered) => {
+          if (!answered || shaken) return;
+          plain = true;
+          try {
+            raw?.close(); // fails the waiting handshake now
+          } catch {
+            // Already closed.
+          }
+        });
+      }, Math.min(DIAGNOSIS_DELAY_MS, timeoutMs / 2));
       try {
         conn = await withDeadline(connecting, timeoutMs, options.signal, where);
       } catch (error) {
+        if (plain) {
+          throw new TlsError(
+            where,
+            error,
+            `${where} speaks plain TCP, not TLS (the TLS handshake got no answer, a plain PING did); ` +
+              `use TLS on both sides or neither: check ${tlsVariable}`,
+          );
+        }
         const hung = raw !== undefined && !shaken;
         if (hung) {
           try {
@@ -192,6 +216,9 @@ export class RedisConnection implements AsyncDisposable {
           );
         }
         throw error;
+      } finally {
+        clearTimeout(diagnosis);
+        await diagnosing;
       }
     } else {
       conn = await withDeadline(
@@ -677,6 +704,8 @@ function isTlsFailure(error: unknown): boolean {
 
 /** How long the transport diagnosis may take: it runs only after a connection already failed. */
 const DIAGNOSIS_TIMEOUT_MS = 300;
+/** How long a TLS handshake may go unanswered before the peer is asked whether it speaks plain RESP. */
+const DIAGNOSIS_DELAY_MS = 250;
 
 /** True when `endpoint` answers a plain inline PING: it speaks plain RESP, not TLS. */
 async function speaksPlainResp(endpoint: Endpoint): Promise<boolean> {

@@ -76,6 +76,27 @@ Deno.test("RedisHaClient.connect() with only a frozen sentinel fails within 3s a
   assert(ms < 3000, `took ${Math.round(ms)}ms`);
 });
 
+Deno.test("RedisHaClient.connect() with default settings and only a frozen sentinel gives up at firstConnectTimeoutMs (10 s), naming it", async () => {
+  await using cluster = await startCluster({ replicas: 0, sentinels: 1, quorum: 1 });
+  cluster.sentinels[0]!.kill("SIGSTOP");
+  // The defaults a user gets: 10 reconnect attempts, 250-2000 ms backoff, no deadline option.
+  const config = configFromOptions({
+    haMode: "sentinel",
+    sentinels: cluster.sentinelEndpoints.map(formatEndpoint),
+    sentinelMaster: cluster.masterName,
+  });
+  const { ms, result } = await timed(() => RedisHaClient.connect(config));
+  const error = rejection(result);
+  assert(error instanceof RetriesExhaustedError, String(error));
+  assert(error.message.includes("ClientOptions.firstConnectTimeoutMs (10000ms)"), error.message);
+  assert(/answered nothing/.test(error.message), error.message);
+  assert(ms >= 9_900 && ms < 11_000, `took ${Math.round(ms)}ms`);
+  // A shorter budget is honoured the same way.
+  const short = await timed(() => RedisHaClient.connect(config, { firstConnectTimeoutMs: 1500 }));
+  assert(rejection(short.result) instanceof RetriesExhaustedError);
+  assert(short.ms >= 1400 && short.ms < 2500, `took ${Math.round(short.ms)}ms`);
+});
+
 for (const role of ["sentinel", "data node"] as const) {
   Deno.test(`RedisHaClient treats a listener that accepts and never replies, as ${role}, like an unreachable one`, async () => {
     await using listener = silentListener();
@@ -154,7 +175,7 @@ Deno.test("RedisHaClient fails within ~1s on an unknown master name on every ans
 
 const tls = { certPem: TEST_SERVER_CERT_PEM, keyPem: TEST_SERVER_KEY_PEM, caPem: TEST_CA_PEM };
 
-Deno.test("RedisHaClient fails within ~1s on rediss:// to a plain-TCP Redis and redis:// to a TLS-only one", async () => {
+Deno.test("RedisHaClient fails within ~0.5s on rediss:// to a plain-TCP Redis and redis:// to a TLS-only one, default deadlines", async () => {
   await using plain = await startRedis();
   await using secure = await startRedis({ tls });
   const cases = [
@@ -164,12 +185,13 @@ Deno.test("RedisHaClient fails within ~1s on rediss:// to a plain-TCP Redis and 
   for (const c of cases) {
     const config = configFromOptions({ url: c.url });
     const { ms, result } = await timed(() =>
-      RedisHaClient.connect(config, { tlsCaCerts: [TEST_CA_PEM], connectTimeoutMs: 1000 })
+      RedisHaClient.connect(config, { tlsCaCerts: [TEST_CA_PEM] })
     );
     const error = rejection(result);
     assert(error instanceof TlsError, `${c.url}: ${error}`);
     assert(c.says.test(error.message) && /MN_REDIS_URL/.test(error.message), error.message);
-    assert(ms < 1600, `${c.url} took ${Math.round(ms)}ms`);
+    // Not the 2 s handshake deadline: a plain PING on the side answers after 250 ms.
+    assert(ms < 800, `${c.url} took ${Math.round(ms)}ms`);
   }
 });
 
