@@ -41,7 +41,7 @@ import { HaEventEmitter } from "./events.ts";
 import { ClientMetrics, type FailoverSource, type WriteOutcome } from "./client_metrics.ts";
 import type { HaEvents } from "./events.ts";
 import { libraryLogger } from "../common/log.ts";
-import { classifyFailure, isAuthReply } from "./reconnect.ts";
+import { classifyFailure, isAuthReply, RETRYABLE_REPLY_PREFIXES } from "./reconnect.ts";
 import {
   eventInstanceAddress,
   type MasterDecision,
@@ -144,6 +144,18 @@ function errorCategory(error: unknown): string {
     return error.prefix.toLowerCase();
   }
   return "other";
+}
+
+/**
+ * Whether a failed attempt says the primary could not serve it (connection
+ * lost, not a primary, WAIT short, retries gone) rather than that the
+ * command itself was refused (fencing, ACL, a wrong type) or the caller
+ * gave up.
+ */
+function isUnavailability(error: unknown): boolean {
+  if (error instanceof AbortedError) return false;
+  if (error instanceof ReplyError) return RETRYABLE_REPLY_PREFIXES.has(error.prefix);
+  return true;
 }
 
 /** What became of a durable write that threw `error`. */
@@ -541,21 +553,27 @@ export class RedisHaClient implements AsyncDisposable {
     };
     for (let attempt = 1;; attempt++) {
       let session: Session;
+      // Waiting for a new session (the primary was lost) is unavailability this operation saw.
+      const current = this.#session;
+      const lost = current === undefined || current.retired ? this.#lastPrimary : undefined;
       try {
         session = await this.#sessionFor(waitSignal);
       } catch (error) {
+        if (lost !== undefined) this.#metrics.operationAffected(started, lost.address);
         throw giveUp(error);
       }
-      const attemptStarted = performance.now();
+      if (lost !== undefined) this.#metrics.operationAffected(started, lost.address);
       try {
         const result = await op(session, signal);
         this.#failures = 0;
-        if (meta.durable) this.#metrics.durableSucceeded(session.primary.address);
+        // A reply that arrives on a retired session (in flight when the primary was replaced)
+        // does not end the window: only a session in service does.
+        if (!session.retired) this.#metrics.operationSucceeded(session.primary.address);
         return result;
       } catch (error) {
         this.#metrics.error(errorCategory(error));
-        if (meta.durable && !(error instanceof ReplyError && error.prefix.startsWith("MN"))) {
-          this.#metrics.durableFailed(attemptStarted, session.primary.address);
+        if (isUnavailability(error)) {
+          this.#metrics.operationAffected(started, session.primary.address);
         }
         if (error instanceof AbortedError) throw giveUp(error);
         if (isAuthReply(error)) {
@@ -753,15 +771,21 @@ export class RedisHaClient implements AsyncDisposable {
     }
     const address = formatEndpoint(endpoint);
     this.#silence?.named(address, asked);
+    const opening = performance.now();
     try {
-      return await openSession(endpoint, {
+      const session = await openSession(endpoint, {
         connect: { ...this.#connectOptions(), signal },
         requireMaster: this.config.haMode === "sentinel",
         configEpoch,
         wait: { replicas: this.config.waitReplicas, timeoutMs: this.config.waitTimeoutMs },
         onRead: this.#silence === undefined ? undefined : () => this.#silence!.heard(address),
       });
+      // Connecting and confirming the primary is an operation too (and the duration histogram
+      // has a series from the first connect on).
+      this.#metrics.operation("CONNECT", (performance.now() - opening) / 1000, true);
+      return session;
     } catch (error) {
+      this.#metrics.operation("CONNECT", (performance.now() - opening) / 1000, false);
       if (error instanceof NotPermittedError) {
         throw this.#notPermitted(address, configEpoch, error);
       }
@@ -816,6 +840,7 @@ export class RedisHaClient implements AsyncDisposable {
         { ...detail, configEpoch: configEpoch ?? null, retried },
       );
     }
+    this.#metrics.sessionInstalled(address);
     if (previous !== undefined) {
       this.#emitter.emit("reconnected", { primary: address, attempts, retried });
       if (previous.address === address) {
@@ -938,6 +963,9 @@ export class RedisHaClient implements AsyncDisposable {
     if (this.#session === session) this.#session = undefined;
     const first = !session.retired;
     session.retired = true;
+    if (first && !this.#closing.signal.aborted) {
+      this.#metrics.primaryLost(performance.now(), session.primary.address);
+    }
     if (force) {
       this.#track(Promise.all([session.hot.close(), session.durable.close()]));
     } else if (first) {

@@ -23,12 +23,61 @@ export type WriteOutcome = "confirmed" | "under_replicated" | "failed" | "indete
 /** What made the client notice a failover. */
 export type FailoverSource = "sentinel_event" | "role_mismatch" | "probe" | "connection";
 
+const WRITE_OUTCOMES: readonly WriteOutcome[] = [
+  "confirmed",
+  "under_replicated",
+  "failed",
+  "indeterminate",
+];
+const FAILOVER_SOURCES: readonly FailoverSource[] = [
+  "sentinel_event",
+  "role_mismatch",
+  "probe",
+  "connection",
+];
+/** Why sessions are taken out of service: failure categories and what noticed a failover. */
+const RECONNECT_REASONS: readonly string[] = [
+  "connection",
+  "readonly",
+  "loading",
+  "masterdown",
+  "tryagain",
+  "noreplicas",
+  "probe",
+  "sentinel_event",
+  "role_mismatch",
+];
+/** Categories of failed attempts the client knows in advance (others appear when seen). */
+const ERROR_CATEGORIES: readonly string[] = [
+  "connection",
+  "readonly",
+  "loading",
+  "masterdown",
+  "tryagain",
+  "noreplicas",
+  "wait",
+  "aborted",
+  "fenced",
+  "state",
+  "noperm",
+  "other",
+];
+
+/** The OpenTelemetry database-client histogram, under its standard name (no project prefix). */
+export const OPERATION_DURATION = "db_client_operation_duration_seconds";
+
+/** A failover window not yet closed: since when operations could not be served, and where. */
+interface Window {
+  readonly since: number;
+  readonly from: string;
+  /** An operation failed or waited in it (else it closes when the new primary is reached). */
+  affected: boolean;
+}
+
 /** The client's metrics. */
 export class ClientMetrics {
   readonly registry: MetricRegistry = new MetricRegistry();
-  /** performance.now() of the start of the earliest durable attempt that failed, if unresolved. */
-  #unavailableSince: number | undefined;
-  #unavailablePrimary: string | undefined;
+  #window: Window | undefined;
 
   constructor() {
     const r = this.registry;
@@ -36,21 +85,31 @@ export class ClientMetrics {
     r.counter(
       "writes",
       "Durable writes by outcome: confirmed, under_replicated (WAIT shortfall), failed, indeterminate (outcome unknown).",
+      { label: "outcome", values: WRITE_OUTCOMES },
     );
-    r.counter("reconnects", "Sessions to the primary taken out of service, by reason.");
-    r.counter("errors", "Failed attempts of commands and writes, by category.");
-    r.counter("failovers", "Primary changes the client followed, by what made it notice.");
+    r.counter("reconnects", "Sessions to the primary taken out of service, by reason.", {
+      label: "reason",
+      values: RECONNECT_REASONS,
+    });
+    r.counter("errors", "Failed attempts of commands and writes, by category.", {
+      label: "category",
+      values: ERROR_CATEGORIES,
+    });
+    r.counter("failovers", "Primary changes the client followed, by what made it notice.", {
+      label: "source",
+      values: FAILOVER_SOURCES,
+    });
     r.histogram(
       "failover_unavailability_seconds",
-      "From the start of the first durable write that could not be made to the first that succeeded on the new primary.",
+      "From when the client's operations could no longer be served by the old primary (the first that failed or waited, or the loss of the primary when none was in flight) to the first that succeeded on the new one (or the new primary reached, when none waited).",
       UNAVAILABILITY_BUCKETS,
-      "seconds",
+      { unit: "seconds" },
     );
     r.histogram(
-      "db_client_operation_duration_seconds",
+      OPERATION_DURATION,
       "Duration of database client operations (OpenTelemetry db.client.operation.duration).",
       DURATION_BUCKETS,
-      "seconds",
+      { unit: "seconds", labelled: true, bare: true },
     );
   }
 
@@ -61,7 +120,7 @@ export class ClientMetrics {
       db_system_name: "redis",
     };
     if (!ok) labels.error_type = "error";
-    this.registry.observe("db_client_operation_duration_seconds", seconds, labels);
+    this.registry.observe(OPERATION_DURATION, seconds, labels);
     publish(DIAGNOSTICS_CHANNELS.operation, { operation: name, durationMs: seconds * 1000, ok });
   }
 
@@ -106,21 +165,45 @@ export class ClientMetrics {
     }
   }
 
-  /** A durable attempt started at `startedAt` (performance.now()) failed on `primary`. */
-  durableFailed(startedAt: number, primary: string): void {
-    if (this.#unavailableSince === undefined || startedAt < this.#unavailableSince) {
-      this.#unavailableSince = startedAt;
+  /** The session to `primary` was lost at `at` (performance.now()): a window opens, if none is. */
+  primaryLost(at: number, primary: string): void {
+    const window = this.#window;
+    if (window === undefined || at < window.since) {
+      this.#window = {
+        since: at,
+        from: window?.from ?? primary,
+        affected: window?.affected ?? false,
+      };
     }
-    this.#unavailablePrimary ??= primary;
   }
 
-  /** A durable write succeeded on `primary`: closes an unavailability window that a failover ended. */
-  durableSucceeded(primary: string): void {
-    const since = this.#unavailableSince;
-    if (since === undefined) return;
-    const from = this.#unavailablePrimary;
-    this.#unavailableSince = undefined;
-    this.#unavailablePrimary = undefined;
+  /**
+   * An operation started at `startedAt` failed because `primary` could not
+   * serve it, or had to wait for a new session: the window reaches back to it.
+   */
+  operationAffected(startedAt: number, primary: string): void {
+    const window = this.#window;
+    if (window === undefined || startedAt < window.since) {
+      this.#window = { since: startedAt, from: window?.from ?? primary, affected: true };
+    } else window.affected = true;
+  }
+
+  /**
+   * A session to `primary` is in service. A window no operation was caught in
+   * closes now (the client was ready again); otherwise the first success does.
+   */
+  sessionInstalled(primary: string): void {
+    if (this.#window !== undefined && !this.#window.affected) this.#close(primary);
+  }
+
+  /** An operation succeeded on `primary`: closes an open window. */
+  operationSucceeded(primary: string): void {
+    if (this.#window !== undefined) this.#close(primary);
+  }
+
+  #close(primary: string): void {
+    const { since, from } = this.#window!;
+    this.#window = undefined;
     if (from === primary) return; // A blip on the same primary: no failover to measure.
     const seconds = (performance.now() - since) / 1000;
     this.registry.observe("failover_unavailability_seconds", seconds);

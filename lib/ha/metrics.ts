@@ -49,6 +49,7 @@ export function metricsContentType(format: MetricsFormat): string {
 type Labels = Readonly<Record<string, string>>;
 
 interface Family {
+  /** The series name as rendered (with {@link METRIC_PREFIX} unless declared bare). */
   readonly name: string;
   readonly type: "counter" | "gauge" | "histogram" | "info";
   readonly help: string;
@@ -116,18 +117,34 @@ export class MetricRegistry {
     help: string,
     unit?: string,
     buckets?: readonly number[],
+    bare = false,
   ): Family {
     let family = this.#families.get(name);
     if (family === undefined) {
-      family = { name, type, help, unit, buckets, series: new Map() };
+      family = {
+        name: bare ? name : METRIC_PREFIX + name,
+        type,
+        help,
+        unit,
+        buckets,
+        series: new Map(),
+      };
       this.#families.set(name, family);
     }
     return family;
   }
 
-  /** Declares a counter (`name` without `_total`), so it renders even before its first count. */
-  counter(name: string, help: string): void {
-    this.#family(name, "counter", help);
+  /**
+   * Declares a counter (`name` without `_total`), so it renders even before
+   * its first count; `known` label values get a series at 0 from the start
+   * (Prometheus conventions: `rate()` and alerts work before the first event).
+   */
+  counter(name: string, help: string, known?: { label: string; values: readonly string[] }): void {
+    const family = this.#family(name, "counter", help);
+    for (const value of known?.values ?? []) {
+      const labels = { [known!.label]: value };
+      if (!family.series.has(key(labels))) family.series.set(key(labels), { labels, value: 0 });
+    }
   }
 
   /** Adds `by` (default 1) to a counter's series. */
@@ -152,9 +169,27 @@ export class MetricRegistry {
     family.series.set(key(labels), { labels, value: 1 });
   }
 
-  /** Declares a histogram with `buckets` (upper bounds, ascending). */
-  histogram(name: string, help: string, buckets: readonly number[], unit?: string): void {
-    this.#family(name, "histogram", help, unit, buckets);
+  /**
+   * Declares a histogram with `buckets` (upper bounds, ascending). One
+   * without labels renders zero buckets from the start. `bare` renders the
+   * name without {@link METRIC_PREFIX}, for a standard name (OpenTelemetry's
+   * `db_client_operation_duration_seconds`) that dashboards look for as is.
+   */
+  histogram(
+    name: string,
+    help: string,
+    buckets: readonly number[],
+    options: { unit?: string | undefined; labelled?: boolean | undefined; bare?: boolean } = {},
+  ): void {
+    const family = this.#family(name, "histogram", help, options.unit, buckets, options.bare);
+    if (options.labelled !== true && family.series.size === 0) {
+      family.series.set(key({}), {
+        labels: {},
+        value: 0,
+        counts: new Array(buckets.length).fill(0),
+        sum: 0,
+      });
+    }
   }
 
   /** Records one observation in a histogram's series. */
@@ -188,7 +223,7 @@ export class MetricRegistry {
     return this.#families.get(name)?.series.get(key(labels))?.sum ?? 0;
   }
 
-  /** Renders every family, each name prefixed with {@link METRIC_PREFIX}. */
+  /** Renders every family (named with {@link METRIC_PREFIX} unless declared bare). */
   render(format: MetricsFormat = "prometheus"): string {
     const lines: string[] = [];
     for (const family of this.#families.values()) {
@@ -201,7 +236,7 @@ export class MetricRegistry {
 
 function renderFamily(family: Family, format: MetricsFormat, lines: string[]): void {
   const open = format === "openmetrics";
-  const base = METRIC_PREFIX + family.name;
+  const base = family.name;
   // Prometheus text has no info type: an info family is a gauge named *_info.
   const typeName = family.type === "info"
     ? open ? base : `${base}_info`

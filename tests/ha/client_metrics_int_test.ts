@@ -10,6 +10,7 @@ import { sentinelConfig, startCluster, waitFor } from "../_harness/mod.ts";
 import { promtoolCheck, sample } from "../_harness/metrics.ts";
 import { RedisHaClient } from "../../lib/ha/client.ts";
 import { DIAGNOSTICS_CHANNELS } from "../../lib/ha/metrics.ts";
+import { formatEndpoint } from "../../lib/protocol/endpoint.ts";
 
 Deno.test("client metrics through a kill -9 failover: counted once, unavailability within 100 ms of the writer's own, promtool-valid", async () => {
   await using cluster = await startCluster({ replicas: 2, sentinels: 3 });
@@ -110,5 +111,74 @@ Deno.test("client metrics through a kill -9 failover: counted once, unavailabili
   } finally {
     diagnostics.unsubscribe(DIAGNOSTICS_CHANNELS.unavailability, onUnavailability);
     for (const { name, listener } of counters) diagnostics.unsubscribe(name, listener);
+  }
+});
+
+Deno.test("client metrics exist from the first connect (known labels at 0, zero buckets, the OpenTelemetry name unprefixed)", async () => {
+  await using cluster = await startCluster({ replicas: 1, sentinels: 1 });
+  await using client = await RedisHaClient.connect(sentinelConfig(cluster));
+  const text = client.renderMetrics();
+  for (const outcome of ["confirmed", "under_replicated", "failed", "indeterminate"]) {
+    assert(text.includes(`mn_redis_ha_writes_total{outcome="${outcome}"} 0\n`), text);
+  }
+  for (const source of ["sentinel_event", "role_mismatch", "probe", "connection"]) {
+    assert(text.includes(`mn_redis_ha_failovers_total{source="${source}"} 0\n`), text);
+  }
+  for (const reason of ["connection", "readonly", "probe", "sentinel_event"]) {
+    assert(text.includes(`mn_redis_ha_reconnects_total{reason="${reason}"} 0\n`), text);
+  }
+  assert(text.includes('mn_redis_ha_errors_total{category="connection"} 0\n'), text);
+  assert(text.includes('mn_redis_ha_failover_unavailability_seconds_bucket{le="+Inf"} 0\n'), text);
+  assert(text.includes("mn_redis_ha_failover_unavailability_seconds_count 0\n"), text);
+  // The standard database-client histogram, under its standard name, with the connect in it.
+  assertEquals(
+    sample(
+      text,
+      'db_client_operation_duration_seconds_count{db_operation_name="CONNECT",db_system_name="redis"}',
+    ),
+    1,
+  );
+  assert(!text.includes("mn_redis_ha_db_client"), text);
+  const checked = await promtoolCheck(text);
+  assertEquals(checked.code, 0, checked.output);
+});
+
+Deno.test("a node-like client (hot writes every 200 ms, no durable write) records a kill -9 failover's unavailability", async () => {
+  await using cluster = await startCluster({ replicas: 2, sentinels: 3 });
+  const config = sentinelConfig(cluster);
+  await using node = await RedisHaClient.connect(config);
+  let stop = false;
+  let beats = 0;
+  const heartbeats = (async () => {
+    while (!stop) {
+      // A heartbeat: a hot write, no WAIT, like nodes.heartbeat and lease renewals.
+      await node.command(["SET", `${config.namespace}:heartbeat`, String(beats)]).then(
+        () => beats++,
+        () => {},
+      );
+      await new Promise((resolve) => setTimeout(resolve, 200)); // the heartbeat period
+    }
+  })();
+  try {
+    const old = cluster.nodes[0]!;
+    old.kill("SIGKILL");
+    const promoted = formatEndpoint(
+      await cluster.waitForAgreement({ excluding: old.endpoint, timeoutMs: 30_000 }),
+    );
+    const count = "mn_redis_ha_failover_unavailability_seconds_count";
+    await waitFor(() => {
+      const n = sample(node.renderMetrics(), count);
+      return n >= 1 && node.primary?.address === promoted
+        ? { done: true, value: undefined }
+        : { done: false, observed: `${n} windows, on ${node.primary?.address}` };
+    }, { what: "the node to record the failover", timeoutMs: 30_000, intervalMs: 100 });
+    const text = node.renderMetrics();
+    const windows = sample(text, count);
+    const seconds = sample(text, "mn_redis_ha_failover_unavailability_seconds_sum") / windows;
+    // Sentinel's down-after is 1 s and a switch takes ~2 s: the window is seconds, not ms.
+    assert(seconds > 0.5 && seconds < 15, `${seconds}s over ${windows} windows`);
+  } finally {
+    stop = true;
+    await heartbeats;
   }
 });
