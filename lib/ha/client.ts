@@ -508,7 +508,7 @@ export class RedisHaClient implements AsyncDisposable {
   ): Promise<T> {
     const started = performance.now();
     try {
-      const result = await this.#attempts(op, options, meta);
+      const result = await this.#attempts(op, options);
       this.#metrics.operation(meta.name, (performance.now() - started) / 1000, true);
       if (meta.durable) this.#metrics.write("confirmed");
       return result;
@@ -522,7 +522,6 @@ export class RedisHaClient implements AsyncDisposable {
   async #attempts<T>(
     op: (session: Session, signal: AbortSignal | undefined) => Promise<T>,
     options: CommandOptions,
-    meta: { name: string; durable: boolean },
   ): Promise<T> {
     const idempotent = options.idempotent ?? false;
     const signal = this.#callSignal(options);
