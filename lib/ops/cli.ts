@@ -24,7 +24,13 @@ import { parseConfig } from "../ha/config.ts";
 import { ConfigError, RedisHaError, UsageError } from "../common/errors.ts";
 import { quoteValue } from "../common/_quote.ts";
 import { VERSION } from "../common/version.ts";
-import type { LogFormat } from "../common/log.ts";
+import {
+  configureCliLogging,
+  formatJsonLine,
+  formatTextLine,
+  type LogFormat,
+  resetLogging,
+} from "../common/log.ts";
 
 export type { CliIo } from "./commands/_spec.ts";
 
@@ -90,6 +96,38 @@ Output flags:
   --log-format text|json           log lines on stderr (default text)
   --help                           this help
   --version                        print the version`;
+
+/**
+ * `io` whose stderr lines (a command's progress and warnings) look like the
+ * log lines beside them: JSON objects under `--log-format json`, and for a
+ * long-lived service (`node start`, `serve`) timestamped lines with a level
+ * and a category, so its log reads as one stream. Other commands' progress
+ * stays plain text for a person at a terminal.
+ */
+function progressAsLogLines(io: CliIo, command: CommandSpec, format: LogFormat): CliIo {
+  const render = format === "json"
+    ? formatJsonLine
+    : command.stopsOnSignal === true
+    ? formatTextLine
+    : undefined;
+  if (render === undefined) return io;
+  const category = ["mn-redis-ha", command.name.split(" ")[0]!];
+  return {
+    ...io,
+    stderr: (text) => {
+      for (const line of text.split("\n")) {
+        const warning = /^warning: /.test(line);
+        io.stderr(render({
+          category,
+          level: warning ? "warning" : "info",
+          rawMessage: warning ? line.slice("warning: ".length) : line,
+          properties: {},
+          timestamp: Date.now(),
+        }));
+      }
+    },
+  };
+}
 
 /** The top-level help text. */
 export function usage(): string {
@@ -279,12 +317,11 @@ export async function runCli(
     io = teeTo(io, logFile);
   }
   const getEnv = commandEnv(command, values, io.getEnv);
-  // Loaded only to run a command: help and usage errors start without the logging library.
-  const { configureCliLogging, resetLogging } = await import("../common/log.ts");
   await configureCliLogging({
     format: logFormat as LogFormat,
     write: (line) => io.stderr(line.trimEnd()),
   });
+  const commandIo = progressAsLogLines(io, command, logFormat as LogFormat);
   // A failure: one line on stderr (a JSON line under --log-format json) and, with --json, a JSON
   // object on stdout, so a script reading stdout learns what went wrong.
   const fail = (code: string, message: string, exitCode: number): number => {
@@ -316,7 +353,7 @@ export async function runCli(
   using _closeLog = { [Symbol.dispose]: () => logFile?.close() };
   try {
     const config = parseConfig(getEnv);
-    const code = await command.run({ flags: values, config, io, signal, passthrough });
+    const code = await command.run({ flags: values, config, io: commandIo, signal, passthrough });
     // A command that returned because it was interrupted exits 130/143; a service (node start,
     // serve) stops normally on SIGINT/SIGTERM and its own code stands.
     if (signal.reason instanceof InterruptError && command.stopsOnSignal !== true) {

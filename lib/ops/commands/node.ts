@@ -110,7 +110,10 @@ export async function runNode(
     signal,
   );
   const holder = `${options.nodeId}:${crypto.randomUUID().slice(0, 8)}`;
-  // With WAIT on, the first box of a cluster cannot confirm writes until a replica joins: wait.
+  // With WAIT on, the first box of a cluster cannot confirm writes until a replica joins: wait,
+  // saying so once (and again only when the reason changes, or every 30 s).
+  const waitingSince = performance.now();
+  let said: { reason: string; at: number } | undefined;
   while (true) {
     try {
       await store.nodes.register(options.nodeId, {
@@ -120,7 +123,16 @@ export async function runNode(
       break;
     } catch (error) {
       if (!(error instanceof WaitError)) throw error;
-      progress(`node: waiting for a replica to confirm the registration: ${error.message}`);
+      const now = performance.now();
+      if (said === undefined || said.reason !== error.message || now - said.at >= 30_000) {
+        const waited = said === undefined
+          ? ""
+          : ` (still waiting after ${Math.round((now - waitingSince) / 1000)} s)`;
+        progress(
+          `node: waiting for a replica to confirm the registration${waited}: ${error.message}`,
+        );
+        said = { reason: error.message, at: now };
+      }
       await delay(1000, signal).catch(() => {});
       if (signal.aborted) {
         // Stopped before the registration was confirmed: it may still be on the primary.

@@ -232,3 +232,40 @@ Deno.test({
     }
   },
 });
+
+Deno.test("node start waiting for a replica says so once, in the same timestamped format as its log lines", async () => {
+  await using cluster = await startCluster({ replicas: 0, sentinels: 1, quorum: 1 });
+  const sentinels = cluster.sentinelEndpoints.map(formatEndpoint).join(",");
+  const [command, ...args] = nodeStartArgv({
+    box: 1,
+    sentinels,
+    master: cluster.masterName,
+    extra: ["--redis-wait-replicas", "1", "--skip-redis-ha"],
+  });
+  const node = spawnCollecting(command!, args, {
+    MN_REDIS_NAMESPACE: `wait_${crypto.randomUUID().slice(0, 6)}`,
+  });
+  try {
+    // Several registration attempts, each with its WAIT, while no replica exists.
+    await using primary = await cluster.nodes[0]!.connect();
+    await waitFor(async () => {
+      const stats = String(await primary.send(["INFO", "commandstats"], { strings: true }));
+      const calls = Number(/cmdstat_wait:calls=(\d+)/.exec(stats)?.[1] ?? 0);
+      return calls >= 8
+        ? { done: true, value: undefined }
+        : { done: false, observed: `${calls} WAITs; ${node.stderr().slice(-300)}` };
+    }, { what: "the node to retry its registration", timeoutMs: 30_000, intervalMs: 100 });
+  } finally {
+    node.kill("SIGTERM");
+    await node.done;
+  }
+  const lines = node.stderr().trim().split("\n");
+  const waiting = lines.filter((l) => l.includes("waiting for a replica to confirm"));
+  assertEquals(waiting.length, 1, node.stderr());
+  for (const line of lines) {
+    assert(
+      /^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z (INFO|WARNING|ERROR) mn-redis-ha\.\w+: /.test(line),
+      `not a log line: ${line}`,
+    );
+  }
+});
