@@ -40,6 +40,12 @@ export interface LeaveOptions {
   masterName: string;
   /** `--purge-local`: FLUSHDB after detaching. */
   purgeLocal: boolean;
+  /**
+   * `--stop`: once detached, shut the local Sentinel and Redis down (Redis
+   * saves its data first, unless `--purge-local`) and wait until both ports
+   * are closed.
+   */
+  stop?: boolean | undefined;
   /** `--timeout-ms`. */
   timeoutMs: number;
   /** `MN_REDIS_PASSWORD`. */
@@ -60,6 +66,8 @@ export interface LeaveResult {
   readonly primary: string;
   /** Whether the local data was flushed. */
   readonly purged: boolean;
+  /** Whether the local Redis and Sentinel were shut down (`--stop`). */
+  readonly stopped: boolean;
   /** Sentinels that were reset. */
   readonly resetSentinels: readonly string[];
 }
@@ -151,10 +159,59 @@ export async function leave(options: LeaveOptions): Promise<LeaveResult> {
         `${selfAddress} did not stay detached: ROLE ${JSON.stringify(role)}`,
       );
     }
-    return { wasPrimary, primary: formatEndpoint(decision.primary), purged, resetSentinels };
+    const stopped = options.stop === true;
+    if (stopped) {
+      await shutDown(localSentinel, selfSentinel, [], options);
+      // Data is kept: saved to disk first (unless it was purged on purpose).
+      await shutDown(local, self, [options.purgeLocal ? "NOSAVE" : "SAVE"], options);
+    }
+    return {
+      wasPrimary,
+      primary: formatEndpoint(decision.primary),
+      purged,
+      stopped,
+      resetSentinels,
+    };
   } finally {
     await localSentinel?.close();
   }
+}
+
+/** `SHUTDOWN` a local daemon and waits until its port is closed. */
+async function shutDown(
+  conn: RedisConnection | undefined,
+  endpoint: Endpoint,
+  args: readonly string[],
+  options: LeaveOptions,
+): Promise<void> {
+  if (conn === undefined) return;
+  const where = formatEndpoint(endpoint);
+  // The server closes the connection instead of replying when it goes.
+  await conn.send(["SHUTDOWN", ...args]).catch((error) => {
+    if (error instanceof ReplyError) {
+      throw new RedisHaError("CONFIG", `${where} refused SHUTDOWN: ${error.reply}`, {
+        cause: error,
+      });
+    }
+  });
+  await waitFor(async () => {
+    const open = await Deno.connect({ hostname: endpoint.host, port: endpoint.port }).then(
+      (c) => {
+        c.close();
+        return true;
+      },
+      () => false,
+    );
+    return open
+      ? { done: false, observed: `${where} still accepts connections` }
+      : { done: true, value: undefined };
+  }, {
+    what: `${where} to stop`,
+    timeoutMs: options.timeoutMs,
+    intervalMs: 50,
+    signal: options.signal,
+  });
+  options.report(`leave: stopped ${where}`);
 }
 
 async function knownToSentinels(options: LeaveOptions, selfAddress: string): Promise<boolean> {

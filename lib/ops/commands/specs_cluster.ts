@@ -359,7 +359,8 @@ export const MEMBERSHIP_COMMANDS: readonly CommandSpec[] = [
     name: "leave",
     summary:
       "Hand over the primary role if held, detach this box's Redis and drop its Sentinel monitor",
-    usage: "mn-redis-ha leave --self-host IP --sentinels H:P,… --master-name NAME [--purge-local]",
+    usage:
+      "mn-redis-ha leave --self-host IP --sentinels H:P,… --master-name NAME [--purge-local] [--stop]",
     example:
       "mn-redis-ha leave --self-host 192.168.4.29 --sentinels 192.168.4.29:26379,192.168.4.35:26379 " +
       "--master-name mirror-neuron",
@@ -368,6 +369,11 @@ export const MEMBERSHIP_COMMANDS: readonly CommandSpec[] = [
       "purge-local": {
         type: "boolean",
         help: "FLUSHDB the detached local Redis (data is kept by default)",
+      },
+      stop: {
+        type: "boolean",
+        help: "then shut the local Sentinel and Redis down (Redis saves its data first); " +
+          "run service uninstall first where units would start them again",
       },
       json: { type: "boolean", help: "print the result as JSON" },
     },
@@ -379,6 +385,7 @@ export const MEMBERSHIP_COMMANDS: readonly CommandSpec[] = [
         ...clusterBase(flags),
         tls: await readBoxTls(tlsFiles(flags), "connect"),
         purgeLocal: flags["purge-local"] === true,
+        stop: flags.stop === true,
         password: config.password,
         sentinelPassword: config.sentinelPassword,
         report: (line: string) => io.stderr(line),
@@ -387,7 +394,8 @@ export const MEMBERSHIP_COMMANDS: readonly CommandSpec[] = [
       io.stdout(
         flags.json === true
           ? JSON.stringify(result, null, 2)
-          : `leave_ok was_primary=${result.wasPrimary} primary=${result.primary} purged=${result.purged}`,
+          : `leave_ok was_primary=${result.wasPrimary} primary=${result.primary} purged=${result.purged}` +
+            (result.stopped ? " stopped=true" : ""),
       );
       return 0;
     },

@@ -124,6 +124,47 @@ Deno.test("mn-redis-ha leave --purge-local detaches a replica and flushes it", a
   assertEquals(replyToString(await p.send(["GET", "k"])), "v", "the cluster keeps its data");
 });
 
+Deno.test("mn-redis-ha leave --stop shuts the box's Sentinel and Redis down after detaching, keeping its data on disk", async () => {
+  await using boxes = await Boxes.create(2);
+  await joinAll(boxes);
+  {
+    await using p = await boxes.redis(0);
+    await p.send(["SET", "k", "v"]);
+    await p.send(["WAIT", 1, 5000]);
+  }
+  const r = await mnCli(boxes.leaveArgs(1, ["--stop"]));
+  assertEquals(r.code, 0, r.stderr);
+  assert(r.stdout.includes("leave_ok was_primary=false") && r.stdout.includes("stopped=true"));
+  const box = boxes.boxes[1]!;
+  for (const port of [box.redisPort, box.sentinelPort]) {
+    const refused = await Deno.connect({ hostname: box.host, port }).then((c) => {
+      c.close();
+      return false;
+    }, () => true);
+    assert(refused, `port ${port} still open`);
+  }
+  // Started again from its config, the detached Redis has the data it had.
+  const conf = `${box.dataDir}/redis-${box.redisPort}.conf`;
+  const started = await new Deno.Command("redis-server", {
+    args: [conf],
+    stdin: "null",
+    stdout: "null",
+    stderr: "null",
+  }).output();
+  assertEquals(started.code, 0);
+  await waitFor(async () => {
+    const up = await boxes.redis(1).then(async (c) => {
+      await c.close();
+      return true;
+    }, () => false);
+    return up ? { done: true, value: undefined } : { done: false, observed: "not up yet" };
+  }, { what: "the restarted Redis", timeoutMs: 10_000, intervalMs: 50 });
+  await using local = await boxes.redis(1);
+  assertEquals(replyToString(await local.send(["GET", "k"])), "v");
+  const role = await local.send(["ROLE"]);
+  assertEquals(Array.isArray(role) ? replyToString(role[0]) : null, "master", "still detached");
+});
+
 Deno.test("mn-redis-ha leave refuses when there is no other Redis, or the box never joined", async () => {
   await using boxes = await Boxes.create(2);
   const alone = await mnCli(boxes.joinArgs(0, ["--bootstrap", "--quorum", "1"]));
