@@ -1,6 +1,6 @@
 /**
  * The `mn-redis-ha` command line: a table of subcommands (one or two words,
- * e.g. `join`, `node start`) over `node:util` `parseArgs` in strict mode, so
+ * e.g. `join`, `node start`) over a strict flag parser (`parseFlags`), so
  * unknown flags are errors.
  *
  * Every configuration flag mirrors an `MN_REDIS_*` variable

@@ -22,20 +22,10 @@ import { checkId } from "./keys.ts";
 import { replyToNumber, replyToString, type RespReply } from "../protocol/resp.ts";
 import { Script } from "../protocol/script.ts";
 
-/** Job statuses. */
-export type JobStatus = "pending" | "running" | "succeeded" | "failed" | "cancelled";
+import { JOB_STATUSES, type JobStatus, TERMINAL_STATUSES } from "./job_status.ts";
 
-/** Every status, in lifecycle order. */
-export const JOB_STATUSES: readonly JobStatus[] = [
-  "pending",
-  "running",
-  "succeeded",
-  "failed",
-  "cancelled",
-];
-
-/** Statuses a job never leaves. */
-export const TERMINAL_STATUSES: readonly JobStatus[] = ["succeeded", "failed", "cancelled"];
+export { JOB_STATUSES, TERMINAL_STATUSES };
+export type { JobStatus };
 
 /** A stored job. */
 export interface Job {

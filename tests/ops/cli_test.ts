@@ -1,5 +1,7 @@
-import { assert, assertEquals } from "../_harness/assert.ts";
+import { assert, assertEquals, assertThrows } from "../_harness/assert.ts";
 import { cli } from "../_harness/cli.ts";
+import { parseFlags } from "../../lib/ops/commands/_spec.ts";
+import { UsageError } from "../../lib/common/errors.ts";
 
 function assertNoStack(text: string): void {
   assert(!/^\s+at .+:\d+:\d+/m.test(text), `stack trace in output:\n${text}`);
@@ -153,5 +155,30 @@ Deno.test("runCli() rejects bad operator input with exit 2 and a message naming 
     assertEquals(r.code, 2, `${args.join(" ")}: ${r.stderr}`);
     assert(r.stderr.includes(expected), `${args.join(" ")}: ${r.stderr}`);
     assertNoStack(r.stderr);
+  }
+});
+
+Deno.test("parseFlags() is strict: values after or inside their flag, switches bare, everything else refused", () => {
+  const options = { url: { type: "string" }, json: { type: "boolean" } } as const;
+  assertEquals(parseFlags(["--url", "redis://h:1", "--json"], options), {
+    url: "redis://h:1",
+    json: true,
+  });
+  assertEquals(parseFlags(["--url=redis://h:1/0?x=y=z"], options), { url: "redis://h:1/0?x=y=z" });
+  assertEquals(parseFlags(["--url", "-2"], options), { url: "-2" });
+  assertEquals(parseFlags(["--url", "a", "--url", "b"], options), { url: "b" }, "last one wins");
+  for (
+    const [args, says] of [
+      [["--bogus"], 'unknown flag "--bogus"'],
+      [["--url"], "--url needs a value"],
+      [["--url", "--json"], "--url needs a value"],
+      [["--json=yes"], "--json is a switch"],
+      [["stray"], 'unexpected argument "stray"'],
+      [["-u", "x"], 'unexpected argument "-u"'],
+      [["--constructor"], 'unknown flag "--constructor"'],
+    ] as const
+  ) {
+    const error = assertThrows(() => parseFlags(args, options), UsageError);
+    assert(error.message.includes(says), `${args.join(" ")}: ${error.message}`);
   }
 });

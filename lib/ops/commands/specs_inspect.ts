@@ -1,6 +1,6 @@
 /** CLI specs of `inspect nodes|topology|leases|jobs`. */
 
-import { JOB_STATUSES, type JobStatus } from "../../state/jobs.ts";
+import { JOB_STATUSES, type JobStatus } from "../../state/job_status.ts";
 import {
   choiceFlag,
   colourWanted,
