@@ -160,6 +160,7 @@ const NOT_CLI_FLAGS: Record<string, string> = {
   "--allow-read": "deno install",
   "--allow-run": "deno install",
   "--allow-write": "deno install",
+  "--allow-sys": "deno install",
   "--name": "deno install",
   "--check": "deno fmt --check",
   "--cycles": "scripts/bench_failover.ts",
