@@ -809,11 +809,12 @@ export class RedisHaClient implements AsyncDisposable {
     this.#unpermitted = address;
     const previous = this.#lastPrimary?.address;
     if (previous !== undefined && previous !== address) {
+      // A failover to a node this process may not reach: its commands fail from now on.
       const detail = { from: previous, to: address, configEpoch };
       this.#metrics.failover(this.#retiredBy, { ...detail, replid: "" });
       this.#emitter.emit("failover", detail);
+      logger.error("{message}", { message: typed.message });
     }
-    logger.error("{message}", { message: typed.message });
     return typed;
   }
 

@@ -78,6 +78,11 @@ interface Window {
 export class ClientMetrics {
   readonly registry: MetricRegistry = new MetricRegistry();
   #window: Window | undefined;
+  /**
+   * When the last window closed: an operation that started before it was
+   * already inside that window, so it cannot open another one.
+   */
+  #closedAt = -Infinity;
 
   constructor() {
     const r = this.registry;
@@ -167,6 +172,7 @@ export class ClientMetrics {
 
   /** The session to `primary` was lost at `at` (performance.now()): a window opens, if none is. */
   primaryLost(at: number, primary: string): void {
+    if (at < this.#closedAt) return;
     const window = this.#window;
     if (window === undefined || at < window.since) {
       this.#window = {
@@ -182,6 +188,7 @@ export class ClientMetrics {
    * serve it, or had to wait for a new session: the window reaches back to it.
    */
   operationAffected(startedAt: number, primary: string): void {
+    if (startedAt < this.#closedAt) return;
     const window = this.#window;
     if (window === undefined || startedAt < window.since) {
       this.#window = { since: startedAt, from: window?.from ?? primary, affected: true };
@@ -204,6 +211,7 @@ export class ClientMetrics {
   #close(primary: string): void {
     const { since, from } = this.#window!;
     this.#window = undefined;
+    this.#closedAt = performance.now();
     if (from === primary) return; // A blip on the same primary: no failover to measure.
     const seconds = (performance.now() - since) / 1000;
     this.registry.observe("failover_unavailability_seconds", seconds);

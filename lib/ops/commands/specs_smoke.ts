@@ -13,12 +13,13 @@ function runnableShell(shell: string[]): string[] {
   if (Deno.permissions.querySync({ name: "run", command: program }).state === "granted") {
     return shell;
   }
+  const allow = [...new Set([program, "ssh", "ip", "redis-server", "redis-sentinel", "systemctl"])];
   throw new UsageError(
-    `--remote-shell runs ${JSON.stringify(program)}, which this process may not run (the ` +
-      "mn-redis-ha binary and `deno run -P=cli` may run only ssh, ip and the Redis and system " +
-      'tools); use an ssh prefix, e.g. "ssh -p 2222 admin@192.168.4.173", or run from source with ' +
-      `that program allowed: deno run -P=cli --allow-run=${program},ssh,ip,redis-server,` +
-      "redis-sentinel,systemctl main.ts smoke two-box …",
+    `--remote-shell runs ${JSON.stringify(program)}, which this process's permissions do not ` +
+      "allow (the mn-redis-ha binary, like `deno run -P=cli`, may run ssh and ip besides the " +
+      'Redis and system tools); use an ssh prefix, e.g. "ssh -p 2222 admin@192.168.4.173", or ' +
+      `run from source with that program allowed: deno run -P=cli --allow-run=${allow.join(",")} ` +
+      "main.ts smoke two-box …",
   );
 }
 

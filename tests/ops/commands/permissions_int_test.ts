@@ -40,7 +40,9 @@ Deno.test("the smoke permission set refuses network access beyond loopback clean
     "5",
   ]);
   assertEquals(r.code, 1, r.stderr);
-  assert(r.stderr.includes("not permitted") && r.stderr.includes("net access"), r.stderr);
+  assert(r.stderr.includes("Not permitted to connect to 10.255.255.1:6379"), r.stderr);
+  assert(r.stderr.includes("--allow-net=10.255.255.1:6379"), r.stderr);
+  assertEquals(r.stderr.trim().split("\n").length, 1, `one line: ${r.stderr}`);
   assert(r.ms < 15_000, `took ${r.ms}ms: a permission refusal must not be retried`);
 });
 
@@ -57,6 +59,8 @@ Deno.test("the smoke permission set cannot run anything but the redis binaries",
     "--dir",
     ".tmp",
   ]);
-  assertEquals(r.code, 1, r.stderr);
-  assert(r.stderr.includes("run access"), r.stderr);
+  // Refused up front: the remote shell's program (ssh) is not in the smoke set.
+  assertEquals(r.code, 2, r.stderr);
+  assert(r.stderr.includes('--remote-shell runs "ssh"'), r.stderr);
+  assert(!r.stderr.includes("NotCapable"), r.stderr);
 });
