@@ -1,12 +1,12 @@
 #!/usr/bin/env -S deno run -P=cli
 /**
  * The `mn-redis-ha` CLI entry point: reads `Deno.args`, runs the command and
- * maps its outcome to an exit code. All logic lives in `lib/ops/cli.ts`.
+ * maps its outcome to an exit code. All logic lives in `lib/cli/cli.ts`.
  *
  * @module
  */
 
-import { INTERRUPT_EXIT_CODES, InterruptError, runCli } from "./lib/ops/cli.ts";
+import { INTERRUPT_EXIT_CODES, InterruptError, runCli } from "./lib/cli/cli.ts";
 
 /** How long a command may clean up after SIGINT/SIGTERM before the process exits anyway. */
 const CLEANUP_GRACE_MS = 900;

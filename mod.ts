@@ -28,7 +28,7 @@ export type { Endpoint } from "./lib/protocol/endpoint.ts";
 export type { RespArg, RespReply } from "./lib/protocol/resp.ts";
 export { Secret } from "./lib/common/secret.ts";
 export { LOG_CATEGORY } from "./lib/common/log.ts";
-export { DIAGNOSTICS_CHANNELS } from "./lib/ha/metrics.ts";
+export { DIAGNOSTICS_CHANNELS } from "./lib/ha/metric_registry.ts";
 
 // Typed errors.
 export {

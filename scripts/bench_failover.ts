@@ -26,13 +26,13 @@ import {
 } from "./_task_args.ts";
 import { Redis } from "ioredis";
 import { createSentinel } from "redis";
-import { LocalCluster } from "../lib/ops/local_cluster.ts";
+import { LocalCluster } from "../lib/process/local_cluster.ts";
 import { RedisHaClient } from "../lib/ha/client.ts";
 import { configFromOptions } from "../lib/ha/config.ts";
 import { formatEndpoint } from "../lib/protocol/endpoint.ts";
 import { SentinelWatcher } from "../lib/ha/sentinel_watcher.ts";
 import { parseSwitchMaster } from "../lib/ha/resolver_decision.ts";
-import { delay } from "../lib/common/_delay.ts";
+import { delay } from "../lib/common/delay.ts";
 
 /** One client under test. */
 interface Writer {

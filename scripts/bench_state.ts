@@ -9,7 +9,7 @@
 import { configFromOptions } from "../lib/ha/config.ts";
 import { formatEndpoint } from "../lib/protocol/endpoint.ts";
 import { acquireLease, type Lease } from "../lib/state/lease.ts";
-import { LocalCluster } from "../lib/ops/local_cluster.ts";
+import { LocalCluster } from "../lib/process/local_cluster.ts";
 import { StateStore } from "../lib/state/state_store.ts";
 
 const IN_FLIGHT = 50;

@@ -34,8 +34,8 @@ import { formatEndpoint } from "../lib/protocol/endpoint.ts";
 import { parseInfo, replicasFromInfo } from "../lib/protocol/info.ts";
 import { replyToString, type RespReply } from "../lib/protocol/resp.ts";
 import { StateStore } from "../lib/state/state_store.ts";
-import { waitFor } from "../lib/ops/wait.ts";
-import { delay } from "../lib/common/_delay.ts";
+import { waitFor } from "../lib/common/wait_for.ts";
+import { delay } from "../lib/common/delay.ts";
 import type { Config } from "../lib/ha/config.ts";
 
 const say = (line: string): void => console.error(line);

@@ -22,5 +22,5 @@ DENORT_BIN="$(realpath "$standin")" deno compile -P=cli --no-prompt --output "$o
 for embedded in main.ts "lib/" @logtape/logtape; do
   grep -qF "$embedded" "$out/log" || { cat "$out/log" >&2; echo "compile graph check: $embedded not embedded" >&2; exit 1; }
 done
-grep -Eq 'lib/(\*|cli\.ts)' "$out/log" || { cat "$out/log" >&2; echo "compile graph check: lib/ops/cli.ts not embedded" >&2; exit 1; }
+grep -Eq 'lib/(\*|cli\.ts)' "$out/log" || { cat "$out/log" >&2; echo "compile graph check: lib/cli/cli.ts not embedded" >&2; exit 1; }
 echo "compile graph check: ok (module graph compiled and embedded; runtime stand-in: $standin)"

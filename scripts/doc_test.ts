@@ -7,7 +7,7 @@
  * Usage: `deno task test:doc`
  */
 
-import { LocalCluster } from "../lib/ops/local_cluster.ts";
+import { LocalCluster } from "../lib/process/local_cluster.ts";
 import { formatEndpoint } from "../lib/protocol/endpoint.ts";
 
 const TARGETS = ["mod.ts", "lib/", "README.md"];

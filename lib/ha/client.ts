@@ -19,8 +19,8 @@
  * @module
  */
 
-import { abortable } from "../common/_abortable.ts";
-import { delay } from "../common/_delay.ts";
+import { abortable } from "../common/abortable.ts";
+import { delay } from "../common/delay.ts";
 import { backoffDelayMs } from "./backoff.ts";
 import type { Config } from "./config.ts";
 import { type ConnectOptions, RedisConnection } from "../protocol/connection.ts";

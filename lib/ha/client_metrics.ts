@@ -15,7 +15,7 @@ import {
   type MetricsFormat,
   publish,
   UNAVAILABILITY_BUCKETS,
-} from "./metrics.ts";
+} from "./metric_registry.ts";
 
 /** What became of a durable write. */
 export type WriteOutcome = "confirmed" | "under_replicated" | "failed" | "indeterminate";

@@ -8,7 +8,7 @@
  * @module
  */
 
-import { quoteValue } from "../common/_quote.ts";
+import { quoteValue } from "../common/quote.ts";
 import { ConfigError, type ConfigIssue } from "../common/errors.ts";
 import { type Endpoint, formatEndpoint, parseEndpoint, parsePort } from "../protocol/endpoint.ts";
 import { Secret } from "../common/secret.ts";

@@ -15,7 +15,7 @@
  * @module
  */
 
-import { abortable } from "../common/_abortable.ts";
+import { abortable } from "../common/abortable.ts";
 import type { RedisConnection } from "../protocol/connection.ts";
 import { AbortedError, WaitError } from "../common/errors.ts";
 import { replyToNumber, type RespArg, type RespReply } from "../protocol/resp.ts";

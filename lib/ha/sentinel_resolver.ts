@@ -7,7 +7,7 @@
  * @module
  */
 
-import { abortable } from "../common/_abortable.ts";
+import { abortable } from "../common/abortable.ts";
 import { RedisConnection } from "../protocol/connection.ts";
 import { type Endpoint, formatEndpoint } from "../protocol/endpoint.ts";
 import {

@@ -6,7 +6,7 @@
  * @module
  */
 
-import { delay } from "../common/_delay.ts";
+import { delay } from "../common/delay.ts";
 import { RedisConnection } from "../protocol/connection.ts";
 import { type Endpoint, formatEndpoint } from "../protocol/endpoint.ts";
 import { eventMasterName, parseSwitchMaster } from "./resolver_decision.ts";

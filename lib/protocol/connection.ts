@@ -21,8 +21,8 @@ import {
   ReplyError,
   TlsError,
 } from "../common/errors.ts";
-import { abortable } from "../common/_abortable.ts";
-import { formatMs, quoteValue } from "../common/_quote.ts";
+import { abortable } from "../common/abortable.ts";
+import { formatMs, quoteValue } from "../common/quote.ts";
 import { type Endpoint, formatEndpoint } from "./endpoint.ts";
 import {
   bulkToStrings,

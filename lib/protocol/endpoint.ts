@@ -5,7 +5,7 @@
  * @module
  */
 
-import { quoteValue } from "../common/_quote.ts";
+import { quoteValue } from "../common/quote.ts";
 
 /** A TCP endpoint. `host` is an IP address or name, IPv6 without brackets. */
 export interface Endpoint {

@@ -16,7 +16,7 @@
 
 import { runScript } from "../ha/client.ts";
 import type { StateStore } from "./state_store.ts";
-import { delay } from "../common/_delay.ts";
+import { delay } from "../common/delay.ts";
 import {
   type FenceToken,
   type OperationOptions,

@@ -8,8 +8,8 @@ import { RedisConnection } from "../../lib/protocol/connection.ts";
 import { formatEndpoint } from "../../lib/protocol/endpoint.ts";
 import { parseInfo, replicasFromInfo } from "../../lib/protocol/info.ts";
 import { replyToString } from "../../lib/protocol/resp.ts";
-import { waitFor } from "../../lib/ops/wait.ts";
-import { delay } from "../../lib/common/_delay.ts";
+import { waitFor } from "../../lib/common/wait_for.ts";
+import { delay } from "../../lib/common/delay.ts";
 import type { History } from "./history.ts";
 import type { Box, Topology } from "./topology.ts";
 

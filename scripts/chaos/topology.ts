@@ -9,7 +9,7 @@
 import { RedisConnection } from "../../lib/protocol/connection.ts";
 import { type Endpoint, formatEndpoint } from "../../lib/protocol/endpoint.ts";
 import { replyToMap, replyToString } from "../../lib/protocol/resp.ts";
-import { waitFor } from "../../lib/ops/wait.ts";
+import { waitFor } from "../../lib/common/wait_for.ts";
 
 /** Redis and Sentinel ports inside every box (each box has its own address). */
 export const REDIS_PORT = 6379;

@@ -6,7 +6,7 @@
  * operation goes into the run's history.
  */
 
-import { delay } from "../../lib/common/_delay.ts";
+import { delay } from "../../lib/common/delay.ts";
 import type { RedisHaClient } from "../../lib/ha/client.ts";
 import { type Config, configFromOptions } from "../../lib/ha/config.ts";
 import { campaign } from "../../lib/state/lease.ts";

@@ -5,7 +5,7 @@
  */
 
 import { RedisConnection } from "../../lib/protocol/connection.ts";
-import { freePort } from "../../lib/ops/redis_process.ts";
+import { freePort } from "../../lib/process/redis_process.ts";
 import { formatEndpoint } from "../../lib/protocol/endpoint.ts";
 import type { Secret } from "../../lib/common/secret.ts";
 import { tempDir, waitFor } from "./mod.ts";

@@ -1,4 +1,4 @@
-import { runCli } from "../../lib/ops/cli.ts";
+import { runCli } from "../../lib/cli/cli.ts";
 
 /** What one in-process CLI run produced. */
 export interface CliRun {

@@ -4,14 +4,14 @@
  * by `await using`, even when a test fails.
  */
 
-import { LocalCluster, type LocalClusterOptions } from "../../lib/ops/local_cluster.ts";
-import { RedisProcess, type RedisServerOptions } from "../../lib/ops/redis_process.ts";
+import { LocalCluster, type LocalClusterOptions } from "../../lib/process/local_cluster.ts";
+import { RedisProcess, type RedisServerOptions } from "../../lib/process/redis_process.ts";
 import { type Config, configFromOptions, type ConfigOptions } from "../../lib/ha/config.ts";
 import { formatEndpoint } from "../../lib/protocol/endpoint.ts";
 import { StateStore, type StateStoreOptions } from "../../lib/state/state_store.ts";
 
 export { LocalCluster, RedisProcess };
-export { waitFor } from "../../lib/ops/wait.ts";
+export { waitFor } from "../../lib/common/wait_for.ts";
 
 /** Where every test puts its temp dirs (the `int` permission set allows only this). */
 export const TEST_TMP = ".tmp";

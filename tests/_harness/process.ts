@@ -1,6 +1,6 @@
 /** Running a command to completion and capturing its output, for CLI and script tests. */
 
-import { waitFor } from "../../lib/ops/wait.ts";
+import { waitFor } from "../../lib/common/wait_for.ts";
 
 /** What one subprocess printed and how it exited. */
 export interface ProcessRun {

@@ -10,10 +10,10 @@ import { assertAllPresent, sentinelConfig, startCluster, waitFor } from "../_har
 import { RedisHaClient } from "../../lib/ha/client.ts";
 import { formatEndpoint } from "../../lib/protocol/endpoint.ts";
 import { replyToString } from "../../lib/protocol/resp.ts";
-import { delay } from "../../lib/common/_delay.ts";
+import { delay } from "../../lib/common/delay.ts";
 import { AbortedError, OutcomeUnknownError, WaitError } from "../../lib/common/errors.ts";
 import { configureCliLogging, resetLogging } from "../../lib/common/log.ts";
-import type { RedisProcess } from "../../lib/ops/redis_process.ts";
+import type { RedisProcess } from "../../lib/process/redis_process.ts";
 
 /** Every command a node executes, read from a raw `MONITOR` connection. */
 async function monitor(node: RedisProcess): Promise<AsyncDisposable & { lines(): string[] }> {

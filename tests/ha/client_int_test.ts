@@ -18,7 +18,7 @@ import {
   WaitError,
 } from "../../lib/common/errors.ts";
 import { totalBackoffRangeMs } from "../../lib/ha/backoff.ts";
-import { freePort } from "../../lib/ops/redis_process.ts";
+import { freePort } from "../../lib/process/redis_process.ts";
 import { replyToNumber, replyToString } from "../../lib/protocol/resp.ts";
 import { Secret } from "../../lib/common/secret.ts";
 import { parseInfo } from "../../lib/protocol/info.ts";

@@ -9,7 +9,7 @@ import { assert, assertEquals } from "../_harness/assert.ts";
 import { sentinelConfig, startCluster, waitFor } from "../_harness/mod.ts";
 import { promtoolCheck, sample } from "../_harness/metrics.ts";
 import { RedisHaClient } from "../../lib/ha/client.ts";
-import { DIAGNOSTICS_CHANNELS } from "../../lib/ha/metrics.ts";
+import { DIAGNOSTICS_CHANNELS } from "../../lib/ha/metric_registry.ts";
 import { formatEndpoint } from "../../lib/protocol/endpoint.ts";
 
 Deno.test("client metrics through a kill -9 failover: counted once, unavailability within 100 ms of the writer's own, promtool-valid", async () => {

@@ -8,7 +8,7 @@ import { assert, assertEquals } from "../_harness/assert.ts";
 import { startCluster, waitFor } from "../_harness/mod.ts";
 import { spawnCollecting } from "../_harness/process.ts";
 import { formatEndpoint } from "../../lib/protocol/endpoint.ts";
-import type { LocalCluster } from "../../lib/ops/local_cluster.ts";
+import type { LocalCluster } from "../../lib/process/local_cluster.ts";
 
 interface Line {
   kind: "connected" | "failover" | "ok" | "error";

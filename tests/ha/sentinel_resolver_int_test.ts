@@ -2,7 +2,7 @@ import { assert, assertEquals, assertRejects } from "../_harness/assert.ts";
 import { RedisProcess, startCluster, tempDir } from "../_harness/mod.ts";
 import { formatEndpoint } from "../../lib/protocol/endpoint.ts";
 import { MasterUnknownError, NoSentinelReachableError } from "../../lib/common/errors.ts";
-import { freePort } from "../../lib/ops/redis_process.ts";
+import { freePort } from "../../lib/process/redis_process.ts";
 import { Secret } from "../../lib/common/secret.ts";
 import { SentinelResolver } from "../../lib/ha/sentinel_resolver.ts";
 

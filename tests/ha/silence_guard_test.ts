@@ -1,7 +1,7 @@
 import { assert, assertEquals } from "../_harness/assert.ts";
 import { SilenceGuard } from "../../lib/ha/silence_guard.ts";
 import type { SentinelAnswer } from "../../lib/ha/resolver_decision.ts";
-import { delay } from "../../lib/common/_delay.ts";
+import { delay } from "../../lib/common/delay.ts";
 
 const here = "10.0.0.1:6379";
 const report = (sentinel: string, host: string, flags = "master"): SentinelAnswer => ({

@@ -8,10 +8,10 @@ import { assert, assertEquals } from "../_harness/assert.ts";
 import { openStore, sentinelConfig, startCluster, waitFor } from "../_harness/mod.ts";
 import { LEADER_LEASE } from "../../lib/state/keys.ts";
 import { campaign } from "../../lib/state/lease.ts";
-import { RedisProcess } from "../../lib/ops/redis_process.ts";
+import { RedisProcess } from "../../lib/process/redis_process.ts";
 import { parseInfo } from "../../lib/protocol/info.ts";
 import { replyToString } from "../../lib/protocol/resp.ts";
-import { delay } from "../../lib/common/_delay.ts";
+import { delay } from "../../lib/common/delay.ts";
 import type { StateStore } from "../../lib/state/state_store.ts";
 
 interface Held {

@@ -1,0 +1,265 @@
+/**
+ * `mn-redis-ha node start`: a long-lived MirrorNeuron runtime node (the user
+ * doc's `scripts/start_cluster_node.sh`). In sentinel mode it first joins
+ * the box's Redis and Sentinel to the cluster (box 1 may bootstrap the
+ * primary), then registers node state, heartbeats, competes for the fenced
+ * leader lease, and on SIGINT/SIGTERM releases its lease and marks itself
+ * left.
+ *
+ * @module
+ */
+
+import { delay } from "../common/delay.ts";
+import { type Config, configFromOptions, configToOptions } from "../ha/config.ts";
+import { type Endpoint, formatEndpoint } from "../protocol/endpoint.ts";
+import { LeaseHeldError, WaitError } from "../common/errors.ts";
+import { LEADER_LEASE } from "../state/keys.ts";
+import { acquireLease, type Lease } from "../state/lease.ts";
+import { parseInfo, replicasFromInfo } from "../protocol/info.ts";
+import { libraryLogger } from "../common/log.ts";
+import { replyToString } from "../protocol/resp.ts";
+import { waitBudgetWarning } from "../ha/wait_budget.ts";
+import { StateStore } from "../state/state_store.ts";
+import { join } from "../ops/join.ts";
+
+const logger = libraryLogger("node");
+
+/** Options of `node start`, one per flag. */
+export interface NodeStartOptions {
+  /** `--box1-ip`. */
+  box1Ip: string;
+  /** `--box2-ip`. */
+  box2Ip: string;
+  /** `--box`: which of the two this is. */
+  box: 1 | 2;
+  /** `--redis-ha-mode`. */
+  haMode: "single" | "sentinel";
+  /** `--redis-sentinels`. */
+  sentinels: readonly Endpoint[];
+  /** `--sentinel-master`. */
+  sentinelMaster: string;
+  /** `--redis-wait-replicas`. */
+  waitReplicas: number;
+  /** `--skip-redis-ha`: Redis and Sentinel are managed externally. */
+  skipRedisHa: boolean;
+  /** `--node-id`. */
+  nodeId: string;
+  /** `--redis-port` / `--sentinel-port` / `--quorum` / `--data-dir` for the join. */
+  redisPort: number;
+  /** Local Sentinel port. */
+  sentinelPort: number;
+  /** Sentinel quorum for the join. */
+  quorum: number;
+  /** Data dir for the join. */
+  dataDir: string;
+  /** Heartbeat TTL (the node heartbeats every third of it). */
+  heartbeatTtlMs: number;
+  /** Leader lease TTL. */
+  leaseTtlMs: number;
+  /** `--metrics-listen`: serve `/metrics` (with the node client's series), `/health`, `/cluster`, `/`. */
+  metricsListen?: Endpoint | undefined;
+}
+
+/** Runs a node until `signal` aborts; `report` gets marker lines for stdout. */
+export async function runNode(
+  options: NodeStartOptions,
+  base: Config,
+  report: (line: string) => void,
+  progress: (line: string) => void,
+  signal: AbortSignal,
+): Promise<void> {
+  const selfHost = options.box === 1 ? options.box1Ip : options.box2Ip;
+  let config = base;
+  if (options.haMode === "sentinel") {
+    if (!options.skipRedisHa) {
+      await join({
+        selfHost,
+        redisPort: options.redisPort,
+        sentinelPort: options.sentinelPort,
+        sentinels: options.sentinels,
+        masterName: options.sentinelMaster,
+        quorum: options.quorum,
+        dataDir: options.dataDir,
+        downAfterMs: 5000,
+        failoverTimeoutMs: 60_000,
+        bootstrap: options.box === 1,
+        timeoutMs: 60_000,
+        password: base.password,
+        sentinelPassword: base.sentinelPassword,
+        report: progress,
+      });
+    }
+    config = configFromOptions({
+      ...configToOptions(base),
+      haMode: "sentinel",
+      sentinels: options.sentinels.map(formatEndpoint),
+      sentinelMaster: options.sentinelMaster,
+      waitReplicas: options.waitReplicas,
+    });
+  } else {
+    config = configFromOptions({ ...configToOptions(base), waitReplicas: options.waitReplicas });
+  }
+
+  await using store = await StateStore.connect(config);
+  await using _metrics = await startMetricsServer(
+    options,
+    config,
+    selfHost,
+    store,
+    progress,
+    signal,
+  );
+  const holder = `${options.nodeId}:${crypto.randomUUID().slice(0, 8)}`;
+  // With WAIT on, the first box of a cluster cannot confirm writes until a replica joins: wait,
+  // saying so once (and again only when the reason changes, or every 30 s).
+  const waitingSince = performance.now();
+  let said: { reason: string; at: number } | undefined;
+  while (true) {
+    try {
+      await store.nodes.register(options.nodeId, {
+        ttlMs: options.heartbeatTtlMs,
+        meta: { box: options.box, ip: selfHost, holder, pid: Deno.pid },
+      });
+      break;
+    } catch (error) {
+      if (!(error instanceof WaitError)) throw error;
+      const now = performance.now();
+      if (said === undefined || said.reason !== error.message || now - said.at >= 30_000) {
+        const waited = said === undefined
+          ? ""
+          : ` (still waiting after ${Math.round((now - waitingSince) / 1000)} s)`;
+        progress(
+          `node: waiting for a replica to confirm the registration${waited}: ${error.message}`,
+        );
+        said = { reason: error.message, at: now };
+      }
+      await delay(1000, signal).catch(() => {});
+      if (signal.aborted) {
+        // Stopped before the registration was confirmed: it may still be on the primary.
+        await store.nodes.leave(options.nodeId).catch(() => {});
+        report(`node_stopped id=${options.nodeId}`);
+        return;
+      }
+    }
+  }
+  report(
+    `node_started id=${options.nodeId} box=${options.box} primary=${store.client.primary?.address}`,
+  );
+  // Say it at start-up: a WAIT that needs every replica stops durable writes when one box goes.
+  const replication = await store.client.command(["INFO", "replication"], { idempotent: true })
+    .then((r) => replyToString(r) ?? "").catch(() => undefined);
+  const budget = replication === undefined
+    ? undefined
+    : waitBudgetWarning(config.waitReplicas, replicasFromInfo(parseInfo(replication)));
+  if (budget !== undefined) {
+    logger.warn("Node {node}: {warning}", { node: options.nodeId, warning: budget });
+  }
+
+  const heartbeats = (async () => {
+    while (!signal.aborted) {
+      try {
+        await delay(Math.max(100, Math.floor(options.heartbeatTtlMs / 3)), signal);
+        await store.nodes.heartbeat(options.nodeId);
+      } catch (error) {
+        if (signal.aborted) return;
+        logger.warn("Node {node} heartbeat failed: {error}", {
+          node: options.nodeId,
+          error: String(error),
+        });
+      }
+    }
+  })();
+
+  let lease: Lease | undefined;
+  try {
+    while (!signal.aborted) {
+      try {
+        lease = await acquireLease(store, LEADER_LEASE, {
+          holder,
+          ttlMs: options.leaseTtlMs,
+          keepAlive: {},
+        });
+      } catch (error) {
+        if (!(error instanceof LeaseHeldError)) {
+          logger.warn("Node {node} could not campaign for leader: {error}", {
+            node: options.nodeId,
+            error: String(error),
+          });
+        }
+        await delay(Math.floor(options.leaseTtlMs / 4), signal).catch(() => {});
+        continue;
+      }
+      report(`node_leader id=${options.nodeId} token=${lease.token}`);
+      logger.info("Node {node} is the leader (fencing token {token})", {
+        node: options.nodeId,
+        token: lease.token,
+      });
+      await new Promise<void>((resolve) => {
+        if (signal.aborted || lease!.lost) return resolve();
+        signal.addEventListener("abort", () => resolve(), { once: true });
+        lease!.signal.addEventListener("abort", () => resolve(), { once: true });
+      });
+      if (lease.lost && !signal.aborted) {
+        logger.warn("Node {node} lost the leader lease: {reason}", {
+          node: options.nodeId,
+          reason: String(lease.signal.reason),
+        });
+        report(`node_lost_leadership id=${options.nodeId}`);
+        lease = undefined;
+      }
+    }
+  } finally {
+    // Graceful stop: hand the lease back and mark the node as left.
+    if (lease !== undefined) await lease.release().catch(() => false);
+    await heartbeats;
+    await store.nodes.leave(options.nodeId).catch((error) => {
+      logger.warn("Node {node} could not mark itself left: {error}", {
+        node: options.nodeId,
+        error: String(error),
+      });
+    });
+    report(`node_stopped id=${options.nodeId}`);
+  }
+}
+
+/**
+ * `--metrics-listen`: the box's endpoints plus the node client's own series,
+ * until the node stops. Nothing when the flag is absent.
+ */
+async function startMetricsServer(
+  options: NodeStartOptions,
+  config: Config,
+  selfHost: string,
+  store: StateStore,
+  progress: (line: string) => void,
+  signal: AbortSignal,
+): Promise<AsyncDisposable> {
+  const listen = options.metricsListen;
+  if (listen === undefined) return { [Symbol.asyncDispose]: () => Promise.resolve() };
+  const { serve } = await import("../views/serve.ts");
+  const { inspectTopology } = await import("../views/inspect.ts");
+  const stop = new AbortController();
+  const stopping = AbortSignal.any([signal, stop.signal]);
+  const listening = Promise.withResolvers<void>();
+  const server = serve({
+    listen,
+    redis: { host: selfHost, port: options.redisPort },
+    sentinels: options.sentinels,
+    masterName: options.sentinelMaster,
+    config,
+    signal: stopping,
+    onListen: (address) => {
+      progress(`node: metrics on http://${address}/`);
+      listening.resolve();
+    },
+    clientMetrics: (format) => store.client.renderMetrics(format),
+    topology: () => inspectTopology(config, store.client),
+  });
+  await Promise.race([listening.promise, server]);
+  return {
+    [Symbol.asyncDispose]: async () => {
+      stop.abort();
+      await server.catch(() => {});
+    },
+  };
+}
