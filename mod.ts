@@ -27,6 +27,7 @@ export type { HaEventMap, HaEvents } from "./lib/ha/events.ts";
 export type { Endpoint } from "./lib/protocol/endpoint.ts";
 export type { RespArg, RespReply } from "./lib/protocol/resp.ts";
 export { Secret } from "./lib/common/secret.ts";
+export type { Clock } from "./lib/common/clock.ts";
 export { LOG_CATEGORY } from "./lib/common/log.ts";
 export { DIAGNOSTICS_CHANNELS } from "./lib/ha/metric_registry.ts";
 

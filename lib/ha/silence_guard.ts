@@ -23,6 +23,7 @@
  * @module
  */
 
+import { type Clock, SYSTEM_CLOCK } from "../common/clock.ts";
 import { failoverEvidence, type SentinelAnswer } from "./resolver_decision.ts";
 
 /** A silence that ended: when, and how long it lasted. */
@@ -40,14 +41,19 @@ interface Check {
 /** Tracks silences of primaries and confirms suspect acknowledgements with the sentinels. */
 export class SilenceGuard {
   readonly #ask: () => Promise<readonly SentinelAnswer[]>;
+  readonly #clock: Clock;
   readonly #heardAt = new Map<string, number>();
   readonly #silences = new Map<string, Silence>();
   readonly #checks = new Map<string, Check>();
   #thresholdMs: number | undefined;
 
-  /** `ask` queries every sentinel (waiting for all, each within its deadline). */
-  constructor(ask: () => Promise<readonly SentinelAnswer[]>) {
+  /**
+   * `ask` queries every sentinel (waiting for all, each within its
+   * deadline); `clock` times the silences.
+   */
+  constructor(ask: () => Promise<readonly SentinelAnswer[]>, clock: Clock = SYSTEM_CLOCK) {
     this.#ask = ask;
+    this.#clock = clock;
   }
 
   /** The silence that makes a primary suspect: half of `down-after-milliseconds`. */
@@ -74,7 +80,7 @@ export class SilenceGuard {
 
   /** Called whenever bytes arrive from `address` (before its replies are delivered). */
   heard(address: string): void {
-    const now = performance.now();
+    const now = this.#clock.now();
     const last = this.#heardAt.get(address);
     this.#heardAt.set(address, now);
     if (last === undefined || this.#thresholdMs === undefined) return;
@@ -109,7 +115,7 @@ export class SilenceGuard {
         await current.evidence;
         continue;
       }
-      const askedAt = performance.now();
+      const askedAt = this.#clock.now();
       const evidence = this.#check(address, configEpoch, askedAt, silence);
       const check = { askedAt, evidence };
       this.#checks.set(address, check);

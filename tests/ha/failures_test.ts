@@ -7,7 +7,7 @@ import {
   RoleMismatchError,
   WaitError,
 } from "../../lib/common/errors.ts";
-import { classifyFailure, isAuthReply } from "../../lib/ha/reconnect.ts";
+import { classifyFailure, isAuthReply } from "../../lib/ha/failures.ts";
 
 const sent = new ConnectionError("reset", { endpoint: "h:1", sendState: "sent" });
 const unsent = new ConnectionError("refused", { endpoint: "h:1", sendState: "not-sent" });

@@ -1,16 +1,21 @@
 /**
- * Which failures are worth a reconnect and a retry, and which must surface.
+ * Which failures are worth a reconnect and a retry, which must surface, and
+ * how each is counted in the client's metrics.
  *
  * @module
  */
 
 import {
+  AbortedError,
   AuthError,
   ConnectionError,
   NoSentinelReachableError,
+  OutcomeUnknownError,
   ReplyError,
   RoleMismatchError,
+  WaitError,
 } from "../common/errors.ts";
+import type { WriteOutcome } from "./client_metrics.ts";
 
 /** Reply prefixes that mean "not executed; the node is not a usable primary right now". */
 export const RETRYABLE_REPLY_PREFIXES: ReadonlySet<string> = new Set([
@@ -43,7 +48,7 @@ export type FailureAction =
  *
  * @example
  * ```ts
- * import { classifyFailure } from "./reconnect.ts";
+ * import { classifyFailure } from "./failures.ts";
  * import { ReplyError } from "../common/errors.ts";
  * const readonly = new ReplyError("READONLY You can't write against a read only replica.");
  * const action = classifyFailure(readonly, { idempotent: false });
@@ -67,4 +72,39 @@ export function classifyFailure(error: unknown, options: { idempotent: boolean }
 /** True when a reply error means the credentials were refused. */
 export function isAuthReply(error: unknown): error is ReplyError {
   return error instanceof ReplyError && AUTH_REPLY_PREFIXES.has(error.prefix);
+}
+
+/** The `category` label of a failed attempt. */
+export function errorCategory(error: unknown): string {
+  if (error instanceof ConnectionError) return "connection";
+  if (error instanceof WaitError) return "wait";
+  if (error instanceof AbortedError) return "aborted";
+  if (error instanceof ReplyError) {
+    if (error.prefix === "MNFENCED" || error.prefix === "MNFENCE") return "fenced";
+    if (error.prefix.startsWith("MN")) return "state";
+    return error.prefix.toLowerCase();
+  }
+  return "other";
+}
+
+/**
+ * Whether a failed attempt says the primary could not serve it (connection
+ * lost, not a primary, WAIT short, retries gone) rather than that the
+ * command itself was refused (fencing, ACL, a wrong type) or the caller
+ * gave up.
+ */
+export function isUnavailability(error: unknown): boolean {
+  if (error instanceof AbortedError) return false;
+  if (error instanceof ReplyError) return RETRYABLE_REPLY_PREFIXES.has(error.prefix);
+  return true;
+}
+
+/** What became of a durable write that threw `error`. */
+export function writeOutcome(error: unknown): WriteOutcome {
+  if (error instanceof WaitError) {
+    return error.failover === undefined ? "under_replicated" : "indeterminate";
+  }
+  if (error instanceof OutcomeUnknownError) return "indeterminate";
+  if (error instanceof AbortedError) return error.mayHaveApplied ? "indeterminate" : "failed";
+  return "failed";
 }

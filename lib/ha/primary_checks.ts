@@ -1,0 +1,188 @@
+/**
+ * Whether the session in service still talks to the primary: the active
+ * probe (`ROLE` on a timer, which also finds a primary that hangs without
+ * closing its socket), the re-check after a `WAIT` shortfall (`ROLE` and the
+ * sentinels), and Sentinel's pub/sub events as hints. Each finding goes to
+ * the {@link PrimaryLink}, which retires the session or wakes its reconnect
+ * loop.
+ *
+ * @module
+ */
+
+import type { Clock } from "../common/clock.ts";
+import { ConnectionError, ReplyError } from "../common/errors.ts";
+import { formatEndpoint } from "../protocol/endpoint.ts";
+import { replyToString } from "../protocol/resp.ts";
+import { libraryLogger } from "../common/log.ts";
+import type { Session } from "./_session.ts";
+import type { FailoverSource } from "./client_metrics.ts";
+import type { HaEventEmitter } from "./events.ts";
+import { isAuthReply } from "./failures.ts";
+import { eventInstanceAddress, parseSwitchMaster } from "./resolver_decision.ts";
+import type { SentinelResolver } from "./sentinel_resolver.ts";
+import type { SentinelEvent } from "./sentinel_watcher.ts";
+
+const logger = libraryLogger("client");
+
+/** What the checks act on: the link's session in service and its verdicts. */
+export interface CheckedLink {
+  /** The session in service, if any. */
+  current(): Session | undefined;
+  /** Aborted once the link is closing. */
+  readonly closing: AbortSignal;
+  /** The node is no longer the primary: retire the session, wake the reconnect loop. */
+  replaced(session: Session, why: string, source: FailoverSource): void;
+  /** The session broke (hung, closed): retire it and count the failure. */
+  failed(session: Session, error: unknown): void;
+  /** Sentinel announced a change: cut the reconnect loop's backoff short. */
+  wake(): void;
+  /** Sentinel announced a switch to `target` (`host:port`). */
+  switched(target: string): void;
+  /** The latest `+switch-master` target, if any was announced. */
+  switchTarget(): string | undefined;
+}
+
+/** What the checks need besides the link. */
+export interface PrimaryChecksOptions {
+  /** `sentinel` refuses any role but master; `single` only probes that the node answers. */
+  haMode: "single" | "sentinel";
+  /** The resolver (sentinel mode), for the re-check. */
+  resolver: SentinelResolver | undefined;
+  /** The client's events (`probe-failed`, `sentinel-event`). */
+  emitter: HaEventEmitter;
+  /** The clock the probe waits on. */
+  clock: Clock;
+  /** Probe period. */
+  intervalMs: number;
+  /** How long `ROLE` may take. */
+  timeoutMs: number;
+  /** The silence guard's threshold, when known: the probe runs at least twice per threshold. */
+  silenceThresholdMs: () => number | undefined;
+}
+
+/** The probe, the re-check and the Sentinel hints of one link. */
+export class PrimaryChecks {
+  readonly #link: CheckedLink;
+  readonly #options: PrimaryChecksOptions;
+  readonly #reverifying = new WeakMap<Session, Promise<boolean>>();
+
+  /** Binds the checks to `link`; the probe starts with {@link PrimaryChecks.probe}. */
+  constructor(link: CheckedLink, options: PrimaryChecksOptions) {
+    this.#link = link;
+    this.#options = options;
+  }
+
+  /**
+   * Re-checks that `session` still talks to the primary (ROLE, and in
+   * sentinel mode what the sentinels name). Retires it when not; returns
+   * whether it was retired. Concurrent callers share one check.
+   */
+  reverify(session: Session): Promise<boolean> {
+    if (session.retired) return Promise.resolve(true);
+    let check = this.#reverifying.get(session);
+    if (check === undefined) {
+      check = this.#checkPrimary(session);
+      this.#reverifying.set(session, check);
+      void check.finally(() => this.#reverifying.delete(session));
+    }
+    return check;
+  }
+
+  async #checkPrimary(session: Session): Promise<boolean> {
+    const { timeoutMs, resolver } = this.#options;
+    const closing = this.#link.closing;
+    try {
+      const reply = await session.hot.send(["ROLE"], { timeoutMs, signal: closing });
+      const role = Array.isArray(reply) ? replyToString(reply[0]) : null;
+      if (this.#options.haMode === "sentinel" && role !== "master") {
+        this.#link.replaced(session, `ROLE reports ${role}`, "role_mismatch");
+        return true;
+      }
+      if (resolver !== undefined) {
+        const decision = await resolver.resolve({
+          signal: AbortSignal.any([closing, AbortSignal.timeout(timeoutMs)]),
+        });
+        const named = formatEndpoint(decision.primary);
+        if (named !== session.primary.address) {
+          this.#link.replaced(session, `the sentinels now name ${named}`, "probe");
+          return true;
+        }
+      }
+      return session.retired;
+    } catch (error) {
+      if (closing.aborted) return true;
+      this.#link.failed(session, error);
+      return true;
+    }
+  }
+
+  /** A Sentinel event about the master: a hint to retire the session or to reconnect now. */
+  onSentinelEvent(event: SentinelEvent): void {
+    this.#options.emitter.emit("sentinel-event", event);
+    logger.info("Sentinel {sentinel} published {channel} {payload}", { ...event });
+    const current = this.#link.current();
+    if (event.channel === "+switch-master") {
+      const target = parseSwitchMaster(event.payload)?.to;
+      if (target !== undefined) this.#link.switched(formatEndpoint(target));
+      const switchTarget = this.#link.switchTarget();
+      if (current !== undefined && current.primary.address !== switchTarget) {
+        this.#link.replaced(current, `+switch-master to ${switchTarget ?? "?"}`, "sentinel_event");
+        return;
+      }
+    }
+    if (
+      event.channel === "+convert-to-slave" && current !== undefined &&
+      eventInstanceAddress(event.payload) === current.primary.address
+    ) {
+      this.#link.replaced(current, "Sentinel converted it to a replica", "sentinel_event");
+      return;
+    }
+    if (event.channel !== "+sentinel") this.#link.wake();
+  }
+
+  /** The active probe, until the link closes: `ROLE` on the session in service. */
+  async probe(): Promise<void> {
+    const { intervalMs, timeoutMs, clock } = this.#options;
+    const closing = this.#link.closing;
+    while (!closing.aborted) {
+      // At least twice per silence threshold, so a healthy idle primary never looks silent.
+      const thresholdMs = this.#options.silenceThresholdMs();
+      try {
+        await clock.sleep(
+          thresholdMs === undefined ? intervalMs : Math.min(intervalMs, thresholdMs / 2),
+          closing,
+        );
+      } catch {
+        return;
+      }
+      const session = this.#link.current();
+      if (session === undefined || session.retired) continue;
+      try {
+        const reply = await session.hot.send(["ROLE"], { timeoutMs, signal: closing });
+        const role = Array.isArray(reply) ? replyToString(reply[0]) : null;
+        if (this.#options.haMode === "sentinel" && role !== "master") {
+          this.#probeFailed(session, `ROLE reports ${role}`, false);
+        }
+      } catch (error) {
+        if (closing.aborted) return;
+        if (error instanceof ReplyError && isAuthReply(error)) continue;
+        this.#probeFailed(session, error instanceof Error ? error.message : String(error), true);
+      }
+    }
+  }
+
+  #probeFailed(session: Session, error: string, broken: boolean): void {
+    if (session.retired) return;
+    this.#options.emitter.emit("probe-failed", { primary: session.primary.address, error });
+    if (broken) {
+      // Hung or unreachable: close it now, so in-flight commands are retried or reported.
+      this.#link.failed(
+        session,
+        new ConnectionError(`probe failed: ${error}`, { endpoint: session.primary.address }),
+      );
+      this.#link.wake();
+    } else {
+      this.#link.replaced(session, `its probe found ${error}`, "probe");
+    }
+  }
+}

@@ -1,0 +1,340 @@
+/**
+ * The one reconnect loop of a client: it backs off by the consecutive
+ * failures (jittered, exponential), resolves the primary from the
+ * sentinels (or takes `MN_REDIS_URL`), and opens a session confirmed with
+ * `ROLE`. Sentinel's announcements cut a backoff or an attempt short; a
+ * permanent failure ends the loop at once; the attempts are bounded by
+ * `MN_REDIS_RECONNECT_ATTEMPTS`. The {@link PrimaryLink} puts what it
+ * returns in service.
+ *
+ * @module
+ */
+
+import type { Clock } from "../common/clock.ts";
+import { backoffDelayMs } from "./backoff.ts";
+import type { Config } from "./config.ts";
+import type { ConnectOptions } from "../protocol/connection.ts";
+import { type Endpoint, formatEndpoint } from "../protocol/endpoint.ts";
+import { AuthError, NotPermittedError, RetriesExhaustedError } from "../common/errors.ts";
+import { openSession, type PrimaryInfo, type Session } from "./_session.ts";
+import type { HaEventEmitter } from "./events.ts";
+import type { ClientMetrics, FailoverSource } from "./client_metrics.ts";
+import type { ClientOptions } from "./client_options.ts";
+import { libraryLogger } from "../common/log.ts";
+import { classifyFailure, isAuthReply } from "./failures.ts";
+import type { MasterDecision } from "./resolver_decision.ts";
+import type { SentinelResolver } from "./sentinel_resolver.ts";
+import type { SilenceGuard } from "./silence_guard.ts";
+
+const logger = libraryLogger("client");
+
+/** What the loop asks of the link it works for. */
+export interface LoopLink {
+  /** The last primary a session was confirmed with. */
+  lastPrimary(): PrimaryInfo | undefined;
+  /** What retired the last session (the `source` of a failover it then finds). */
+  retiredBy(): FailoverSource;
+  /** The connection settings of a data node. */
+  connectOptions(): ConnectOptions;
+}
+
+/** What the loop works with. */
+export interface ReconnectLoopParts {
+  /** The configuration in force. */
+  readonly config: Config;
+  /** The client's options (jitter). */
+  readonly options: ClientOptions;
+  /** The client's metrics. */
+  readonly metrics: ClientMetrics;
+  /** The client's events. */
+  readonly emitter: HaEventEmitter;
+  /** The clock the backoff waits on. */
+  readonly clock: Clock;
+  /** The resolver (sentinel mode). */
+  readonly resolver: SentinelResolver | undefined;
+  /** The silence guard (sentinel mode): told which primary was named when. */
+  readonly silence: SilenceGuard | undefined;
+  /** Aborted once the client is closing. */
+  readonly closing: AbortSignal;
+}
+
+/** Finds and confirms the next primary, one attempt after another. */
+export class ReconnectLoop {
+  readonly #link: LoopLink;
+  readonly #config: Config;
+  readonly #options: ClientOptions;
+  readonly #metrics: ClientMetrics;
+  readonly #emitter: HaEventEmitter;
+  readonly #clock: Clock;
+  readonly #resolver: SentinelResolver | undefined;
+  readonly #silence: SilenceGuard | undefined;
+  readonly #closing: AbortSignal;
+  /** Aborted when Sentinel announces a change: ends a backoff or an attempt at once. */
+  #announcement = new AbortController();
+  /** Consecutive failures (sessions lost, attempts failed) since a command last succeeded. */
+  #failures = 0;
+  /** Attempts that failed so far, and the last one's error (for the first connect's deadline). */
+  #attempted = 0;
+  #lastAttemptError: unknown;
+  /** The latest `+switch-master` target, and how many switches were seen. */
+  #switchTarget: string | undefined;
+  #switches = 0;
+  #lastDecision: MasterDecision | undefined;
+  /** The primary last found outside the network permission (reported once). */
+  #unpermitted: string | undefined;
+
+  /** A loop for `link`; it runs when {@link ReconnectLoop.run} is called. */
+  constructor(link: LoopLink, parts: ReconnectLoopParts) {
+    this.#link = link;
+    this.#config = parts.config;
+    this.#options = parts.options;
+    this.#metrics = parts.metrics;
+    this.#emitter = parts.emitter;
+    this.#clock = parts.clock;
+    this.#resolver = parts.resolver;
+    this.#silence = parts.silence;
+    this.#closing = parts.closing;
+  }
+
+  /** The last Sentinel decision, with every sentinel's answer. */
+  get lastDecision(): MasterDecision | undefined {
+    return this.#lastDecision;
+  }
+
+  /** Attempts that failed so far, and the last one's error. */
+  get attempted(): { count: number; lastError: unknown } {
+    return { count: this.#attempted, lastError: this.#lastAttemptError };
+  }
+
+  /** The latest `+switch-master` target, if any was announced. */
+  get switchTarget(): string | undefined {
+    return this.#switchTarget;
+  }
+
+  /** Sentinel announced a switch to `target` (`host:port`). */
+  switched(target: string): void {
+    this.#switches++;
+    this.#switchTarget = target;
+  }
+
+  /** Sentinel announced a change: the loop's backoff (or attempt) ends now. */
+  wake(): void {
+    const announcement = this.#announcement;
+    this.#announcement = new AbortController();
+    announcement.abort();
+  }
+
+  /** A command succeeded: the consecutive failures start over. */
+  succeeded(): void {
+    this.#failures = 0;
+  }
+
+  /** The session in service failed: one more consecutive failure, and the next backoff. */
+  failed(): { attempt: number; delayMs: number } {
+    this.#failures++;
+    return { attempt: this.#failures, delayMs: this.longestNextDelayMs() };
+  }
+
+  /**
+   * The one reconnect loop: backs off by the consecutive failures, resolves
+   * and confirms the primary. An attempt is cut short (and not counted) when
+   * Sentinel announces a change; permanent failures end it at once.
+   */
+  async run(): Promise<{ session: Session; attempts: number }> {
+    const started = this.#clock.now();
+    let attempts = 0;
+    // After Sentinel announced a change, the next attempt starts at once (no backoff).
+    let announced = false;
+    while (true) {
+      this.#closing.throwIfAborted();
+      if (this.#failures > 0 && !announced) {
+        await this.#sleepUnlessAnnounced(
+          backoffDelayMs(this.#failures, {
+            backoffMs: this.#config.reconnectBackoffMs,
+            maxBackoffMs: this.#config.reconnectMaxBackoffMs,
+            random: this.#options.random,
+          }),
+        );
+      }
+      announced = false;
+      const announcement = this.#announcement.signal;
+      const switches = this.#switches;
+      try {
+        const session = await this.#establish(
+          AbortSignal.any([this.#closing, announcement]),
+        );
+        if (this.#switches !== switches && this.#switchTarget !== session.primary.address) {
+          // Sentinel moved the primary while this one was being confirmed.
+          await Promise.all([session.hot.close(), session.durable.close()]);
+          announced = true;
+          continue;
+        }
+        this.#unpermitted = undefined;
+        return { session, attempts };
+      } catch (error) {
+        this.#closing.throwIfAborted();
+        if (announcement.aborted) {
+          announced = true; // Sentinel announced a change mid-attempt: start over at once.
+          continue;
+        }
+        this.#attemptFailed(error, started);
+        attempts++;
+      }
+    }
+  }
+
+  /**
+   * One reconnect attempt failed: a permanent failure ends the loop, the
+   * last allowed attempt gives up, any other is counted and logged once.
+   */
+  #attemptFailed(error: unknown, started: number): void {
+    if (isAuthReply(error)) {
+      throw new AuthError(
+        `Authentication to ${
+          this.addressForErrors() ?? "the primary"
+        } failed (${error.prefix}); check MN_REDIS_USERNAME and MN_REDIS_PASSWORD`,
+        { endpoint: this.addressForErrors() ?? "", cause: error },
+      );
+    }
+    if (classifyFailure(error, { idempotent: true }) === "fatal") throw error;
+    this.#attempted++;
+    this.#lastAttemptError = error;
+    this.#failures++;
+    const message = error instanceof Error ? error.message : String(error);
+    if (this.#failures >= this.#config.reconnectAttempts) {
+      const failures = this.#failures;
+      this.#failures = 0;
+      throw new RetriesExhaustedError({
+        attempts: failures,
+        lastPrimary: this.addressForErrors(),
+        elapsedMs: this.#clock.now() - started,
+        cause: error,
+      });
+    }
+    const delayMs = this.longestNextDelayMs();
+    const primary = this.addressForErrors();
+    this.#emitter.emit("reconnecting", {
+      attempt: this.#failures,
+      delayMs,
+      error: message,
+      primary,
+    });
+    logger.warn(
+      "Redis reconnecting (attempt {attempt} of {attempts}, next in up to {delayMs}ms, last primary {primary}): {error}",
+      {
+        attempt: this.#failures,
+        attempts: this.#config.reconnectAttempts,
+        delayMs,
+        primary: primary ?? null,
+        error: message,
+      },
+    );
+  }
+
+  /** The address to name in errors: the last primary, or the single-mode URL. */
+  addressForErrors(): string | undefined {
+    return this.#link.lastPrimary()?.address ??
+      (this.#resolver === undefined ? formatEndpoint(this.#config.url) : undefined);
+  }
+
+  /** Sleeps, but wakes early when Sentinel announces a change; `close()` ends it. */
+  async #sleepUnlessAnnounced(ms: number): Promise<void> {
+    const announcement = this.#announcement.signal;
+    try {
+      await this.#clock.sleep(ms, AbortSignal.any([announcement, this.#closing]));
+    } catch (error) {
+      this.#closing.throwIfAborted();
+      if (!announcement.aborted) throw error;
+    }
+  }
+
+  /** Resolves the primary (sentinel mode) and opens a confirmed session to it. */
+  async #establish(signal: AbortSignal): Promise<Session> {
+    let endpoint: Endpoint;
+    let configEpoch: number | undefined;
+    const asked = this.#clock.now();
+    if (this.#resolver !== undefined) {
+      const decision = await this.#resolver.resolve({ signal });
+      this.#lastDecision = decision;
+      endpoint = decision.primary;
+      configEpoch = decision.configEpoch;
+      this.#silence?.setDownAfter(decision.downAfterMs);
+      this.#reportStale(decision);
+    } else {
+      endpoint = this.#config.url;
+    }
+    const address = formatEndpoint(endpoint);
+    this.#silence?.named(address, asked);
+    const opening = performance.now();
+    try {
+      const session = await openSession(endpoint, {
+        connect: { ...this.#link.connectOptions(), signal },
+        requireMaster: this.#config.haMode === "sentinel",
+        configEpoch,
+        wait: { replicas: this.#config.waitReplicas, timeoutMs: this.#config.waitTimeoutMs },
+        onRead: this.#silence === undefined ? undefined : () => this.#silence!.heard(address),
+      });
+      // Connecting and confirming the primary is an operation too (and the duration histogram
+      // has a series from the first connect on).
+      this.#metrics.operation("CONNECT", (performance.now() - opening) / 1000, true);
+      return session;
+    } catch (error) {
+      this.#metrics.operation("CONNECT", (performance.now() - opening) / 1000, false);
+      if (error instanceof NotPermittedError) {
+        throw this.#notPermitted(address, configEpoch, error);
+      }
+      throw error;
+    }
+  }
+
+  /** Sentinels that report another primary than the one chosen: an event and a warning each. */
+  #reportStale(decision: MasterDecision): void {
+    for (const stale of decision.stale) {
+      const detail = {
+        ...stale,
+        chosen: formatEndpoint(decision.primary),
+        chosenEpoch: decision.configEpoch,
+      };
+      this.#emitter.emit("stale-sentinel", detail);
+      logger.warn(
+        "Sentinel {sentinel} reports {reported} (epoch {configEpoch}); using {chosen} (epoch {chosenEpoch})",
+        detail,
+      );
+    }
+  }
+
+  /**
+   * The primary the sentinels name is outside this process's network
+   * permission. The failover still happened, so it is reported once (the
+   * `failover` event and one error line); every command then fails at once
+   * with a {@link NotPermittedError} that names the address and the flag.
+   */
+  #notPermitted(
+    address: string,
+    configEpoch: number | undefined,
+    error: NotPermittedError,
+  ): NotPermittedError {
+    const role = this.#resolver === undefined ? "MN_REDIS_URL" : "the primary the sentinels name";
+    const typed = new NotPermittedError(address, { role, cause: error.cause });
+    if (this.#unpermitted === address) return typed;
+    this.#unpermitted = address;
+    const previous = this.#link.lastPrimary()?.address;
+    if (previous !== undefined && previous !== address) {
+      // A failover to a node this process may not reach: its commands fail from now on.
+      const detail = { from: previous, to: address, configEpoch };
+      this.#metrics.failover(this.#link.retiredBy(), { ...detail, replid: "" });
+      this.#emitter.emit("failover", detail);
+      logger.error("{message}", { message: typed.message });
+    }
+    return typed;
+  }
+
+  /** The longest the reconnect loop will wait before its next attempt. */
+  longestNextDelayMs(): number {
+    return backoffDelayMs(this.#failures, {
+      backoffMs: this.#config.reconnectBackoffMs,
+      maxBackoffMs: this.#config.reconnectMaxBackoffMs,
+      random: () => 1,
+    });
+  }
+}
