@@ -36,7 +36,7 @@ cleanup() {
   if [ -n "$created_dir" ]; then rmdir "$created_dir" 2>/dev/null || true; fi
 }
 trap cleanup EXIT
-if ! deno compile -P=cli --no-prompt --quiet --output "$building" main.ts 2>"$log"; then
+if ! deno compile -P=cli --no-prompt --quiet --exclude-unused-npm --output "$building" main.ts 2>"$log"; then
   if grep -q "dl.deno.land\|denort" "$log"; then
     # The innermost cause deno printed (e.g. a DNS failure), without colour codes.
     cause=$(sed 's/\x1b\[[0-9;]*m//g' "$log" | grep -E '^ +[1-9][0-9]*: ' | grep -v '<unknown>' |
