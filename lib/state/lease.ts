@@ -16,7 +16,7 @@
 
 import { runScript } from "../ha/client.ts";
 import type { StateStore } from "./state_store.ts";
-import { delay } from "../common/delay.ts";
+import { type Clock, SYSTEM_CLOCK } from "../common/clock.ts";
 import {
   type FenceToken,
   type OperationOptions,
@@ -121,6 +121,11 @@ export interface AcquireLeaseOptions {
   keepAlive?: KeepAliveOptions | undefined;
   /** Aborts the attempt. */
   signal?: AbortSignal | undefined;
+  /**
+   * The clock the keep-alive (and a campaign's pauses) run on, for tests.
+   * @default {SYSTEM_CLOCK}
+   */
+  clock?: Clock | undefined;
 }
 
 /** Keep-alive timing. The holder learns of a loss at `renewDeadlineMs` after the last renewal it sent. */
@@ -152,11 +157,15 @@ interface LeaseGrant {
   ttlMs: number;
   keepAlive: KeepAliveOptions | undefined;
   acquiredSentAt: number;
+  clock: Clock;
 }
 
-/** Set by {@link Lease}'s static block: the one way to construct a lease. */
-let grantLease: (context: StoreContext, init: LeaseGrant) => Lease;
-let granting = false;
+/**
+ * The key of the one way to make a {@link Lease} (used by {@link acquireLease}
+ * and {@link campaign}). `mod.ts` does not export it, so a caller cannot
+ * forge a lease.
+ */
+export const GRANT_LEASE: unique symbol = Symbol("mn-redis-ha grant lease");
 
 /**
  * A held lease. Dispose it (or call {@link Lease.release}) to release it;
@@ -173,25 +182,26 @@ export class Lease implements AsyncDisposable, FenceToken {
   readonly #context: StoreContext;
   readonly #ttlMs: number;
   readonly #lost = new AbortController();
+  readonly #clock: Clock;
   #keeper: Promise<void> | undefined;
   #stopKeeper = new AbortController();
   #released = false;
 
-  static {
-    grantLease = (context, init) => {
-      granting = true;
-      try {
-        return new Lease(context, init);
-      } finally {
-        granting = false;
-      }
-    };
+  /**
+   * Makes a lease from a grant the server gave.
+   * @internal Only {@link acquireLease} and {@link campaign} reach it.
+   */
+  static [GRANT_LEASE](context: StoreContext, init: LeaseGrant): Lease {
+    return new Lease(GRANT_LEASE, context, init);
   }
 
   /** Only {@link acquireLease} makes a lease: a caller cannot forge one. */
-  private constructor(context: StoreContext, init: LeaseGrant) {
-    if (!granting) throw new TypeError("A Lease is made only by acquireLease() or campaign()");
+  private constructor(grant: unknown, context: StoreContext, init: LeaseGrant) {
+    if (grant !== GRANT_LEASE) {
+      throw new TypeError("A Lease is made only by acquireLease() or campaign()");
+    }
     this.#context = context;
+    this.#clock = init.clock;
     this.lease = init.lease;
     this.holder = init.holder;
     this.token = init.token;
@@ -270,27 +280,29 @@ export class Lease implements AsyncDisposable, FenceToken {
   }
 
   async #keep(periodMs: number, deadlineMs: number, acquiredSentAt: number): Promise<void> {
+    const clock = this.#clock;
     let lastSentOk = acquiredSentAt;
     const stop = this.#stopKeeper.signal;
     // The deadline is a timer of its own: a renewal stuck on a hung primary cannot delay it.
-    let timer: ReturnType<typeof setTimeout> | undefined;
+    let deadline = new AbortController();
     const arm = (): void => {
-      clearTimeout(timer);
-      const left = Math.max(0, lastSentOk + deadlineMs - performance.now());
-      timer = setTimeout(() => {
+      deadline.abort();
+      deadline = new AbortController();
+      const left = Math.max(0, lastSentOk + deadlineMs - clock.now());
+      clock.sleep(left, deadline.signal).then(() => {
         this.#markLost(`no renewal succeeded within renewDeadlineMs (${deadlineMs}ms)`);
         this.#stopKeeper.abort();
-      }, left);
+      }, () => {});
     };
     arm();
     try {
       while (!stop.aborted && !this.lost) {
         try {
-          await delay(periodMs, stop);
+          await clock.sleep(periodMs, stop);
         } catch {
           return;
         }
-        const sentAt = performance.now();
+        const sentAt = clock.now();
         const attempt = AbortSignal.any([stop, this.#lost.signal]);
         try {
           await this.renew({ signal: attempt });
@@ -304,7 +316,7 @@ export class Lease implements AsyncDisposable, FenceToken {
         }
       }
     } finally {
-      clearTimeout(timer);
+      deadline.abort();
     }
   }
 
@@ -385,7 +397,8 @@ export async function acquireLease(
   checkTtl(options.ttlMs);
   // Check keep-alive timing before the grant, so a bad option never leaves a lease behind.
   if (options.keepAlive !== undefined) keepAliveTiming(options.ttlMs, options.keepAlive);
-  const sentAt = performance.now();
+  const clock = options.clock ?? SYSTEM_CLOCK;
+  const sentAt = clock.now();
   const reply = await runScript(
     context.client,
     ACQUIRE,
@@ -404,13 +417,14 @@ export async function acquireLease(
       replyToNumber(token),
     );
   }
-  return grantLease(context, {
+  return Lease[GRANT_LEASE](context, {
     lease: name,
     holder: options.holder,
     token: Number(replyToString(token)),
     ttlMs: options.ttlMs,
     keepAlive: options.keepAlive,
     acquiredSentAt: sentAt,
+    clock,
   });
 }
 
@@ -428,7 +442,7 @@ export async function campaign(
     } catch (error) {
       if (!(error instanceof LeaseHeldError)) throw error;
     }
-    await delay(period, options.signal);
+    await (options.clock ?? SYSTEM_CLOCK).sleep(period, options.signal);
   }
 }
 

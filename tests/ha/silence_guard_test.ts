@@ -1,7 +1,7 @@
 import { assert, assertEquals } from "../_harness/assert.ts";
+import { FakeClock, settle } from "../_harness/fake_clock.ts";
 import { SilenceGuard } from "../../lib/ha/silence_guard.ts";
 import type { SentinelAnswer } from "../../lib/ha/resolver_decision.ts";
-import { delay } from "../../lib/common/delay.ts";
 
 const here = "10.0.0.1:6379";
 const report = (sentinel: string, host: string, flags = "master"): SentinelAnswer => ({
@@ -13,71 +13,89 @@ const report = (sentinel: string, host: string, flags = "master"): SentinelAnswe
 });
 const clean = [report("s1", "10.0.0.1"), report("s2", "10.0.0.1"), report("s3", "10.0.0.1")];
 
-/** A guard whose sentinels answer `answers()` after `ms`, counting the questions. */
+/**
+ * A guard on a fake clock whose sentinels answer `answers()` `ms` later (of
+ * that clock), counting the questions. down-after 40 ms: a silence of 20 ms
+ * makes a primary suspect.
+ */
 function guard(
   answers: () => SentinelAnswer[],
   ms = 0,
-): { guard: SilenceGuard; asked: () => number } {
+): { guard: SilenceGuard; asked: () => number; clock: FakeClock } {
   let asked = 0;
+  const clock = new FakeClock();
   const g = new SilenceGuard(async () => {
     asked++;
-    await delay(ms);
+    await clock.sleep(ms);
     return answers();
-  });
-  g.setDownAfter(40); // a silence of 20 ms makes a primary suspect
-  return { guard: g, asked: () => asked };
+  }, clock);
+  g.setDownAfter(40);
+  return { guard: g, asked: () => asked, clock };
+}
+
+/** Settles `promise` while the clock moves on in steps of 1 ms (a sentinel that answers later). */
+async function answered<T>(clock: FakeClock, promise: Promise<T>): Promise<T> {
+  let done = false;
+  const result = promise.finally(() => done = true);
+  while (!done) await clock.advance(1);
+  return await result;
 }
 
 Deno.test("SilenceGuard stays quiet while the primary keeps answering, and without down-after", async () => {
-  const { guard: g, asked } = guard(() => clean);
-  g.named(here, performance.now());
+  const { guard: g, asked, clock } = guard(() => clean);
+  g.named(here, clock.now());
+  await clock.advance(19); // just under the 20 ms threshold
   g.heard(here);
   assert(!g.suspect(here));
-  assertEquals(await g.confirm(here, 2, performance.now()), undefined);
+  assertEquals(await g.confirm(here, 2, clock.now()), undefined);
   assertEquals(asked(), 0);
   g.setDownAfter(undefined);
-  await delay(30);
+  await clock.advance(30);
   g.heard(here);
   assert(!g.suspect(here), "no threshold, no suspicion");
 });
 
 Deno.test("SilenceGuard makes a silent primary suspect until a clean answer asked after the silence", async () => {
-  const { guard: g, asked } = guard(() => clean);
-  g.named(here, performance.now());
-  await delay(30);
+  const { guard: g, asked, clock } = guard(() => clean);
+  g.named(here, clock.now());
+  await clock.advance(20); // exactly the threshold
   g.heard(here);
   assert(g.suspect(here));
-  assertEquals(await g.confirm(here, 2, performance.now()), undefined);
+  assertEquals(await g.confirm(here, 2, clock.now()), undefined);
   assertEquals(asked(), 1);
   assert(!g.suspect(here), "cleared");
 });
 
 Deno.test("SilenceGuard withholds acknowledgements while a sentinel reports a failover, saying so", async () => {
   let answers = [...clean.slice(0, 2), report("s3", "10.0.0.3", "master,promoted")];
-  const { guard: g } = guard(() => answers);
-  g.named(here, performance.now());
-  await delay(30);
+  const { guard: g, clock } = guard(() => answers);
+  g.named(here, clock.now());
+  await clock.advance(30);
   g.heard(here);
-  const evidence = await g.confirm(here, 2, performance.now());
-  assert(evidence?.startsWith(`${here} was silent for `), evidence);
-  assert(evidence?.endsWith("and sentinel s3 names 10.0.0.3:6379 (config-epoch 2)"), evidence);
+  const evidence = await g.confirm(here, 2, clock.now());
+  assertEquals(
+    evidence,
+    `${here} was silent for 30ms and sentinel s3 names 10.0.0.3:6379 (config-epoch 2)`,
+  );
   assert(g.suspect(here), "still suspect");
   answers = clean;
-  assertEquals(await g.confirm(here, 2, performance.now()), undefined);
+  assertEquals(await g.confirm(here, 2, clock.now()), undefined);
 });
 
 Deno.test("SilenceGuard shares one question among writes acknowledged before it was asked, never an older one", async () => {
-  const { guard: g, asked } = guard(() => clean, 20);
-  g.named(here, performance.now());
-  await delay(30);
+  const { guard: g, asked, clock } = guard(() => clean, 20);
+  g.named(here, clock.now());
+  await clock.advance(30);
   g.heard(here);
-  const ackedAt = performance.now();
+  const ackedAt = clock.now();
   const first = g.confirm(here, 2, ackedAt);
   const same = g.confirm(here, 2, ackedAt);
+  await settle();
+  assertEquals(asked(), 1, "one question for both");
   // Acknowledged after the question went out: it needs a question of its own.
-  const later = g.confirm(here, 2, performance.now() + 1);
-  assertEquals(await Promise.all([first, same]), [undefined, undefined]);
-  assertEquals(await later, undefined);
+  const later = g.confirm(here, 2, clock.now() + 1);
+  assertEquals(await answered(clock, Promise.all([first, same])), [undefined, undefined]);
+  assertEquals(await answered(clock, later), undefined);
   assertEquals(
     asked(),
     1,
@@ -86,11 +104,12 @@ Deno.test("SilenceGuard shares one question among writes acknowledged before it 
 });
 
 Deno.test("SilenceGuard reports sentinels it could not ask as unconfirmed", async () => {
-  const g = new SilenceGuard(() => Promise.reject(new Error("no sentinel reachable")));
+  const clock = new FakeClock();
+  const g = new SilenceGuard(() => Promise.reject(new Error("no sentinel reachable")), clock);
   g.setDownAfter(40);
-  g.named(here, performance.now());
-  await delay(30);
+  g.named(here, clock.now());
+  await clock.advance(30);
   g.heard(here);
-  const evidence = await g.confirm(here, 2, performance.now());
+  const evidence = await g.confirm(here, 2, clock.now());
   assert(evidence?.includes("the sentinels could not be asked (no sentinel reachable)"), evidence);
 });

@@ -17,6 +17,7 @@ import { decomposeToken } from "../../lib/state/fencing.ts";
 import { jobLeaseName, LEADER_LEASE } from "../../lib/state/keys.ts";
 import { acquireLease, campaign, observeLease } from "../../lib/state/lease.ts";
 import type { StateStore } from "../../lib/state/state_store.ts";
+import { FakeClock } from "../_harness/fake_clock.ts";
 
 /** Contenders race for the leader lease; each holds it briefly, then releases. */
 async function race(stores: StateStore[], handOvers: number): Promise<number[]> {
@@ -250,4 +251,39 @@ Deno.test("a grant lost in a failover is never reissued: the next token is highe
   await store.jobs.update("job-x", { expectedVersion: 1, data: { step: "c" }, fence: next });
   assertEquals((await store.jobs.get("job-x"))!.data, { step: "c" });
   await next.release();
+});
+
+Deno.test("the keep-alive runs on the lease's clock: it renews when that clock reaches the period and gives up at its renewDeadlineMs", async () => {
+  await using redis = await startRedis();
+  await using store = await openStore(singleConfig(redis));
+  const clock = new FakeClock();
+  await using lease = await acquireLease(store, "job.clocked", {
+    holder: "h",
+    ttlMs: 3000, // period 750 ms, deadline 2000 ms
+    keepAlive: {},
+    clock,
+  });
+  const pttl = async (): Promise<number> =>
+    Number(await store.client.command(["PTTL", store.keys.lease("job.clocked")]));
+  // Real time passes, the lease's clock does not: no renewal yet.
+  await waitFor(async () => {
+    const left = await pttl();
+    return left < 2900 ? { done: true, value: undefined } : { done: false, observed: `${left}` };
+  }, { what: "the TTL to run down a little", timeoutMs: 5000, intervalMs: 20 });
+  await clock.advance(750);
+  await waitFor(async () => {
+    const left = await pttl();
+    return left > 2900 ? { done: true, value: undefined } : { done: false, observed: `${left}` };
+  }, { what: "a renewal at the period", timeoutMs: 5000, intervalMs: 10 });
+  // The server hangs (SIGSTOP): renewals cannot succeed, and the deadline is the clock's.
+  redis.kill("SIGSTOP");
+  try {
+    await clock.advance(750);
+    assert(!lease.lost, "not before the deadline");
+    await clock.advance(1300);
+    assert(lease.lost, "lost at renewDeadlineMs of its clock");
+    assert(String(lease.signal.reason).includes("renewDeadlineMs (2000ms)"));
+  } finally {
+    redis.kill("SIGCONT");
+  }
 });
