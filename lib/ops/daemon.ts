@@ -30,10 +30,30 @@ export interface BoxTls {
   caPem: string;
 }
 
-/** What a box's credentials and TLS give a connection to its Redis or Sentinel. */
-export interface BoxAuth {
+/** What every command on a box (`join`, `leave`) takes: the box, the cluster, credentials, TLS. */
+export interface BoxOptions {
+  /** Aborts the command at its next wait (SIGINT/SIGTERM in the CLI); what it changed is undone where it can be. */
+  signal?: AbortSignal | undefined;
+  /** `--self-host`: this box's address, reachable from the other boxes. */
+  selfHost: string;
+  /** `--redis-port`. @default {6379} */
+  redisPort: number;
+  /** `--sentinel-port`. @default {26379} */
+  sentinelPort: number;
+  /** `--sentinels`: every sentinel of the cluster, this box's included. */
+  sentinels: readonly Endpoint[];
+  /** `--master-name`. */
+  masterName: string;
+  /** `--timeout-ms`: how long to wait for each step to settle. */
+  timeoutMs: number;
+  /** `MN_REDIS_PASSWORD`. */
   password?: Secret | undefined;
+  /** `MN_REDIS_SENTINEL_PASSWORD`. */
+  sentinelPassword?: Secret | undefined;
+  /** The box's TLS (`--tls-*`): its daemons serve TLS only. */
   tls?: BoxTls | undefined;
+  /** Progress and warning lines (stderr). */
+  report: (line: string) => void;
 }
 
 /** Connection options for a box's daemons: the password, and TLS trusting the box CA. */

@@ -7,18 +7,9 @@
 
 import { type ConnectOptions, RedisConnection } from "../protocol/connection.ts";
 import { type Endpoint, formatEndpoint, formatHostPort } from "../protocol/endpoint.ts";
-import {
-  MasterUnknownError,
-  NoSentinelReachableError,
-  RedisHaError,
-  ReplyError,
-  UsageError,
-} from "../common/errors.ts";
+import { ReplyError, UsageError } from "../common/errors.ts";
 import { parseInfo } from "../protocol/info.ts";
 import { replyToMap, replyToString } from "../protocol/resp.ts";
-import type { Secret } from "../common/secret.ts";
-import { SentinelResolver } from "../ha/sentinel_resolver.ts";
-import { delay } from "../common/delay.ts";
 import {
   aclUsers,
   derivePassword,
@@ -28,22 +19,17 @@ import {
   setUserCommand,
 } from "./_acl.ts";
 import { waitFor } from "../common/wait_for.ts";
-import { type BoxTls, ensureDaemon, redisAuth, sentinelAuth, shutdownDaemon } from "./daemon.ts";
+import { findPrimary } from "./join_primary.ts";
+import {
+  type BoxOptions,
+  ensureDaemon,
+  redisAuth,
+  sentinelAuth,
+  shutdownDaemon,
+} from "./daemon.ts";
 
 /** Options of `join`, one per flag. */
-export interface JoinOptions {
-  /** Aborts the command at its next wait (SIGINT/SIGTERM in the CLI); what it changed is undone where it can be. */
-  signal?: AbortSignal | undefined;
-  /** `--self-host`: this box's address, reachable from the other boxes. */
-  selfHost: string;
-  /** `--redis-port`. @default {6379} */
-  redisPort: number;
-  /** `--sentinel-port`. @default {26379} */
-  sentinelPort: number;
-  /** `--sentinels`: every sentinel of the cluster, this box's included. */
-  sentinels: readonly Endpoint[];
-  /** `--master-name`. */
-  masterName: string;
+export interface JoinOptions extends BoxOptions {
   /** `--quorum`. */
   quorum: number;
   /** `--data-dir`. */
@@ -60,8 +46,6 @@ export interface JoinOptions {
    * @default {120000}
    */
   peerTimeoutMs?: number | undefined;
-  /** `--timeout-ms`: how long to wait for the roles to settle. */
-  timeoutMs: number;
   /**
    * `--min-replicas-to-write`: the primary refuses writes while fewer
    * replicas than this are connected with lag up to `minReplicasMaxLagS`
@@ -71,20 +55,12 @@ export interface JoinOptions {
   minReplicasToWrite?: number | undefined;
   /** `--min-replicas-max-lag` (seconds). @default {10} */
   minReplicasMaxLagS?: number | undefined;
-  /** `MN_REDIS_PASSWORD`. */
-  password?: Secret | undefined;
-  /** `MN_REDIS_SENTINEL_PASSWORD`. */
-  sentinelPassword?: Secret | undefined;
   /**
    * `--acl`: create least-privilege ACL users (runtime `runtimeUser` limited
    * to `namespace`, replication, Sentinel) with passwords derived from
    * `MN_REDIS_PASSWORD`, and use them for replication and Sentinel.
    */
   acl?: { runtimeUser: string; namespace: string } | undefined;
-  /** `--tls-cert-file`, `--tls-key-file`, `--tls-ca-cert-file`: serve and speak TLS only. */
-  tls?: BoxTls | undefined;
-  /** Progress and warning lines (stderr). */
-  report: (line: string) => void;
 }
 
 /** What `join` did. */
@@ -111,7 +87,7 @@ export interface JoinResult {
 
 /** Runs `join`. */
 export async function join(options: JoinOptions): Promise<JoinResult> {
-  const started: Array<{ endpoint: Endpoint; auth: ConnectOptions }> = [];
+  const started: Started = [];
   try {
     return await joinSteps(options, started);
   } catch (error) {
@@ -129,17 +105,42 @@ export async function join(options: JoinOptions): Promise<JoinResult> {
   }
 }
 
-async function joinSteps(
-  options: JoinOptions,
-  started: Array<{ endpoint: Endpoint; auth: ConnectOptions }>,
-): Promise<JoinResult> {
+/** Daemons this run started (stopped again if the join fails). */
+type Started = Array<{ endpoint: Endpoint; auth: ConnectOptions }>;
+
+async function joinSteps(options: JoinOptions, started: Started): Promise<JoinResult> {
   const self = { host: options.selfHost, port: options.redisPort };
   const selfSentinel = { host: options.selfHost, port: options.sentinelPort };
-  const selfAddress = formatEndpoint(self);
+  const warnings = joinWarnings(options, self, selfSentinel);
+  const { redisDaemon, sentinelDaemon } = await ensureBoxDaemons(options, started);
+  // Who is primary? Ask every listed sentinel (this box's too) and wait for all answers.
+  const listed = options.sentinels.some((s) => formatEndpoint(s) === formatEndpoint(selfSentinel));
+  const sentinels = listed ? options.sentinels : [...options.sentinels, selfSentinel];
+  const { primary, bootstrapped } = await findPrimary(options, sentinels, selfSentinel, self);
+  const isPrimary = formatEndpoint(primary) === formatEndpoint(self);
+  const runtimeEnvPath = await configureRedis(options, self, primary, isPrimary);
+  await configureSentinel(options, selfSentinel, primary);
+  await awaitRoles(options, self, selfSentinel, primary, isPrimary);
+  await protectDataDir(options.dataDir);
+  return {
+    role: isPrimary ? "primary" : "replica",
+    primary: formatEndpoint(primary),
+    redis: formatEndpoint(self),
+    sentinel: formatEndpoint(selfSentinel),
+    redisDaemon,
+    sentinelDaemon,
+    bootstrapped,
+    warnings,
+    ...(runtimeEnvPath === undefined ? {} : { runtimeEnvFile: runtimeEnvPath }),
+  };
+}
+
+/** The topology and security warnings of a join, each reported; returned for the result. */
+function joinWarnings(options: JoinOptions, self: Endpoint, selfSentinel: Endpoint): string[] {
   const warnings = topologyWarnings(options.sentinels.length, options.quorum);
   if (options.password === undefined) {
     warnings.push(
-      `MN_REDIS_PASSWORD is not set: Redis ${selfAddress} and Sentinel ${
+      `MN_REDIS_PASSWORD is not set: Redis ${formatEndpoint(self)} and Sentinel ${
         formatEndpoint(selfSentinel)
       } accept every client that reaches them (protected-mode is off, because the other boxes ` +
         "must connect). Anyone on the network can read, change or delete all MirrorNeuron state " +
@@ -154,8 +155,17 @@ async function joinSteps(
         "other nodes will not ask it",
     );
   }
+  return warnings;
+}
 
-  options.report(`join: ensuring redis-server on ${selfAddress}`);
+/** Starts (or adopts) the box's Redis and Sentinel; what it starts goes on `started`. */
+async function ensureBoxDaemons(
+  options: JoinOptions,
+  started: Started,
+): Promise<{ redisDaemon: string; sentinelDaemon: string }> {
+  const self = { host: options.selfHost, port: options.redisPort };
+  const selfSentinel = { host: options.selfHost, port: options.sentinelPort };
+  options.report(`join: ensuring redis-server on ${formatEndpoint(self)}`);
   const redisDaemon = await ensureDaemon({
     kind: "redis",
     selfHost: options.selfHost,
@@ -184,41 +194,22 @@ async function joinSteps(
     started.push({ endpoint: selfSentinel, auth: sentinelAuth(options) });
   }
   options.signal?.throwIfAborted();
+  return { redisDaemon, sentinelDaemon };
+}
 
-  // Who is primary? Ask every listed sentinel and wait for all answers.
-  const sentinels =
-    options.sentinels.some((s) => formatEndpoint(s) === formatEndpoint(selfSentinel))
-      ? options.sentinels
-      : [...options.sentinels, selfSentinel];
-  const found = await findPrimary(options, sentinels, selfSentinel, self);
-  const primary = found.primary;
-  const bootstrapped = found.bootstrapped;
-
-  const isPrimary = formatEndpoint(primary) === selfAddress;
+/**
+ * The local Redis in its role: ACL users first (a replica authenticates to
+ * its primary as the replication user), the write bound, then primary or
+ * replica of `primary`. Returns the runtime's env file with `--acl`.
+ */
+async function configureRedis(
+  options: JoinOptions,
+  self: Endpoint,
+  primary: Endpoint,
+  isPrimary: boolean,
+): Promise<string | undefined> {
   await using redis = await RedisConnection.connect(self, redisAuth(options));
-  // ACL users first: a replica authenticates to its primary as the replication user.
-  let runtimeEnvPath: string | undefined;
-  if (options.acl !== undefined && options.password !== undefined) {
-    const users = aclUsers(options.password, options.acl.runtimeUser, options.acl.namespace);
-    for (const user of users) await redis.send(setUserCommand(user));
-    const replication = users.find((u) => u.name === REPLICATION_USER)!;
-    await redis.send([
-      "CONFIG",
-      "SET",
-      "masteruser",
-      replication.name,
-      "masterauth",
-      replication.password.reveal(),
-    ]);
-    runtimeEnvPath = `${options.dataDir}/mn-runtime.env`;
-    await Deno.writeTextFile(runtimeEnvPath, runtimeEnvFile(users[0]!), { mode: 0o600 });
-    await Deno.chmod(runtimeEnvPath, 0o600);
-    options.report(
-      `join: ACL users ${
-        users.map((u) => u.name).join(", ")
-      } set; the runtime's credentials are in ${runtimeEnvPath}`,
-    );
-  }
+  const runtimeEnvPath = await configureAcl(options, redis);
   // An adopted Redis gets the write bound too (a started one has it in its config file).
   await redis.send([
     "CONFIG",
@@ -235,16 +226,56 @@ async function joinSteps(
     info.get("role") !== "slave" || info.get("master_host") !== primary.host ||
     info.get("master_port") !== String(primary.port)
   ) {
-    options.report(`join: making ${selfAddress} a replica of ${formatEndpoint(primary)}`);
+    options.report(`join: making ${formatEndpoint(self)} a replica of ${formatEndpoint(primary)}`);
     await redis.send(["REPLICAOF", primary.host, primary.port]);
   }
   await redis.send(["CONFIG", "REWRITE"]).catch(() => {});
+  return runtimeEnvPath;
+}
 
-  await configureSentinel(options, selfSentinel, primary);
+/** `--acl`: the three users, replication as its user, the runtime's env file (0600). */
+async function configureAcl(
+  options: JoinOptions,
+  redis: RedisConnection,
+): Promise<string | undefined> {
+  if (options.acl === undefined || options.password === undefined) return undefined;
+  const users = aclUsers(options.password, options.acl.runtimeUser, options.acl.namespace);
+  for (const user of users) await redis.send(setUserCommand(user));
+  const replication = users.find((u) => u.name === REPLICATION_USER)!;
+  await redis.send([
+    "CONFIG",
+    "SET",
+    "masteruser",
+    replication.name,
+    "masterauth",
+    replication.password.reveal(),
+  ]);
+  const runtimeEnvPath = `${options.dataDir}/mn-runtime.env`;
+  await Deno.writeTextFile(runtimeEnvPath, runtimeEnvFile(users[0]!), { mode: 0o600 });
+  await Deno.chmod(runtimeEnvPath, 0o600);
+  options.report(
+    `join: ACL users ${
+      users.map((u) => u.name).join(", ")
+    } set; the runtime's credentials are in ${runtimeEnvPath}`,
+  );
+  return runtimeEnvPath;
+}
 
-  // Wait until the roles are confirmed; the link state is reported when it changes. A fresh
-  // connection per look: Sentinel kills a node's clients when it reconfigures it (a failover
-  // during the join), and a killed connection must not end the wait.
+/**
+ * Waits until the local Redis is confirmed in its role (a replica's link is
+ * up; the link state is reported when it changes) and the local Sentinel
+ * sees the primary. A fresh connection per look: Sentinel kills a node's
+ * clients when it reconfigures it (a failover during the join), and a killed
+ * connection must not end the wait.
+ */
+async function awaitRoles(
+  options: JoinOptions,
+  self: Endpoint,
+  selfSentinel: Endpoint,
+  primary: Endpoint,
+  isPrimary: boolean,
+): Promise<void> {
+  const waiting = { timeoutMs: options.timeoutMs, intervalMs: 250, signal: options.signal };
   let lastLink: string | undefined;
   await waitFor(async () => {
     await using look = await RedisConnection.connect(self, redisAuth(options));
@@ -263,14 +294,10 @@ async function joinSteps(
       ? { done: true, value: undefined }
       : { done: false, observed: `master_link_status=${link}` };
   }, {
-    what: `${selfAddress} to be confirmed as ${isPrimary ? "primary" : "replica"}`,
-    timeoutMs: options.timeoutMs,
-    intervalMs: 250,
-    signal: options.signal,
+    ...waiting,
+    what: `${formatEndpoint(self)} to be confirmed as ${isPrimary ? "primary" : "replica"}`,
   });
-  await using sentinel = await RedisConnection.connect(selfSentinel, {
-    ...sentinelAuth(options),
-  });
+  await using sentinel = await RedisConnection.connect(selfSentinel, sentinelAuth(options));
   await waitFor(async () => {
     const m = replyToMap(await sentinel.send(["SENTINEL", "MASTER", options.masterName]));
     const flags = replyToString(m.get("flags") ?? null) ?? "";
@@ -281,133 +308,7 @@ async function joinSteps(
     return flags === "master" && seen === formatEndpoint(primary)
       ? { done: true, value: undefined }
       : { done: false, observed: `local sentinel sees ${seen} with flags ${flags}` };
-  }, {
-    what: "the local sentinel to see the primary",
-    timeoutMs: options.timeoutMs,
-    intervalMs: 250,
-    signal: options.signal,
-  });
-
-  await protectDataDir(options.dataDir);
-  return {
-    role: isPrimary ? "primary" : "replica",
-    primary: formatEndpoint(primary),
-    redis: selfAddress,
-    sentinel: formatEndpoint(selfSentinel),
-    redisDaemon,
-    sentinelDaemon,
-    bootstrapped,
-    warnings,
-    ...(runtimeEnvPath === undefined ? {} : { runtimeEnvFile: runtimeEnvPath }),
-  };
-}
-
-/** Default of `--peer-timeout`. */
-export const DEFAULT_PEER_TIMEOUT_MS = 120_000;
-
-/** How often the sentinels are asked again while waiting for peers. */
-const PEER_POLL_MS = 500;
-
-/**
- * Finds the cluster's primary, waiting for peers that have not joined yet, so
- * the documented join works on every box in any order without a flag:
- * - an answering sentinel knows the master: that is the primary;
- * - every listed sentinel answers and none knows it: the box whose sentinel is
- *   listed first bootstraps, every other box waits for its primary;
- * - some do not answer and no answering one knows it: wait up to
- *   `--peer-timeout`, then bootstrap with `--bootstrap`, else refuse.
- * Two boxes never both bootstrap: only the first-listed box does without
- * `--bootstrap`, and it does so only once every listed sentinel has answered
- * that it knows no master.
- */
-async function findPrimary(
-  options: JoinOptions,
-  sentinels: readonly Endpoint[],
-  selfSentinel: Endpoint,
-  self: Endpoint,
-): Promise<{ primary: Endpoint; bootstrapped: boolean }> {
-  const selfSentinelAddress = formatEndpoint(selfSentinel);
-  const first = sentinels[0] === undefined ? "" : formatEndpoint(sentinels[0]);
-  const peerTimeoutMs = options.peerTimeoutMs ?? DEFAULT_PEER_TIMEOUT_MS;
-  const deadline = performance.now() + peerTimeoutMs;
-  await using resolver = new SentinelResolver({
-    sentinels,
-    masterName: options.masterName,
-    ...sentinelAuth(options),
-    perSentinelTimeoutMs: 1000,
-  });
-  let lastState = "";
-  const say = (state: string, line: string): void => {
-    if (state !== lastState) options.report(line);
-    lastState = state;
-  };
-  while (true) {
-    options.signal?.throwIfAborted();
-    try {
-      const decision = await resolver.resolve({ waitAll: true, signal: options.signal });
-      options.report(
-        `join: sentinels report primary ${
-          formatEndpoint(decision.primary)
-        } (config-epoch ${decision.configEpoch})`,
-      );
-      return { primary: decision.primary, bootstrapped: false };
-    } catch (error) {
-      if (error instanceof NoSentinelReachableError && error.permanent) throw error;
-      if (!(error instanceof MasterUnknownError) && !(error instanceof NoSentinelReachableError)) {
-        throw error;
-      }
-      const answered = new Set(error instanceof MasterUnknownError ? error.answered : []);
-      const silent = sentinels.map(formatEndpoint).filter((s) => !answered.has(s));
-      const bootstrap = (why: string): { primary: Endpoint; bootstrapped: boolean } => {
-        options.report(
-          `join: no primary known for "${options.masterName}" (${why}); bootstrapping ${
-            formatEndpoint(self)
-          } as primary`,
-        );
-        return { primary: self, bootstrapped: true };
-      };
-      if (silent.length === 0) {
-        if (first === selfSentinelAddress) return bootstrap("every listed sentinel answered");
-        say(
-          "wait-first",
-          `join: every listed sentinel answered and none knows "${options.masterName}"; ` +
-            `waiting for the first listed box (${first}) to bootstrap the primary`,
-        );
-      } else if (options.bootstrap) {
-        return bootstrap(`--bootstrap, ${silent.length} of ${sentinels.length} did not answer`);
-      } else {
-        say(
-          `wait-silent:${silent.join(",")}`,
-          `join: waiting for sentinel(s) ${
-            silent.join(", ")
-          } (${answered.size} of ${sentinels.length} ` +
-            `answered, none knows "${options.masterName}"); up to ${
-              Math.round(peerTimeoutMs / 1000)
-            } s (--peer-timeout)`,
-        );
-      }
-      if (performance.now() >= deadline) {
-        throw new RedisHaError(
-          "MASTER_UNKNOWN",
-          silent.length === 0
-            ? `Every listed sentinel answered but none learned a primary for "${options.masterName}" ` +
-              `within --peer-timeout (${
-                Math.round(peerTimeoutMs / 1000)
-              } s): the first listed box ` +
-              `(${first}) bootstraps the cluster, so run the same join there`
-            : `No answering sentinel knows "${options.masterName}", and ${silent.length} of ` +
-              `${sentinels.length} sentinels (${silent.join(", ")}) did not answer within ` +
-              `--peer-timeout (${
-                Math.round(peerTimeoutMs / 1000)
-              } s). Refusing to make this box the ` +
-              "primary: a sentinel that did not answer may know a primary, and two primaries split " +
-              "the cluster. Run the same join on those boxes, or, if this box is the first of a new " +
-              "cluster whose peers join later, run again with --bootstrap",
-        );
-      }
-      await delay(PEER_POLL_MS, options.signal);
-    }
-  }
+  }, { ...waiting, what: "the local sentinel to see the primary" });
 }
 
 async function configureSentinel(

@@ -14,30 +14,17 @@
  * @module
  */
 
-import { type BoxTls, redisAuth, sentinelAuth } from "./daemon.ts";
+import { type BoxOptions, redisAuth, sentinelAuth } from "./daemon.ts";
 import { RedisConnection } from "../protocol/connection.ts";
 import { type Endpoint, formatEndpoint, formatHostPort } from "../protocol/endpoint.ts";
 import { RedisHaError, ReplyError } from "../common/errors.ts";
 import { parseInfo, replicasFromInfo } from "../protocol/info.ts";
 import { replyToMap, replyToNumber, replyToString, type RespReply } from "../protocol/resp.ts";
-import type { Secret } from "../common/secret.ts";
 import { SentinelResolver } from "../ha/sentinel_resolver.ts";
 import { waitFor } from "../common/wait_for.ts";
 
 /** Options of `leave`, one per flag. */
-export interface LeaveOptions {
-  /** Aborts the command at its next wait (SIGINT/SIGTERM in the CLI); what it changed is undone where it can be. */
-  signal?: AbortSignal | undefined;
-  /** `--self-host`. */
-  selfHost: string;
-  /** `--redis-port`. @default {6379} */
-  redisPort: number;
-  /** `--sentinel-port`. @default {26379} */
-  sentinelPort: number;
-  /** `--sentinels`. */
-  sentinels: readonly Endpoint[];
-  /** `--master-name`. */
-  masterName: string;
+export interface LeaveOptions extends BoxOptions {
   /** `--purge-local`: FLUSHDB after detaching. */
   purgeLocal: boolean;
   /**
@@ -46,16 +33,6 @@ export interface LeaveOptions {
    * are closed.
    */
   stop?: boolean | undefined;
-  /** `--timeout-ms`. */
-  timeoutMs: number;
-  /** `MN_REDIS_PASSWORD`. */
-  password?: Secret | undefined;
-  /** `MN_REDIS_SENTINEL_PASSWORD`. */
-  sentinelPassword?: Secret | undefined;
-  /** `--tls-ca-cert-file`: the box's daemons serve TLS signed by this CA. */
-  tls?: BoxTls | undefined;
-  /** Progress lines (stderr). */
-  report: (line: string) => void;
 }
 
 /** What `leave` did. */
