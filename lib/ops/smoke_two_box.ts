@@ -65,14 +65,23 @@ interface RemoteProcess {
   readonly file?: string | undefined;
 }
 
+/** What every step of one run works with. */
+interface TwoBoxRun {
+  readonly o: TwoBoxOptions;
+  /** The local temp dir. */
+  readonly dir: string;
+  /** Local processes, stopped at the end. */
+  readonly locals: RedisProcess[];
+  /** Remote processes, killed at the end. */
+  readonly remotes: RemoteProcess[];
+  readonly local: Endpoint;
+  readonly remote: Endpoint;
+  readonly localSentinel: Endpoint;
+  readonly remoteSentinel: Endpoint;
+}
+
 /** Runs the smoke; throws naming the failed step. */
 export async function runTwoBoxSmoke(o: TwoBoxOptions): Promise<void> {
-  const remoteNetwork = o.remoteNetwork === "auto" ? "host" : o.remoteNetwork;
-  const local = { host: o.localIp, port: o.redisPort };
-  const remote = { host: o.remoteIp, port: o.redisPort };
-  const localSentinel = { host: o.localIp, port: o.sentinelPort };
-  const remoteSentinel = { host: o.remoteIp, port: o.sentinelPort };
-  const remoteBind = remoteNetwork === "bridge" ? "0.0.0.0" : o.remoteIp;
   let step = "prepare";
   const run = async <T>(name: string, fn: () => Promise<T>): Promise<T> => {
     step = name;
@@ -81,215 +90,56 @@ export async function runTwoBoxSmoke(o: TwoBoxOptions): Promise<void> {
     return await fn();
   };
   await Deno.mkdir(o.dir, { recursive: true });
-  const dir = await Deno.makeTempDir({ dir: o.dir, prefix: "two-box-" });
-  const locals: RedisProcess[] = [];
-  const remotes: RemoteProcess[] = [];
+  const r: TwoBoxRun = {
+    o,
+    dir: await Deno.makeTempDir({ dir: o.dir, prefix: "two-box-" }),
+    locals: [],
+    remotes: [],
+    local: { host: o.localIp, port: o.redisPort },
+    remote: { host: o.remoteIp, port: o.redisPort },
+    localSentinel: { host: o.localIp, port: o.sentinelPort },
+    remoteSentinel: { host: o.remoteIp, port: o.sentinelPort },
+  };
   try {
     // 0: the remote shell itself, so a broken one is reported as such (with what it said), not
     // mistaken for an unreachable Redis later.
     await run("0. check the remote shell", () => checkRemoteShell(o.remoteShell));
     // 1 + 2: the local Redis first, so the remote box can try to reach it.
-    const localRedis = await run(
-      "1. start Redis on the local box",
-      () =>
-        RedisProcess.startServer({
-          dir,
-          host: o.localIp,
-          port: o.redisPort,
-          announceIp: o.localIp,
-        }),
-    );
-    locals.push(localRedis);
+    const localRedis = await run("1. start Redis on the local box", async () => {
+      const started = await RedisProcess.startServer({
+        dir: r.dir,
+        host: o.localIp,
+        port: o.redisPort,
+        announceIp: o.localIp,
+      });
+      r.locals.push(started);
+      return started;
+    });
     const reachable = await run(
       "2. check that the remote box reaches the local Redis",
-      () => remoteReaches(o.remoteShell, local),
+      () => remoteReaches(o.remoteShell, r.local),
     );
-    let primarySide: "local" | "remote";
-    if (o.initialPrimary === "auto") {
-      primarySide = reachable ? "local" : "remote";
-      if (!reachable) {
-        o.out(
-          `Remote cannot reach local Redis at ${o.localIp}:${o.redisPort}; using remote as initial primary.`,
-        );
-        o.out(
-          "warning: this fallback is a smoke-test convenience, not a production Sentinel topology; production " +
-            "needs independently reachable Redis and Sentinel nodes with at least three sentinel voters",
-        );
-      }
-    } else {
-      primarySide = o.initialPrimary;
-      if (primarySide === "local" && !reachable) {
-        throw new RedisHaError(
-          "CONNECTION",
-          `--initial-primary local, but the remote box cannot reach ${formatEndpoint(local)}; ` +
-            "use --initial-primary auto or remote, or open the port",
-        );
-      }
-    }
-    const primary = primarySide === "local" ? local : remote;
-    const replica = primarySide === "local" ? remote : local;
+    const primarySide = choosePrimarySide(r, reachable);
+    const [primary, replica] = primarySide === "local" ? [r.local, r.remote] : [r.remote, r.local];
     await run(
       `3. start ${primarySide} as the initial primary and the other side as a replica`,
-      async () => {
-        const remoteConfig = [
-          `port ${o.redisPort}`,
-          `bind ${remoteBind}`,
-          "protected-mode no",
-          'save ""',
-          "appendonly no",
-          `replica-announce-ip ${o.remoteIp}`,
-          ...(primarySide === "local" ? [`replicaof ${o.localIp} ${o.redisPort}`] : []),
-        ];
-        remotes.push(
-          await startRemote(o.remoteShell, "redis-server", remoteConfig, remote, o.timeoutMs),
-        );
-        if (primarySide === "remote") {
-          await using conn = await RedisConnection.connect(local);
-          await conn.send(["REPLICAOF", o.remoteIp, o.redisPort]);
-        }
-        // The sentinel next to the replica notices the failure first and leads the failover: it can
-        // always reach the replica it promotes, even when the other side cannot reach this box.
-        const downAfter = (side: "local" | "remote"): number => side === primarySide ? 3000 : 1000;
-        const sentinelConfig = (announce: string, bind: string): string[] => [
-          `port ${o.sentinelPort}`,
-          `bind ${bind}`,
-          "protected-mode no",
-          `sentinel announce-ip ${announce}`,
-          `sentinel monitor ${MASTER} ${primary.host} ${primary.port} 1`,
-          `sentinel down-after-milliseconds ${MASTER} ${downAfter("remote")}`,
-          `sentinel failover-timeout ${MASTER} 10000`,
-        ];
-        locals.push(
-          await RedisProcess.startSentinel({
-            dir,
-            host: o.localIp,
-            port: o.sentinelPort,
-            monitor: { name: MASTER, primary, quorum: 1, downAfterMs: downAfter("local") },
-            announceIp: o.localIp,
-          }),
-        );
-        remotes.push(
-          await startRemote(
-            o.remoteShell,
-            "redis-sentinel",
-            sentinelConfig(o.remoteIp, remoteBind),
-            remoteSentinel,
-            o.timeoutMs,
-          ),
-        );
-        await waitFor(async () => {
-          await using conn = await RedisConnection.connect(replica, { connectTimeoutMs: 1000 });
-          const link = parseInfo(replyToString(await conn.send(["INFO", "replication"])) ?? "").get(
-            "master_link_status",
-          );
-          return link === "up"
-            ? { done: true, value: undefined }
-            : { done: false, observed: `replica link ${link}` };
-        }, {
-          what: "the replica to sync",
-          timeoutMs: o.timeoutMs,
-          intervalMs: 200,
-          signal: o.signal,
-        });
-        await waitFor(async () => {
-          await using conn = await RedisConnection.connect(localSentinel, {
-            connectTimeoutMs: 1000,
-          });
-          const m = replyToMap(await conn.send(["SENTINEL", "MASTER", MASTER]));
-          const slaves = replyToString(m.get("num-slaves") ?? null);
-          const peers = replyToString(m.get("num-other-sentinels") ?? null);
-          return slaves === "1" && peers === "1"
-            ? { done: true, value: undefined }
-            : { done: false, observed: `local sentinel sees ${slaves} replicas, ${peers} peers` };
-        }, {
-          what: "the sentinels to discover each other and the replica",
-          timeoutMs: o.timeoutMs,
-          intervalMs: 200,
-          signal: o.signal,
-        });
-      },
+      () => startPair(r, primarySide, primary, replica),
     );
-
-    const configOptions: ConfigOptions = {
-      haMode: "sentinel",
-      sentinels: [formatEndpoint(localSentinel), formatEndpoint(remoteSentinel)],
-      sentinelMaster: MASTER,
-      waitReplicas: 1, // the initial write must reach the replica that will be promoted
-      waitTimeoutMs: 2000,
-      reconnectAttempts: 40,
-      reconnectBackoffMs: 100,
-      reconnectMaxBackoffMs: 1000,
-      namespace: `two_box_${crypto.randomUUID().slice(0, 8)}`,
-    };
-    const config = configFromOptions(configOptions);
-    await using store = await run("4. write MirrorNeuron state through Sentinel mode", async () => {
-      const s = await StateStore.connect(config);
-      try {
-        const job = await s.jobs.create("smoke-job", { phase: "before-failover" });
-        await s.events.append(job.id, { id: "evt-before", type: "smoke.write" });
-        await s.snapshots.save(job.id, "agent-1", 1, { step: 1 });
-        return s;
-      } catch (error) {
-        await s.close();
-        throw error;
-      }
-    });
+    const configOptions = smokeConfig(r);
+    await using store = await run(
+      "4. write MirrorNeuron state through Sentinel mode",
+      () => writeBefore(configOptions),
+    );
     o.out(`two_box_initial_write_ok=${store.client.primary?.address}`);
-
     await run(
       `5. kill the initial primary Redis (${primarySide}, ${formatEndpoint(primary)})`,
-      async () => {
-        if (primarySide === "local") {
-          localRedis.kill("SIGKILL");
-          await localRedis.waitExit();
-        } else {
-          await killRemote(o.remoteShell, remotes[0]!);
-        }
-      },
+      () => killPrimary(r, primarySide, localRedis),
     );
-    await run("6. wait for Sentinel promotion", () =>
-      waitFor(async () => {
-        await using conn = await RedisConnection.connect(localSentinel, { connectTimeoutMs: 1000 });
-        const addr = await conn.send(["SENTINEL", "GET-MASTER-ADDR-BY-NAME", MASTER]);
-        const now = Array.isArray(addr)
-          ? formatHostPort(replyToString(addr[0]), replyToString(addr[1]))
-          : "none";
-        return now === formatEndpoint(replica)
-          ? { done: true, value: undefined }
-          : { done: false, observed: `sentinel reports ${now}` };
-      }, {
-        what: `promotion of ${formatEndpoint(replica)}`,
-        timeoutMs: o.timeoutMs,
-        intervalMs: 200,
-        signal: o.signal,
-      }));
-    await run("7. write and read MirrorNeuron state through the promoted replica", async () => {
-      // The client that wrote before the failover reads through the promoted replica…
-      const job = await store.jobs.get("smoke-job");
-      if (
-        job === null || (job.data as { phase?: string | undefined }).phase !== "before-failover"
-      ) {
-        throw new Error(`read ${JSON.stringify(job)}`);
-      }
-      if (store.client.primary?.address !== formatEndpoint(replica)) {
-        throw new Error(
-          `client is on ${store.client.primary?.address}, expected ${formatEndpoint(replica)}`,
-        );
-      }
-      // …and writes go on with WAIT off: with one box down no replica is left to acknowledge.
-      await using after = await StateStore.connect(
-        configFromOptions({ ...configOptions, waitReplicas: 0 }),
-      );
-      const updated = await after.jobs.update("smoke-job", {
-        expectedVersion: job.version,
-        status: "succeeded",
-      });
-      await after.events.append("smoke-job", { id: "evt-after", type: "smoke.write" });
-      const events = (await store.events.read("smoke-job")).map((e) => e.id);
-      if (updated.status !== "succeeded" || events.join(",") !== "evt-before,evt-after") {
-        throw new Error(`read back status ${updated.status}, events ${events.join(",")}`);
-      }
-    });
+    await run("6. wait for Sentinel promotion", () => waitPromotion(r, replica));
+    await run(
+      "7. write and read MirrorNeuron state through the promoted replica",
+      () => writeReadAfter(store, configOptions, replica),
+    );
     o.out("two_box_post_failover_write_read_ok");
   } catch (error) {
     throw new RedisHaError(
@@ -298,9 +148,211 @@ export async function runTwoBoxSmoke(o: TwoBoxOptions): Promise<void> {
       { cause: error },
     );
   } finally {
-    for (const r of remotes) await killRemote(o.remoteShell, r).catch(() => {});
-    await Promise.all(locals.map((p) => p.stop()));
-    await Deno.remove(dir, { recursive: true }).catch(() => {});
+    for (const remote of r.remotes) await killRemote(o.remoteShell, remote).catch(() => {});
+    await Promise.all(r.locals.map((p) => p.stop()));
+    await Deno.remove(r.dir, { recursive: true }).catch(() => {});
+  }
+}
+
+/** Step 2's outcome: which side starts as the primary (the documented fallback included). */
+function choosePrimarySide(r: TwoBoxRun, reachable: boolean): "local" | "remote" {
+  const o = r.o;
+  if (o.initialPrimary === "auto") {
+    if (!reachable) {
+      o.out(
+        `Remote cannot reach local Redis at ${o.localIp}:${o.redisPort}; using remote as initial primary.`,
+      );
+      o.out(
+        "warning: this fallback is a smoke-test convenience, not a production Sentinel topology; production " +
+          "needs independently reachable Redis and Sentinel nodes with at least three sentinel voters",
+      );
+    }
+    return reachable ? "local" : "remote";
+  }
+  if (o.initialPrimary === "local" && !reachable) {
+    throw new RedisHaError(
+      "CONNECTION",
+      `--initial-primary local, but the remote box cannot reach ${formatEndpoint(r.local)}; ` +
+        "use --initial-primary auto or remote, or open the port",
+    );
+  }
+  return o.initialPrimary;
+}
+
+/**
+ * Step 3: the remote Redis (a replica of the local one, or the primary the
+ * local one then follows) and a sentinel on each side, until the replica is
+ * in sync and the sentinels know each other and the replica.
+ */
+async function startPair(
+  r: TwoBoxRun,
+  primarySide: "local" | "remote",
+  primary: Endpoint,
+  replica: Endpoint,
+): Promise<void> {
+  const o = r.o;
+  const remoteBind = (o.remoteNetwork === "bridge") ? "0.0.0.0" : o.remoteIp;
+  const remoteConfig = [
+    `port ${o.redisPort}`,
+    `bind ${remoteBind}`,
+    "protected-mode no",
+    'save ""',
+    "appendonly no",
+    `replica-announce-ip ${o.remoteIp}`,
+    ...(primarySide === "local" ? [`replicaof ${o.localIp} ${o.redisPort}`] : []),
+  ];
+  r.remotes.push(
+    await startRemote(o.remoteShell, "redis-server", remoteConfig, r.remote, o.timeoutMs),
+  );
+  if (primarySide === "remote") {
+    await using conn = await RedisConnection.connect(r.local);
+    await conn.send(["REPLICAOF", o.remoteIp, o.redisPort]);
+  }
+  // The sentinel next to the replica notices the failure first and leads the failover: it can
+  // always reach the replica it promotes, even when the other side cannot reach this box.
+  const downAfter = (side: "local" | "remote"): number => side === primarySide ? 3000 : 1000;
+  r.locals.push(
+    await RedisProcess.startSentinel({
+      dir: r.dir,
+      host: o.localIp,
+      port: o.sentinelPort,
+      monitor: { name: MASTER, primary, quorum: 1, downAfterMs: downAfter("local") },
+      announceIp: o.localIp,
+    }),
+  );
+  const remoteSentinelConfig = [
+    `port ${o.sentinelPort}`,
+    `bind ${remoteBind}`,
+    "protected-mode no",
+    `sentinel announce-ip ${o.remoteIp}`,
+    `sentinel monitor ${MASTER} ${primary.host} ${primary.port} 1`,
+    `sentinel down-after-milliseconds ${MASTER} ${downAfter("remote")}`,
+    `sentinel failover-timeout ${MASTER} 10000`,
+  ];
+  r.remotes.push(
+    await startRemote(
+      o.remoteShell,
+      "redis-sentinel",
+      remoteSentinelConfig,
+      r.remoteSentinel,
+      o.timeoutMs,
+    ),
+  );
+  await waitPairReady(r, replica);
+}
+
+/** The replica in sync; the local sentinel sees the replica and the other sentinel. */
+async function waitPairReady(r: TwoBoxRun, replica: Endpoint): Promise<void> {
+  const waiting = { timeoutMs: r.o.timeoutMs, intervalMs: 200, signal: r.o.signal };
+  await waitFor(async () => {
+    await using conn = await RedisConnection.connect(replica, { connectTimeoutMs: 1000 });
+    const link = parseInfo(replyToString(await conn.send(["INFO", "replication"])) ?? "").get(
+      "master_link_status",
+    );
+    return link === "up"
+      ? { done: true, value: undefined }
+      : { done: false, observed: `replica link ${link}` };
+  }, { ...waiting, what: "the replica to sync" });
+  await waitFor(async () => {
+    await using conn = await RedisConnection.connect(r.localSentinel, { connectTimeoutMs: 1000 });
+    const m = replyToMap(await conn.send(["SENTINEL", "MASTER", MASTER]));
+    const slaves = replyToString(m.get("num-slaves") ?? null);
+    const peers = replyToString(m.get("num-other-sentinels") ?? null);
+    return slaves === "1" && peers === "1"
+      ? { done: true, value: undefined }
+      : { done: false, observed: `local sentinel sees ${slaves} replicas, ${peers} peers` };
+  }, { ...waiting, what: "the sentinels to discover each other and the replica" });
+}
+
+/** The client settings of the smoke's writes: sentinel mode through both sentinels, WAIT 1. */
+function smokeConfig(r: TwoBoxRun): ConfigOptions {
+  return {
+    haMode: "sentinel",
+    sentinels: [formatEndpoint(r.localSentinel), formatEndpoint(r.remoteSentinel)],
+    sentinelMaster: MASTER,
+    waitReplicas: 1, // the initial write must reach the replica that will be promoted
+    waitTimeoutMs: 2000,
+    reconnectAttempts: 40,
+    reconnectBackoffMs: 100,
+    reconnectMaxBackoffMs: 1000,
+    namespace: `two_box_${crypto.randomUUID().slice(0, 8)}`,
+  };
+}
+
+/** Step 4: a job, an event and a snapshot through Sentinel mode; the store stays open. */
+async function writeBefore(configOptions: ConfigOptions): Promise<StateStore> {
+  const store = await StateStore.connect(configFromOptions(configOptions));
+  try {
+    const job = await store.jobs.create("smoke-job", { phase: "before-failover" });
+    await store.events.append(job.id, { id: "evt-before", type: "smoke.write" });
+    await store.snapshots.save(job.id, "agent-1", 1, { step: 1 });
+    return store;
+  } catch (error) {
+    await store.close();
+    throw error;
+  }
+}
+
+/** Step 5: kill -9 the initial primary, on whichever side it runs. */
+async function killPrimary(
+  r: TwoBoxRun,
+  primarySide: "local" | "remote",
+  localRedis: RedisProcess,
+): Promise<void> {
+  if (primarySide === "local") {
+    localRedis.kill("SIGKILL");
+    await localRedis.waitExit();
+  } else {
+    await killRemote(r.o.remoteShell, r.remotes[0]!);
+  }
+}
+
+/** Step 6: the local sentinel names the replica as the primary. */
+function waitPromotion(r: TwoBoxRun, replica: Endpoint): Promise<void> {
+  return waitFor(async () => {
+    await using conn = await RedisConnection.connect(r.localSentinel, { connectTimeoutMs: 1000 });
+    const addr = await conn.send(["SENTINEL", "GET-MASTER-ADDR-BY-NAME", MASTER]);
+    const now = Array.isArray(addr)
+      ? formatHostPort(replyToString(addr[0]), replyToString(addr[1]))
+      : "none";
+    return now === formatEndpoint(replica)
+      ? { done: true, value: undefined }
+      : { done: false, observed: `sentinel reports ${now}` };
+  }, {
+    what: `promotion of ${formatEndpoint(replica)}`,
+    timeoutMs: r.o.timeoutMs,
+    intervalMs: 200,
+    signal: r.o.signal,
+  });
+}
+
+/** Step 7: the client that wrote before reads through the promoted replica, and writes go on. */
+async function writeReadAfter(
+  store: StateStore,
+  configOptions: ConfigOptions,
+  replica: Endpoint,
+): Promise<void> {
+  const job = await store.jobs.get("smoke-job");
+  if (job === null || (job.data as { phase?: string | undefined }).phase !== "before-failover") {
+    throw new Error(`read ${JSON.stringify(job)}`);
+  }
+  if (store.client.primary?.address !== formatEndpoint(replica)) {
+    throw new Error(
+      `client is on ${store.client.primary?.address}, expected ${formatEndpoint(replica)}`,
+    );
+  }
+  // Writes go on with WAIT off: with one box down no replica is left to acknowledge.
+  await using after = await StateStore.connect(
+    configFromOptions({ ...configOptions, waitReplicas: 0 }),
+  );
+  const updated = await after.jobs.update("smoke-job", {
+    expectedVersion: job.version,
+    status: "succeeded",
+  });
+  await after.events.append("smoke-job", { id: "evt-after", type: "smoke.write" });
+  const events = (await store.events.read("smoke-job")).map((e) => e.id);
+  if (updated.status !== "succeeded" || events.join(",") !== "evt-before,evt-after") {
+    throw new Error(`read back status ${updated.status}, events ${events.join(",")}`);
   }
 }
 
