@@ -235,139 +235,197 @@ export function configFromOptions(options: ConfigOptions): Config {
   return buildConfig(getEnv, (variable) => `${fieldForVariable(variable)} (${variable})`);
 }
 
-function buildConfig(
-  getEnv: (name: string) => string | undefined,
-  label: (variable: string) => string,
-): Config {
-  const issues: ConfigIssue[] = [];
-  const fail = (variable: string, message: string): void => {
-    issues.push({ variable: label(variable), message });
-  };
-  const get = (variable: string): string | undefined => {
-    const value = getEnv(variable);
-    return value === undefined || value.trim() === "" ? undefined : value.trim();
-  };
-  const shown = (variable: string, value: string): string =>
-    SECRET_VARIABLES.has(variable) ? "***" : quoteValue(value);
+/** Reads variables, collecting every problem (each named by its label) instead of stopping. */
+class VariableReader {
+  readonly issues: ConfigIssue[] = [];
+  readonly #getEnv: (name: string) => string | undefined;
+  readonly #label: (variable: string) => string;
 
-  const integer = (variable: string, fallback: number, min: number, max: number): number => {
-    const raw = get(variable);
+  constructor(getEnv: (name: string) => string | undefined, label: (variable: string) => string) {
+    this.#getEnv = getEnv;
+    this.#label = label;
+  }
+
+  /** Notes a problem with `variable`. */
+  fail(variable: string, message: string): void {
+    this.issues.push({ variable: this.#label(variable), message });
+  }
+
+  /** The trimmed value, undefined when unset or blank. */
+  get(variable: string): string | undefined {
+    const value = this.#getEnv(variable);
+    return value === undefined || value.trim() === "" ? undefined : value.trim();
+  }
+
+  /** A secret as given (not trimmed), undefined when unset or empty. */
+  secret(variable: string): Secret | undefined {
+    const value = this.#getEnv(variable);
+    return value === undefined || value === "" ? undefined : new Secret(value);
+  }
+
+  /** A whole number in `min`-`max`, or `fallback` (with a problem noted when it is malformed). */
+  integer(variable: string, fallback: number, min: number, max: number): number {
+    const raw = this.get(variable);
     if (raw === undefined) return fallback;
     if (!/^-?\d+$/.test(raw)) {
-      fail(variable, `${shown(variable, raw)} is not a whole number; expected ${min}-${max}`);
+      const shown = SECRET_VARIABLES.has(variable) ? "***" : quoteValue(raw);
+      this.fail(variable, `${shown} is not a whole number; expected ${min}-${max}`);
       return fallback;
     }
     const n = Number(raw);
     if (n < min || n > max) {
-      fail(variable, `${n} is out of range; expected ${min}-${max}`);
+      this.fail(variable, `${n} is out of range; expected ${min}-${max}`);
       return fallback;
     }
     return n;
-  };
-  const boolean = (variable: string): boolean => {
-    const raw = get(variable);
+  }
+
+  /** `true`/`false` (also 1/0, yes/no, on/off); false when unset. */
+  boolean(variable: string): boolean {
+    const raw = this.get(variable);
     if (raw === undefined) return false;
     if (/^(1|true|yes|on)$/i.test(raw)) return true;
     if (/^(0|false|no|off)$/i.test(raw)) return false;
-    fail(variable, `${quoteValue(raw)} is not a boolean; expected true or false`);
+    this.fail(variable, `${quoteValue(raw)} is not a boolean; expected true or false`);
     return false;
-  };
+  }
+}
 
-  // Mode.
-  const modeRaw = get("MN_REDIS_HA_MODE") ?? DEFAULTS.haMode;
-  let haMode: HaMode = DEFAULTS.haMode;
-  if (modeRaw === "single" || modeRaw === "sentinel") haMode = modeRaw;
-  else {fail(
-      "MN_REDIS_HA_MODE",
-      `unknown mode ${quoteValue(modeRaw)}; expected single or sentinel`,
-    );}
+function buildConfig(
+  getEnv: (name: string) => string | undefined,
+  label: (variable: string) => string,
+): Config {
+  const read = new VariableReader(getEnv, label);
+  const haMode = readMode(read);
+  const url = readUrl(read);
+  const { sentinels, sentinelMaster } = readSentinels(read, haMode);
+  const sentinelTls = read.boolean("MN_REDIS_SENTINEL_TLS");
+  // Any database index the server may have (its `databases` setting): SELECT checks it on connect.
+  const db = read.get("MN_REDIS_DB") === undefined
+    ? url.db
+    : read.integer("MN_REDIS_DB", 0, 0, MAX_DB);
+  const waitReplicas = read.integer("MN_REDIS_WAIT_REPLICAS", DEFAULTS.waitReplicas, 0, 64);
+  const waitTimeoutMs = read.integer(
+    "MN_REDIS_WAIT_TIMEOUT_MS",
+    DEFAULTS.waitTimeoutMs,
+    1,
+    600_000,
+  );
+  const reconnect = readReconnect(read);
+  const namespace = readNamespace(read);
+  if (read.issues.length > 0) throw new ConfigError(read.issues);
+  return Object.freeze({
+    haMode,
+    url: Object.freeze({ host: url.host, port: url.port }),
+    tls: url.tls,
+    sentinels: Object.freeze(sentinels),
+    sentinelMaster,
+    sentinelTls,
+    db,
+    username: read.get("MN_REDIS_USERNAME") ?? url.username,
+    password: read.secret("MN_REDIS_PASSWORD") ?? url.password,
+    sentinelUsername: read.get("MN_REDIS_SENTINEL_USERNAME"),
+    sentinelPassword: read.secret("MN_REDIS_SENTINEL_PASSWORD"),
+    waitReplicas,
+    waitTimeoutMs,
+    ...reconnect,
+    namespace,
+  });
+}
 
-  // URL.
-  const urlRaw = get("MN_REDIS_URL") ?? DEFAULTS.url;
-  const parsedUrl = parseRedisUrl(urlRaw);
-  if (typeof parsedUrl === "string") fail("MN_REDIS_URL", parsedUrl);
-  const url = typeof parsedUrl === "string" ? parseRedisUrl(DEFAULTS.url) as RedisUrl : parsedUrl;
+/** `MN_REDIS_HA_MODE`. */
+function readMode(read: VariableReader): HaMode {
+  const raw = read.get("MN_REDIS_HA_MODE") ?? DEFAULTS.haMode;
+  if (raw === "single" || raw === "sentinel") return raw;
+  read.fail("MN_REDIS_HA_MODE", `unknown mode ${quoteValue(raw)}; expected single or sentinel`);
+  return DEFAULTS.haMode;
+}
 
-  // Sentinels.
+/** `MN_REDIS_URL` (the default's parts when it is malformed, with the problem noted). */
+function readUrl(read: VariableReader): RedisUrl {
+  const parsed = parseRedisUrl(read.get("MN_REDIS_URL") ?? DEFAULTS.url);
+  if (typeof parsed !== "string") return parsed;
+  read.fail("MN_REDIS_URL", parsed);
+  return parseRedisUrl(DEFAULTS.url) as RedisUrl;
+}
+
+/** `MN_REDIS_SENTINELS` and `MN_REDIS_SENTINEL_MASTER`, both required in sentinel mode. */
+function readSentinels(
+  read: VariableReader,
+  haMode: HaMode,
+): { sentinels: Endpoint[]; sentinelMaster: string | undefined } {
   const sentinels: Endpoint[] = [];
-  const sentinelsRaw = get("MN_REDIS_SENTINELS");
-  if (sentinelsRaw !== undefined) {
-    for (const entry of sentinelsRaw.split(",")) {
-      const parsed = parseEndpoint(entry);
-      if (typeof parsed === "string") fail("MN_REDIS_SENTINELS", parsed);
-      else if (!sentinels.some((s) => formatEndpoint(s) === formatEndpoint(parsed))) {
-        sentinels.push(parsed);
-      }
+  const raw = read.get("MN_REDIS_SENTINELS");
+  for (const entry of raw?.split(",") ?? []) {
+    const parsed = parseEndpoint(entry);
+    if (typeof parsed === "string") read.fail("MN_REDIS_SENTINELS", parsed);
+    else if (!sentinels.some((s) => formatEndpoint(s) === formatEndpoint(parsed))) {
+      sentinels.push(parsed);
     }
   }
-  const sentinelMaster = get("MN_REDIS_SENTINEL_MASTER");
+  const sentinelMaster = read.get("MN_REDIS_SENTINEL_MASTER");
   if (sentinelMaster !== undefined && !MASTER_NAME_PATTERN.test(sentinelMaster)) {
-    fail(
+    read.fail(
       "MN_REDIS_SENTINEL_MASTER",
       `${
         quoteValue(sentinelMaster)
       } is not a valid master name; expected 1-64 of A-Z a-z 0-9 _ . -`,
     );
   }
-  if (haMode === "sentinel") {
-    if (sentinelsRaw === undefined) {
-      fail(
-        "MN_REDIS_SENTINELS",
-        "required in sentinel mode; expected a comma list of host:port, e.g. 10.0.0.1:26379,10.0.0.2:26379",
-      );
-    }
-    if (sentinelMaster === undefined) {
-      fail(
-        "MN_REDIS_SENTINEL_MASTER",
-        "required in sentinel mode; expected the master name the sentinels monitor, e.g. mirror-neuron",
-      );
-    }
+  if (haMode === "sentinel" && raw === undefined) {
+    read.fail(
+      "MN_REDIS_SENTINELS",
+      "required in sentinel mode; expected a comma list of host:port, e.g. 10.0.0.1:26379,10.0.0.2:26379",
+    );
   }
-  const sentinelTls = boolean("MN_REDIS_SENTINEL_TLS");
+  if (haMode === "sentinel" && sentinelMaster === undefined) {
+    read.fail(
+      "MN_REDIS_SENTINEL_MASTER",
+      "required in sentinel mode; expected the master name the sentinels monitor, e.g. mirror-neuron",
+    );
+  }
+  return { sentinels, sentinelMaster };
+}
 
-  // Any database index the server may have (its `databases` setting): SELECT checks it on connect.
-  const db = get("MN_REDIS_DB") === undefined ? url.db : integer("MN_REDIS_DB", 0, 0, MAX_DB);
-  const username = get("MN_REDIS_USERNAME") ?? url.username;
-  const passwordRaw = getEnv("MN_REDIS_PASSWORD");
-  const password = passwordRaw !== undefined && passwordRaw !== ""
-    ? new Secret(passwordRaw)
-    : url.password;
-  const sentinelUsername = get("MN_REDIS_SENTINEL_USERNAME");
-  const sentinelPasswordRaw = getEnv("MN_REDIS_SENTINEL_PASSWORD");
-  const sentinelPassword = sentinelPasswordRaw !== undefined && sentinelPasswordRaw !== ""
-    ? new Secret(sentinelPasswordRaw)
-    : undefined;
-
-  const waitReplicas = integer("MN_REDIS_WAIT_REPLICAS", DEFAULTS.waitReplicas, 0, 64);
-  const waitTimeoutMs = integer("MN_REDIS_WAIT_TIMEOUT_MS", DEFAULTS.waitTimeoutMs, 1, 600_000);
-  const reconnectAttempts = integer(
+/** The `MN_REDIS_RECONNECT_*` policy; the cap may not be below the first backoff. */
+function readReconnect(read: VariableReader): {
+  reconnectAttempts: number;
+  reconnectBackoffMs: number;
+  reconnectMaxBackoffMs: number;
+} {
+  const reconnectAttempts = read.integer(
     "MN_REDIS_RECONNECT_ATTEMPTS",
     DEFAULTS.reconnectAttempts,
     1,
     10_000,
   );
-  const reconnectBackoffMs = integer(
+  const reconnectBackoffMs = read.integer(
     "MN_REDIS_RECONNECT_BACKOFF_MS",
     DEFAULTS.reconnectBackoffMs,
     1,
     600_000,
   );
-  const reconnectMaxBackoffMs = integer(
+  const reconnectMaxBackoffMs = read.integer(
     "MN_REDIS_RECONNECT_MAX_BACKOFF_MS",
     DEFAULTS.reconnectMaxBackoffMs,
     1,
     600_000,
   );
   if (reconnectMaxBackoffMs < reconnectBackoffMs) {
-    fail(
+    read.fail(
       "MN_REDIS_RECONNECT_MAX_BACKOFF_MS",
       `${reconnectMaxBackoffMs} is below MN_REDIS_RECONNECT_BACKOFF_MS (${reconnectBackoffMs}); ` +
         "expected a cap at least as large as the first backoff",
     );
   }
-  const namespace = get("MN_REDIS_NAMESPACE") ?? DEFAULTS.namespace;
+  return { reconnectAttempts, reconnectBackoffMs, reconnectMaxBackoffMs };
+}
+
+/** `MN_REDIS_NAMESPACE`: no `:`, so one namespace's keys can never be another's. */
+function readNamespace(read: VariableReader): string {
+  const namespace = read.get("MN_REDIS_NAMESPACE") ?? DEFAULTS.namespace;
   if (!NAMESPACE_PATTERN.test(namespace)) {
-    fail(
+    read.fail(
       "MN_REDIS_NAMESPACE",
       `${quoteValue(namespace)} is not a valid namespace; expected 1-64 of A-Z a-z 0-9 _ . -` +
         (namespace.includes(":")
@@ -377,27 +435,7 @@ function buildConfig(
           : ""),
     );
   }
-
-  if (issues.length > 0) throw new ConfigError(issues);
-  return Object.freeze({
-    haMode,
-    url: Object.freeze({ host: url.host, port: url.port }),
-    tls: url.tls,
-    sentinels: Object.freeze(sentinels),
-    sentinelMaster,
-    sentinelTls,
-    db,
-    username,
-    password,
-    sentinelUsername,
-    sentinelPassword,
-    waitReplicas,
-    waitTimeoutMs,
-    reconnectAttempts,
-    reconnectBackoffMs,
-    reconnectMaxBackoffMs,
-    namespace,
-  });
+  return namespace;
 }
 
 interface RedisUrl {
