@@ -35,29 +35,31 @@ export { DIAGNOSTICS_CHANNELS } from "./lib/ha/metric_registry.ts";
 export {
   AbortedError,
   AclDeniedError,
-  AlreadyExistsError,
   AuthError,
   ConfigError,
   ConnectionError,
-  CorruptBundleError,
-  FencedError,
-  InvalidTransitionError,
-  KeyTypeError,
-  LeaseHeldError,
-  LeaseLostError,
   MasterUnknownError,
   NoSentinelReachableError,
-  NotFoundError,
   NotPermittedError,
   NotPrimaryError,
   OutcomeUnknownError,
   RedisHaError,
   ReplyError,
   RetriesExhaustedError,
-  ValidationError,
-  VersionConflictError,
   WaitError,
 } from "./lib/common/errors.ts";
+export {
+  AlreadyExistsError,
+  CorruptBundleError,
+  FencedError,
+  InvalidTransitionError,
+  KeyTypeError,
+  LeaseHeldError,
+  LeaseLostError,
+  NotFoundError,
+  ValidationError,
+  VersionConflictError,
+} from "./lib/common/state_errors.ts";
 export type { ConfigIssue, RedisHaErrorCode, SentinelFailure } from "./lib/common/errors.ts";
 
 // The state store and its records.

@@ -10,7 +10,8 @@
 
 import { quoteValue } from "../common/quote.ts";
 import { ConfigError, type ConfigIssue } from "../common/errors.ts";
-import { type Endpoint, formatEndpoint, parseEndpoint, parsePort } from "../protocol/endpoint.ts";
+import { type Endpoint, formatEndpoint, parseEndpoint } from "../protocol/endpoint.ts";
+import { MAX_DB, parseRedisUrl, type RedisUrl } from "../protocol/redis_url.ts";
 import { Secret } from "../common/secret.ts";
 
 /** How MirrorNeuron finds its Redis primary. */
@@ -165,9 +166,6 @@ export interface Defaults {
   /** Default `MN_REDIS_NAMESPACE`. */
   namespace: string;
 }
-
-/** The largest database index accepted before the server is asked (SELECT checks the real range). */
-const MAX_DB = 2_147_483_647;
 
 /** Defaults, each with the reason it was chosen. */
 export const DEFAULTS: Readonly<Defaults> = Object.freeze({
@@ -436,60 +434,6 @@ function readNamespace(read: VariableReader): string {
     );
   }
   return namespace;
-}
-
-interface RedisUrl {
-  readonly tls: boolean;
-  readonly host: string;
-  readonly port: number;
-  readonly username: string | undefined;
-  readonly password: Secret | undefined;
-  readonly db: number;
-}
-
-/** Parses `redis[s]://[user[:password]@]host[:port][/db]`; returns a message on error. */
-function parseRedisUrl(text: string): RedisUrl | string {
-  const match =
-    /^(redis|rediss):\/\/(?:([^@/]*)@)?(\[[^\]]*\]|[^:/?#]*)(?::([^/?#]*))?(?:\/([^?#]*))?$/
-      .exec(text);
-  // Mask userinfo before quoting the URL in any message.
-  const safe = text.replace(/\/\/[^@/]*@/, "//***@");
-  if (match === null) {
-    return `${quoteValue(safe)} is not a Redis URL; expected redis://host:port/db or rediss://…`;
-  }
-  const [, scheme, userinfo, hostRaw = "", portRaw, dbRaw] = match;
-  const host = hostRaw.startsWith("[") ? hostRaw.slice(1, -1) : hostRaw;
-  if (host === "") return `${quoteValue(safe)} has no host; expected redis://host:port`;
-  let port = 6379;
-  if (portRaw !== undefined) {
-    const p = parsePort(portRaw);
-    if (typeof p === "string") return `${quoteValue(safe)}: ${p}`;
-    port = p;
-  }
-  let db = 0;
-  if (dbRaw !== undefined && dbRaw !== "") {
-    if (!/^\d+$/.test(dbRaw) || Number(dbRaw) > MAX_DB) {
-      return `${quoteValue(safe)} has database ${quoteValue(dbRaw)}; expected a number, /0 or more`;
-    }
-    db = Number(dbRaw);
-  }
-  let username: string | undefined;
-  let password: Secret | undefined;
-  if (userinfo !== undefined && userinfo !== "") {
-    const colon = userinfo.indexOf(":");
-    try {
-      if (colon === -1) {
-        username = decodeURIComponent(userinfo);
-      } else {
-        const user = decodeURIComponent(userinfo.slice(0, colon));
-        username = user === "" ? undefined : user;
-        password = new Secret(decodeURIComponent(userinfo.slice(colon + 1)));
-      }
-    } catch {
-      return `${quoteValue(safe)} has badly percent-encoded credentials`;
-    }
-  }
-  return { tls: scheme === "rediss", host, port, username, password, db };
 }
 
 /** The options that rebuild `config` with {@link configFromOptions} (to change a few fields). */

@@ -12,7 +12,8 @@
 import { delay } from "../common/delay.ts";
 import { type Config, configFromOptions, configToOptions } from "../ha/config.ts";
 import { type Endpoint, formatEndpoint } from "../protocol/endpoint.ts";
-import { LeaseHeldError, WaitError } from "../common/errors.ts";
+import { WaitError } from "../common/errors.ts";
+import { LeaseHeldError } from "../common/state_errors.ts";
 import { LEADER_LEASE } from "../state/keys.ts";
 import { acquireLease, type Lease } from "../state/lease.ts";
 import { parseInfo, replicasFromInfo } from "../protocol/info.ts";

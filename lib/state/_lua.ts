@@ -4,6 +4,7 @@
  * failed check never writes anything.
  */
 
+import { ReplyError } from "../common/errors.ts";
 import {
   AlreadyExistsError,
   CorruptBundleError,
@@ -11,9 +12,8 @@ import {
   InvalidTransitionError,
   KeyTypeError,
   NotFoundError,
-  ReplyError,
   VersionConflictError,
-} from "../common/errors.ts";
+} from "../common/state_errors.ts";
 
 /**
  * `expect_type(key, type)`: fails with `MNKEYTYPE` unless the key is missing

@@ -1,7 +1,7 @@
 /** Encoding of JSON payloads with size limits, shared by the state modules. */
 
 import type { FenceToken } from "./_context.ts";
-import { ValidationError } from "../common/errors.ts";
+import { ValidationError } from "../common/state_errors.ts";
 import { checkId } from "./keys.ts";
 import type { RedisHaClient } from "../ha/client.ts";
 import type { RespReply } from "../protocol/resp.ts";

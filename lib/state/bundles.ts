@@ -19,7 +19,7 @@ import {
   KeyTypeError,
   NotFoundError,
   ValidationError,
-} from "../common/errors.ts";
+} from "../common/state_errors.ts";
 import { checkId } from "./keys.ts";
 import { replyToString, type RespReply } from "../protocol/resp.ts";
 import { Script } from "../protocol/script.ts";

@@ -19,7 +19,8 @@ import {
 } from "./_context.ts";
 import { LUA_CHECKED, mapScriptError, mapWrongType } from "./_lua.ts";
 import { encodeJson, fenceArgs } from "./_payload.ts";
-import { AbortedError, ConnectionError, ReplyError, ValidationError } from "../common/errors.ts";
+import { AbortedError, ConnectionError, ReplyError } from "../common/errors.ts";
+import { ValidationError } from "../common/state_errors.ts";
 import { checkId } from "./keys.ts";
 import { replyToString, type RespReply } from "../protocol/resp.ts";
 import { Script } from "../protocol/script.ts";

@@ -17,7 +17,7 @@ import {
 } from "./_context.ts";
 import { LUA_CHECKED, LUA_PRELUDE, mapScriptError } from "./_lua.ts";
 import { decodeJson, encodeJson, fenceArgs, readHash } from "./_payload.ts";
-import { ValidationError } from "../common/errors.ts";
+import { ValidationError } from "../common/state_errors.ts";
 import { checkId } from "./keys.ts";
 import { replyToNumber, replyToString, type RespReply } from "../protocol/resp.ts";
 import { Script } from "../protocol/script.ts";

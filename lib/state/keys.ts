@@ -6,7 +6,7 @@
  * @module
  */
 
-import { ValidationError } from "../common/errors.ts";
+import { ValidationError } from "../common/state_errors.ts";
 
 /** Ids: 1-128 of `A-Z a-z 0-9 _ . - @`, not starting with `.` (no `:`, which separates key parts). */
 const ID_PATTERN = /^[A-Za-z0-9_@-][A-Za-z0-9_.@-]{0,127}$/;

@@ -24,7 +24,8 @@ import {
   type StoreContext,
 } from "./_context.ts";
 import { LUA_CHECKED, LUA_PRELUDE, mapScriptError } from "./_lua.ts";
-import { LeaseHeldError, LeaseLostError, ReplyError, ValidationError } from "../common/errors.ts";
+import { ReplyError } from "../common/errors.ts";
+import { LeaseHeldError, LeaseLostError, ValidationError } from "../common/state_errors.ts";
 import { LUA_NEXT_TOKEN } from "./fencing.ts";
 import { checkHolder, checkId } from "./keys.ts";
 import { replyToNumber, replyToString, type RespReply } from "../protocol/resp.ts";

@@ -11,7 +11,7 @@ import { runScript } from "../ha/client.ts";
 import { type OperationOptions, operationSignal, type StoreContext } from "./_context.ts";
 import { LUA_PRELUDE, mapScriptError } from "./_lua.ts";
 import { encodeJson } from "./_payload.ts";
-import { ValidationError } from "../common/errors.ts";
+import { ValidationError } from "../common/state_errors.ts";
 import { checkId } from "./keys.ts";
 import { replyToNumber, replyToString, type RespReply } from "../protocol/resp.ts";
 import { Script } from "../protocol/script.ts";

@@ -1,6 +1,10 @@
 import { assertEquals, assertRejects } from "../_harness/assert.ts";
 import { openStore, singleConfig, startRedis } from "../_harness/mod.ts";
-import { CorruptBundleError, KeyTypeError, ValidationError } from "../../lib/common/errors.ts";
+import {
+  CorruptBundleError,
+  KeyTypeError,
+  ValidationError,
+} from "../../lib/common/state_errors.ts";
 
 const CHUNK = 4096;
 const LIMIT = 10 * CHUNK;

@@ -1,7 +1,7 @@
 import { assert, assertEquals, assertRejects } from "../_harness/assert.ts";
 import { openStore, singleConfig, startRedis } from "../_harness/mod.ts";
 import { StateStore } from "../../lib/state/state_store.ts";
-import { FencedError, KeyTypeError, ValidationError } from "../../lib/common/errors.ts";
+import { FencedError, KeyTypeError, ValidationError } from "../../lib/common/state_errors.ts";
 import type { StoredEvent } from "../../lib/state/event_history.ts";
 import { parseInfo } from "../../lib/protocol/info.ts";
 import { acquireLease } from "../../lib/state/lease.ts";

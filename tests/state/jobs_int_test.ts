@@ -7,7 +7,7 @@ import {
   NotFoundError,
   ValidationError,
   VersionConflictError,
-} from "../../lib/common/errors.ts";
+} from "../../lib/common/state_errors.ts";
 
 Deno.test("JobStore creates, reads and updates a job with optimistic concurrency", async () => {
   await using redis = await startRedis();

@@ -1,5 +1,5 @@
 import { assertEquals, assertThrows } from "../_harness/assert.ts";
-import { ValidationError } from "../../lib/common/errors.ts";
+import { ValidationError } from "../../lib/common/state_errors.ts";
 import { checkId, jobLeaseName, Keys } from "../../lib/state/keys.ts";
 
 Deno.test("checkId() accepts ordinary ids", () => {

@@ -12,7 +12,7 @@ import {
   LeaseHeldError,
   LeaseLostError,
   ValidationError,
-} from "../../lib/common/errors.ts";
+} from "../../lib/common/state_errors.ts";
 import { decomposeToken } from "../../lib/state/fencing.ts";
 import { jobLeaseName, LEADER_LEASE } from "../../lib/state/keys.ts";
 import { acquireLease, campaign, observeLease } from "../../lib/state/lease.ts";

@@ -1,5 +1,5 @@
 import { assertEquals, assertThrows } from "../_harness/assert.ts";
-import { ValidationError } from "../../lib/common/errors.ts";
+import { ValidationError } from "../../lib/common/state_errors.ts";
 import { keepAliveTiming } from "../../lib/state/lease.ts";
 
 Deno.test("keepAliveTiming() uses the Kubernetes-style defaults: deadline 2/3 TTL, period 1/4 TTL", () => {

@@ -1,11 +1,11 @@
 import { assert, assertEquals, assertRejects } from "../_harness/assert.ts";
 import { openStore, singleConfig, startCluster, startRedis, waitFor } from "../_harness/mod.ts";
+import { WaitError } from "../../lib/common/errors.ts";
 import {
   InvalidTransitionError,
   NotFoundError,
   ValidationError,
-  WaitError,
-} from "../../lib/common/errors.ts";
+} from "../../lib/common/state_errors.ts";
 
 Deno.test("NodeRegistry lists nodes up, then down when heartbeats stop, then left after leave", async () => {
   await using redis = await startRedis();

@@ -1,6 +1,6 @@
 import { assertEquals, assertRejects } from "../_harness/assert.ts";
 import { openStore, singleConfig, startRedis } from "../_harness/mod.ts";
-import { KeyTypeError, ValidationError } from "../../lib/common/errors.ts";
+import { KeyTypeError, ValidationError } from "../../lib/common/state_errors.ts";
 
 Deno.test("SnapshotStore keeps the highest sequence: an older one never overwrites a newer", async () => {
   await using redis = await startRedis();
