@@ -13,17 +13,15 @@
 import {
   AbortedError,
   AclDeniedError,
-  AuthError,
-  ConfigError,
   ConnectionError,
-  NotPermittedError,
   type RedisHaError,
   ReplyError,
   TlsError,
 } from "../common/errors.ts";
-import { abortable } from "../common/abortable.ts";
 import { formatMs, quoteValue } from "../common/quote.ts";
 import { type Endpoint, formatEndpoint } from "./endpoint.ts";
+import { dial, type DialOptions, isTlsFailure, speaksTls } from "./dial.ts";
+import { handshake } from "./handshake.ts";
 import {
   bulkToStrings,
   encodeCommands,
@@ -35,27 +33,17 @@ import {
 import type { Secret } from "../common/secret.ts";
 
 /** Options for {@link RedisConnection.connect}. */
-export interface ConnectOptions {
-  /** Use TLS. @default {false} */
-  tls?: boolean | undefined;
-  /** Extra CA certificates (PEM) trusted for TLS, e.g. a private Redis CA. */
-  caCerts?: readonly string[] | undefined;
+export interface ConnectOptions extends DialOptions {
   /** ACL user name. */
   username?: string | undefined;
   /** Password; sent only inside AUTH. */
   password?: Secret | undefined;
   /** Database to SELECT. @default {0} */
   db?: number | undefined;
-  /** Deadline for TCP connect plus the AUTH/SELECT handshake. @default {2000} */
-  connectTimeoutMs?: number | undefined;
   /** Variables to name when AUTH is refused. @default {"MN_REDIS_USERNAME/MN_REDIS_PASSWORD"} */
   credentialVariables?: string | undefined;
   /** `CLIENT SETNAME` value, so operators can tell our connections apart. */
   clientName?: string | undefined;
-  /** The setting to name when TLS is on one side only. @default {"MN_REDIS_URL (rediss:// or redis://)"} */
-  tlsVariable?: string | undefined;
-  /** Aborts the connection attempt. */
-  signal?: AbortSignal | undefined;
   /** The setting to name when the server has no database `db`. @default {"MN_REDIS_DB"} */
   dbVariable?: string | undefined;
 }
@@ -143,139 +131,15 @@ export class RedisConnection implements AsyncDisposable {
     const started = performance.now();
     const left = (): number => Math.max(1, Math.round(timeoutMs - (performance.now() - started)));
     const tls = options.tls ?? false;
-    const tlsVariable = options.tlsVariable ?? "MN_REDIS_URL (rediss:// or redis://)";
-    let conn: Deno.Conn;
-    if (tls) {
-      let raw: Deno.TlsConn | undefined;
-      let shaken = false;
-      const connecting = Deno.connectTls({
-        hostname: endpoint.host,
-        port: endpoint.port,
-        ...(options.caCerts === undefined ? {} : { caCerts: [...options.caCerts] }),
-      }).then(async (c) => {
-        raw = c;
-        try {
-          await c.handshake();
-        } catch (error) {
-          c.close();
-          throw isTlsFailure(error) ? new TlsError(where, error) : error;
-        } finally {
-          shaken = true;
-        }
-        return c;
-      });
-      // A plain-TCP Redis never answers a TLS handshake (it waits for a newline): after a short
-      // wait, ask it a plain PING on the side, and end the handshake as soon as it answers.
-      let plain = false;
-      let diagnosing: Promise<void> | undefined;
-      const diagnosis = setTimeout(() => {
-        if (raw === undefined || shaken) return;
-        diagnosing = speaksPlainResp(endpoint).then((answered) => {
-          if (!answered || shaken) return;
-          plain = true;
-          try {
-            raw?.close(); // fails the waiting handshake now
-          } catch {
-            // Already closed.
-          }
-        });
-      }, Math.min(DIAGNOSIS_DELAY_MS, timeoutMs / 2));
-      try {
-        conn = await withDeadline(connecting, timeoutMs, options.signal, where);
-      } catch (error) {
-        if (plain) {
-          throw new TlsError(
-            where,
-            error,
-            `${where} speaks plain TCP, not TLS (the TLS handshake got no answer, a plain PING did); ` +
-              `use TLS on both sides or neither: check ${tlsVariable}`,
-          );
-        }
-        const hung = raw !== undefined && !shaken;
-        if (hung) {
-          try {
-            raw!.close(); // ends the handshake still waiting
-          } catch {
-            // Already closed by the failed handshake.
-          }
-        }
-        // A handshake nobody answers: a plain-TCP Redis waits for a newline that never comes.
-        if (hung && await speaksPlainResp(endpoint)) {
-          throw new TlsError(
-            where,
-            error,
-            `${where} speaks plain TCP, not TLS (the TLS handshake got no answer, a plain PING did); ` +
-              `use TLS on both sides or neither: check ${tlsVariable}`,
-          );
-        }
-        if (hung && !options.signal?.aborted) {
-          throw new ConnectionError(
-            `${where} accepted the connection but did not answer the TLS handshake within ` +
-              `${formatMs(timeoutMs)}; the process may be hung or paused (SIGSTOP)`,
-            { endpoint: where, cause: error },
-          );
-        }
-        throw error;
-      } finally {
-        clearTimeout(diagnosis);
-        await diagnosing;
-      }
-    } else {
-      conn = await withDeadline(
-        Deno.connect({ hostname: endpoint.host, port: endpoint.port }),
-        timeoutMs,
-        options.signal,
-        where,
-      );
-      (conn as Deno.TcpConn).setNoDelay(true);
-    }
+    const conn = await dial(endpoint, options);
     const connection = new RedisConnection(endpoint, conn);
     connection.#username = options.username;
     try {
-      const steps: Promise<RespReply>[] = [];
-      const step = (args: RespArg[]): Promise<RespReply> =>
-        connection.send(args, { timeoutMs: left(), signal: options.signal });
-      if (options.password !== undefined) {
-        const auth: RespArg[] = options.username === undefined
-          ? ["AUTH", options.password.reveal()]
-          : ["AUTH", options.username, options.password.reveal()];
-        steps.push(
-          step(auth).catch((e) => {
-            throw e instanceof ReplyError
-              ? authFailure(where, e, options.username, options.credentialVariables)
-              : e;
-          }),
-        );
-      }
-      if ((options.db ?? 0) !== 0) {
-        const db = options.db!;
-        steps.push(
-          step(["SELECT", db]).catch((e) => {
-            // The index is checked by the server (its `databases` setting), not guessed here.
-            throw e instanceof ReplyError && /out of range/i.test(e.reply)
-              ? new ConfigError([{
-                variable: options.dbVariable ?? "MN_REDIS_DB",
-                message: `database ${db} does not exist on ${where} (${e.reply}); ` +
-                  "Redis numbers its databases from 0 up to its `databases` setting (16 by default)",
-              }])
-              : e;
-          }),
-        );
-      }
-      if (options.clientName !== undefined) {
-        steps.push(step(["CLIENT", "SETNAME", options.clientName]));
-      }
-      // Every handshake ends with a PING: a peer that accepts but never answers fails here.
-      steps.push(step(["PING"]));
-      // Settle all before reporting, so no handshake promise is left unhandled.
-      const results = await Promise.allSettled(steps);
-      for (const r of results) {
-        if (r.status === "rejected") {
-          throw r.reason instanceof ReplyError && r.reason.prefix === "NOAUTH"
-            ? authFailure(where, r.reason, options.username, options.credentialVariables)
-            : r.reason;
-        }
-      }
+      await handshake(
+        (args) => connection.send(args, { timeoutMs: left(), signal: options.signal }),
+        where,
+        options,
+      );
     } catch (error) {
       const silent = connection.#bytesRead === 0;
       await connection.close();
@@ -294,7 +158,9 @@ export class RedisConnection implements AsyncDisposable {
           where,
           error,
           `${where} serves TLS only (it dropped a plain connection, a TLS handshake succeeded); ` +
-            `use TLS on both sides or neither: check ${tlsVariable}`,
+            `use TLS on both sides or neither: check ${
+              options.tlsVariable ?? "MN_REDIS_URL (rediss:// or redis://)"
+            }`,
         );
       }
       throw error;
@@ -621,142 +487,5 @@ export class RedisConnection implements AsyncDisposable {
     settle(unsent, "not-sent");
     for (const listener of this.#closedListeners.splice(0)) listener(error);
     this.#notifyIdle();
-  }
-}
-
-function authFailure(
-  where: string,
-  error: ReplyError,
-  username: string | undefined,
-  variables = "MN_REDIS_USERNAME/MN_REDIS_PASSWORD",
-): AuthError {
-  if (error.prefix === "NOAUTH") {
-    return new AuthError(
-      `${where} requires a password and none is configured (NOAUTH); set ${variables}`,
-      { endpoint: where, cause: error },
-    );
-  }
-  const who = username === undefined ? "the default user" : `user "${username}"`;
-  return new AuthError(
-    `Authentication to ${where} as ${who} failed (${error.prefix}); check ${variables}`,
-    { endpoint: where, cause: error },
-  );
-}
-
-async function withDeadline(
-  connecting: Promise<Deno.Conn>,
-  timeoutMs: number,
-  signal: AbortSignal | undefined,
-  where: string,
-): Promise<Deno.Conn> {
-  let timer: ReturnType<typeof setTimeout> | undefined;
-  let onAbort: (() => void) | undefined;
-  let lost = false;
-  const deadline = new Promise<never>((_, reject) => {
-    timer = setTimeout(() => {
-      reject(
-        new ConnectionError(`Cannot connect to ${where} within ${formatMs(timeoutMs)}`, {
-          endpoint: where,
-        }),
-      );
-    }, timeoutMs);
-    onAbort = () =>
-      reject(
-        new ConnectionError(`Connect to ${where} aborted`, {
-          endpoint: where,
-          cause: signal?.reason,
-        }),
-      );
-    if (signal?.aborted) onAbort();
-    signal?.addEventListener("abort", onAbort, { once: true });
-  });
-  try {
-    return await Promise.race([
-      connecting.catch((error) => {
-        // A permission refusal is the operator's setting, not a network fault: never retried.
-        if (error instanceof Deno.errors.NotCapable) {
-          throw new NotPermittedError(where, { cause: error });
-        }
-        if (error instanceof TlsError) throw error;
-        const reason = error instanceof Error ? error.message : String(error);
-        throw new ConnectionError(`Cannot connect to ${where}: ${reason}`, {
-          endpoint: where,
-          cause: error,
-        });
-      }),
-      deadline,
-    ]);
-  } catch (error) {
-    lost = true;
-    throw error;
-  } finally {
-    clearTimeout(timer);
-    if (onAbort !== undefined) signal?.removeEventListener("abort", onAbort);
-    // A connect that completes after the deadline must not leak its socket.
-    if (lost) connecting.then((conn) => conn.close(), () => {});
-  }
-}
-
-function isTlsFailure(error: unknown): boolean {
-  return error instanceof Deno.errors.InvalidData &&
-    /certificate|tls|handshake|corrupt message|peer|alert/i.test(error.message);
-}
-
-/** How long the transport diagnosis may take: it runs only after a connection already failed. */
-const DIAGNOSIS_TIMEOUT_MS = 300;
-/** How long a TLS handshake may go unanswered before the peer is asked whether it speaks plain RESP. */
-const DIAGNOSIS_DELAY_MS = 250;
-
-/** True when `endpoint` answers a plain inline PING: it speaks plain RESP, not TLS. */
-async function speaksPlainResp(endpoint: Endpoint): Promise<boolean> {
-  let conn: Deno.Conn | undefined;
-  const deadline = AbortSignal.timeout(DIAGNOSIS_TIMEOUT_MS);
-  try {
-    conn = await abortable(
-      Deno.connect({ hostname: endpoint.host, port: endpoint.port }),
-      deadline,
-    );
-    await abortable(conn.write(new TextEncoder().encode("PING\r\n")), deadline);
-    const buf = new Uint8Array(64);
-    const n = await abortable(conn.read(buf), deadline);
-    if (n === null) return false;
-    const first = buf[0];
-    // "+PONG", or an error such as "-NOAUTH": RESP either way.
-    return first === 0x2b || first === 0x2d;
-  } catch {
-    return false;
-  } finally {
-    try {
-      conn?.close();
-    } catch {
-      // Already closed.
-    }
-  }
-}
-
-/** True when `endpoint` completes (or fails on a certificate) a TLS handshake: it speaks TLS. */
-async function speaksTls(endpoint: Endpoint, options: ConnectOptions): Promise<boolean> {
-  let conn: Deno.TlsConn | undefined;
-  const deadline = AbortSignal.timeout(DIAGNOSIS_TIMEOUT_MS);
-  const connecting = Deno.connectTls({
-    hostname: endpoint.host,
-    port: endpoint.port,
-    ...(options.caCerts === undefined ? {} : { caCerts: [...options.caCerts] }),
-  });
-  try {
-    conn = await abortable(connecting, deadline);
-    await abortable(conn.handshake(), deadline);
-    return true;
-  } catch (error) {
-    return error instanceof Deno.errors.InvalidData && /certificate/i.test(error.message);
-  } finally {
-    if (conn === undefined) connecting.then((c) => c.close(), () => {});
-    else {
-      try {
-        conn.close();
-      } catch {
-        // Already closed.
-      }
-    }
   }
 }
