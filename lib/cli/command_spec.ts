@@ -80,8 +80,12 @@ export interface CommandSpec {
    * other command exits 130/143 when interrupted.
    */
   stopsOnSignal?: boolean | undefined;
-  /** Connection flags not offered because one of its own flags is the same concept. */
-  replacesConnectionFlags?: readonly string[] | undefined;
+  /**
+   * Other spellings a flag is accepted under, not shown in help: the
+   * MirrorNeuron documentation's (`--redis-wait-replicas` for
+   * `--wait-replicas`). Alias to flag, without dashes.
+   */
+  aliases?: Readonly<Record<string, string>> | undefined;
   /** Runs it; returns the exit code. */
   run: (context: CommandContext) => Promise<number>;
 }
@@ -177,9 +181,7 @@ const CONFIG_FLAGS = new Map(
 /** The connection flags a command takes: all but those its own flags replace. */
 export function connectionFlags(command: CommandSpec): string[] {
   if (!command.connection) return [];
-  return [...CONFIG_FLAGS.keys()].filter((flag) =>
-    !(flag in command.flags) && !(command.replacesConnectionFlags ?? []).includes(flag)
-  );
+  return [...CONFIG_FLAGS.keys()].filter((flag) => !(flag in command.flags));
 }
 
 /**
@@ -198,7 +200,21 @@ export function parseCommandFlags(
   };
   for (const [flag, spec] of Object.entries(command.flags)) options[flag] = { type: spec.type };
   for (const flag of connectionFlags(command)) options[flag] ??= { type: "string" };
+  for (const [alias, flag] of Object.entries(command.aliases ?? {})) {
+    options[alias] = options[flag]!;
+  }
   const values = parseFlags(args, options);
+  // An alias is its flag: given both ways, the two must agree.
+  for (const [alias, flag] of Object.entries(command.aliases ?? {})) {
+    if (!(alias in values)) continue;
+    if (flag in values && values[flag] !== values[alias]) {
+      throw new UsageError(
+        `--${alias} is --${flag} (as the MirrorNeuron documentation spells it); give it once`,
+      );
+    }
+    values[flag] = values[alias];
+    delete values[alias];
+  }
   const empty = Object.entries(values).find(([, v]) => v === "");
   if (empty !== undefined) {
     throw new UsageError(`--${empty[0]} is empty; give it a value or leave the flag out`);

@@ -108,22 +108,21 @@ const NODE_START: CommandSpec = {
   name: "node start",
   summary:
     "Run a MirrorNeuron runtime node: join Redis HA, register, heartbeat, compete for leader",
-  usage:
-    "mn-redis-ha node start --box1-ip IP --box2-ip IP --box 1|2 [--redis-ha-mode sentinel] [flags]",
+  usage: "mn-redis-ha node start --box1-ip IP --box2-ip IP --box 1|2 [--ha-mode sentinel] [flags]",
   example: "mn-redis-ha node start --box1-ip 192.168.4.29 --box2-ip 192.168.4.35 --box 1 " +
-    "--redis-ha-mode sentinel --redis-sentinels 192.168.4.29:26379,192.168.4.35:26379 " +
-    "--sentinel-master mirror-neuron --redis-wait-replicas 1",
+    "--ha-mode sentinel --sentinels 192.168.4.29:26379,192.168.4.35:26379 " +
+    "--sentinel-master mirror-neuron --wait-replicas 1",
   flags: {
     "box1-ip": { type: "string", placeholder: "IP", help: "box 1's address (required)" },
     "box2-ip": { type: "string", placeholder: "IP", help: "box 2's address (required)" },
     box: { type: "string", placeholder: "1|2", help: "which box this is: 1 or 2 (required)" },
-    "redis-ha-mode": {
+    "ha-mode": {
       type: "string",
       placeholder: "single|sentinel",
       help: "single or sentinel",
       default: "MN_REDIS_HA_MODE or single",
     },
-    "redis-sentinels": {
+    sentinels: {
       type: "string",
       placeholder: "H:P,…",
       help: "sentinels, host:port,…",
@@ -135,7 +134,7 @@ const NODE_START: CommandSpec = {
       help: "master name",
       default: "MN_REDIS_SENTINEL_MASTER or mirror-neuron",
     },
-    "redis-wait-replicas": {
+    "wait-replicas": {
       type: "string",
       placeholder: "N",
       help: "replicas a durable write waits for",
@@ -194,9 +193,12 @@ const NODE_START: CommandSpec = {
     },
   },
   connection: true,
-  // The documented flags (--redis-ha-mode, --redis-sentinels, --redis-wait-replicas) stand in for
-  // these: one flag per concept.
-  replacesConnectionFlags: ["ha-mode", "sentinels", "wait-replicas"],
+  // The MirrorNeuron documentation spells these with a "redis-" prefix (start_cluster_node.sh).
+  aliases: {
+    "redis-ha-mode": "ha-mode",
+    "redis-sentinels": "sentinels",
+    "redis-wait-replicas": "wait-replicas",
+  },
   stopsOnSignal: true,
   run: async ({ flags, config, io, signal }) => {
     const options = nodeStartOptions(flags, config);
@@ -219,13 +221,13 @@ export function nodeStartOptions(
   const box2Ip = hostFlag(flags, "box2-ip");
   if (flags.box === undefined) throw new UsageError("--box is required; expected 1 or 2");
   const box = choiceFlag(flags, "box", ["1", "2"], "1");
-  const haMode = choiceFlag(flags, "redis-ha-mode", ["single", "sentinel"], config.haMode);
+  const haMode = choiceFlag(flags, "ha-mode", ["single", "sentinel"], config.haMode);
   const sentinelPort = intFlag(flags, "sentinel-port", 26379, 1, 65535);
-  const sentinels = flags["redis-sentinels"] === undefined
+  const sentinels = flags.sentinels === undefined
     ? (config.sentinels.length > 0
       ? [...config.sentinels]
       : [box1Ip, box2Ip].map((host) => ({ host, port: sentinelPort })))
-    : endpointsFlag(flags, "redis-sentinels");
+    : endpointsFlag(flags, "sentinels");
   const sentinelMaster = typeof flags["sentinel-master"] === "string"
     ? flags["sentinel-master"]
     : config.sentinelMaster ?? "mirror-neuron";
@@ -236,7 +238,7 @@ export function nodeStartOptions(
     haMode,
     sentinels,
     sentinelMaster,
-    waitReplicas: intFlag(flags, "redis-wait-replicas", config.waitReplicas, 0, 64),
+    waitReplicas: intFlag(flags, "wait-replicas", config.waitReplicas, 0, 64),
     skipRedisHa: flags["skip-redis-ha"] === true,
     nodeId: typeof flags["node-id"] === "string" ? flags["node-id"] : `box${box}`,
     redisPort: intFlag(flags, "redis-port", 6379, 1, 65535),

@@ -201,8 +201,8 @@ export const SERVICE_COMMANDS: readonly CommandSpec[] = [
       "[--unit-dir DIR] [--dry-run] [-- NODE START FLAGS]",
     example:
       "mn-redis-ha service install --data-dir /var/lib/mn-redis-ha -- --box1-ip 192.168.4.29 " +
-      "--box2-ip 192.168.4.35 --box 1 --redis-ha-mode sentinel --sentinel-master mirror-neuron " +
-      "--redis-wait-replicas 1",
+      "--box2-ip 192.168.4.35 --box 1 --ha-mode sentinel --sentinel-master mirror-neuron " +
+      "--wait-replicas 1",
     passthrough: "the node start flags the node unit runs (no node unit without them)",
     flags: {
       ...BOX_FLAGS,

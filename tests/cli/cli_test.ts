@@ -1,6 +1,7 @@
 import { assert, assertEquals, assertThrows } from "../_harness/assert.ts";
 import { cli } from "../_harness/cli.ts";
-import { parseFlags } from "../../lib/cli/command_spec.ts";
+import { parseCommandFlags, parseFlags } from "../../lib/cli/command_spec.ts";
+import { COMMANDS } from "../../lib/cli/command_table.ts";
 import { UsageError } from "../../lib/common/errors.ts";
 
 function assertNoStack(text: string): void {
@@ -117,7 +118,7 @@ Deno.test("runCli() rejects bad operator input with exit 2 and a message naming 
       "1",
       "--redis-ha-mode",
       "cluster",
-    ], "--redis-ha-mode"],
+    ], '--ha-mode is "cluster"'],
     [
       ["smoke", "two-box", "--local-ip", "10.0.0.1", "--remote-ip", "10.0.0.2"],
       "--remote-host is required",
@@ -181,4 +182,36 @@ Deno.test("parseFlags() is strict: values after or inside their flag, switches b
     const error = assertThrows(() => parseFlags(args, options), UsageError);
     assert(error.message.includes(says), `${args.join(" ")}: ${error.message}`);
   }
+});
+
+Deno.test("node start: one flag per setting, named after its variable; the documentation's --redis-* spellings are hidden aliases", async () => {
+  const help = await cli(["node", "start", "--help"]);
+  assert(
+    help.stdout.includes("--wait-replicas N") && help.stdout.includes("--ha-mode"),
+    help.stdout,
+  );
+  assert(!help.stdout.includes("--redis-wait-replicas"), "aliases are not shown in help");
+  const node = COMMANDS.find((c) => c.name === "node start")!;
+  const aliased = parseCommandFlags(node, [
+    "--redis-wait-replicas",
+    "1",
+    "--redis-ha-mode",
+    "sentinel",
+  ]);
+  assertEquals([aliased["wait-replicas"], aliased["ha-mode"]], ["1", "sentinel"]);
+  assert(!("redis-wait-replicas" in aliased));
+  const both = assertThrows(
+    () => parseCommandFlags(node, ["--wait-replicas", "1", "--redis-wait-replicas", "2"]),
+    UsageError,
+  );
+  assert(both.message.includes("--redis-wait-replicas is --wait-replicas"), both.message);
+  assertEquals(
+    parseCommandFlags(node, [
+      "--wait-replicas",
+      "1",
+      "--redis-wait-replicas",
+      "1",
+    ])["wait-replicas"],
+    "1",
+  );
 });
