@@ -296,3 +296,51 @@ export function parseFlags(
   }
   return values;
 }
+
+/** Default data dir of a box (`join --data-dir`). */
+export const DEFAULT_DATA_DIR = "/var/lib/mn-redis-ha";
+
+/**
+ * A box's `--redis-port` and `--sentinel-port` flags, their help saying
+ * whose ports they are (`"local"`, `"the box's"`, …).
+ */
+export function portFlags(
+  whose: string,
+  defaults: { redis: number; sentinel: number } = { redis: 6379, sentinel: 26379 },
+): Record<"redis-port" | "sentinel-port", FlagSpec> {
+  return {
+    "redis-port": {
+      type: "string",
+      placeholder: "PORT",
+      help: `${whose} Redis port`,
+      default: String(defaults.redis),
+    },
+    "sentinel-port": {
+      type: "string",
+      placeholder: "PORT",
+      help: `${whose} Sentinel port`,
+      default: String(defaults.sentinel),
+    },
+  };
+}
+
+/** A box's `--data-dir` flag. */
+export function dataDirFlag(help: string): FlagSpec {
+  return { type: "string", placeholder: "DIR", help, default: DEFAULT_DATA_DIR };
+}
+
+/** The `--redis-port` and `--sentinel-port` values (1-65535). */
+export function portsOf(
+  flags: CommandContext["flags"],
+  defaults: { redis: number; sentinel: number } = { redis: 6379, sentinel: 26379 },
+): { redisPort: number; sentinelPort: number } {
+  return {
+    redisPort: intFlag(flags, "redis-port", defaults.redis, 1, 65535),
+    sentinelPort: intFlag(flags, "sentinel-port", defaults.sentinel, 1, 65535),
+  };
+}
+
+/** `--data-dir`, or the default. */
+export function dataDirOf(flags: CommandContext["flags"]): string {
+  return typeof flags["data-dir"] === "string" ? flags["data-dir"] : DEFAULT_DATA_DIR;
+}

@@ -8,8 +8,6 @@ import { SMOKE_COMMANDS } from "./smoke_commands.ts";
 import { SERVICE_COMMANDS } from "./service_commands.ts";
 import { SERVE } from "./serve_command.ts";
 
-export { DEFAULT_DATA_DIR } from "./membership_commands.ts";
-
 /** Every subcommand, in help order. */
 export const COMMANDS: readonly CommandSpec[] = [
   {

@@ -8,14 +8,15 @@ import {
   choiceFlag,
   type CommandContext,
   type CommandSpec,
+  dataDirFlag,
+  dataDirOf,
   endpointsFlag,
   hostFlag,
   intFlag,
+  portFlags,
+  portsOf,
   requiredFlag,
 } from "./command_spec.ts";
-
-/** Default data dir for `join` on a box. */
-export const DEFAULT_DATA_DIR = "/var/lib/mn-redis-ha";
 
 const CLUSTER_FLAGS = {
   "self-host": {
@@ -23,13 +24,7 @@ const CLUSTER_FLAGS = {
     placeholder: "IP",
     help: "this box's address, reachable from the other boxes (required)",
   },
-  "redis-port": { type: "string", placeholder: "PORT", help: "local Redis port", default: "6379" },
-  "sentinel-port": {
-    type: "string",
-    placeholder: "PORT",
-    help: "local Sentinel port",
-    default: "26379",
-  },
+  ...portFlags("local"),
   sentinels: {
     type: "string",
     placeholder: "H:P,…",
@@ -87,8 +82,7 @@ function clusterBase(flags: CommandContext["flags"]): ClusterBase {
   }
   return {
     selfHost: hostFlag(flags, "self-host"),
-    redisPort: intFlag(flags, "redis-port", 6379, 1, 65535),
-    sentinelPort: intFlag(flags, "sentinel-port", 26379, 1, 65535),
+    ...portsOf(flags),
     sentinels: endpointsFlag(flags, "sentinels"),
     masterName,
     timeoutMs: intFlag(flags, "timeout-ms", 60_000, 1000, 3_600_000),
@@ -155,30 +149,14 @@ const NODE_START: CommandSpec = {
       placeholder: "FILE",
       help: "also append every output and log line to FILE (stderr alone suits journald)",
     },
-    "redis-port": {
-      type: "string",
-      placeholder: "PORT",
-      help: "local Redis port for the join",
-      default: "6379",
-    },
-    "sentinel-port": {
-      type: "string",
-      placeholder: "PORT",
-      help: "local Sentinel port for the join",
-      default: "26379",
-    },
+    ...portFlags("the join's local"),
     quorum: {
       type: "string",
       placeholder: "N",
       help: "Sentinel quorum for the join",
       default: "1 on two boxes",
     },
-    "data-dir": {
-      type: "string",
-      placeholder: "DIR",
-      help: "data dir for the join",
-      default: DEFAULT_DATA_DIR,
-    },
+    "data-dir": dataDirFlag("data dir for the join"),
     "heartbeat-ttl-ms": {
       type: "string",
       placeholder: "MS",
@@ -222,7 +200,7 @@ export function nodeStartOptions(
   if (flags.box === undefined) throw new UsageError("--box is required; expected 1 or 2");
   const box = choiceFlag(flags, "box", ["1", "2"], "1");
   const haMode = choiceFlag(flags, "ha-mode", ["single", "sentinel"], config.haMode);
-  const sentinelPort = intFlag(flags, "sentinel-port", 26379, 1, 65535);
+  const { redisPort, sentinelPort } = portsOf(flags);
   const sentinels = flags.sentinels === undefined
     ? (config.sentinels.length > 0
       ? [...config.sentinels]
@@ -241,7 +219,7 @@ export function nodeStartOptions(
     waitReplicas: intFlag(flags, "wait-replicas", config.waitReplicas, 0, 64),
     skipRedisHa: flags["skip-redis-ha"] === true,
     nodeId: typeof flags["node-id"] === "string" ? flags["node-id"] : `box${box}`,
-    redisPort: intFlag(flags, "redis-port", 6379, 1, 65535),
+    redisPort,
     sentinelPort,
     quorum: intFlag(
       flags,
@@ -250,7 +228,7 @@ export function nodeStartOptions(
       1,
       64,
     ),
-    dataDir: typeof flags["data-dir"] === "string" ? flags["data-dir"] : DEFAULT_DATA_DIR,
+    dataDir: dataDirOf(flags),
     heartbeatTtlMs: intFlag(flags, "heartbeat-ttl-ms", 15_000, 300, 3_600_000),
     leaseTtlMs: intFlag(flags, "lease-ttl-ms", 10_000, 300, 3_600_000),
     metricsListen: listenFlag(flags, "metrics-listen", undefined),
@@ -273,12 +251,7 @@ export const MEMBERSHIP_COMMANDS: readonly CommandSpec[] = [
         help: "sentinels that must agree the primary is down",
         default: "majority of --sentinels",
       },
-      "data-dir": {
-        type: "string",
-        placeholder: "DIR",
-        help: "config, logs and data of the local daemons",
-        default: DEFAULT_DATA_DIR,
-      },
+      "data-dir": dataDirFlag("config, logs and data of the local daemons"),
       "down-after-ms": {
         type: "string",
         placeholder: "MS",
@@ -330,7 +303,7 @@ export const MEMBERSHIP_COMMANDS: readonly CommandSpec[] = [
       const options = {
         ...base,
         quorum: intFlag(flags, "quorum", Math.floor(base.sentinels.length / 2) + 1, 1, 64),
-        dataDir: typeof flags["data-dir"] === "string" ? flags["data-dir"] : DEFAULT_DATA_DIR,
+        dataDir: dataDirOf(flags),
         downAfterMs: intFlag(flags, "down-after-ms", 5000, 100, 3_600_000),
         failoverTimeoutMs: intFlag(flags, "failover-timeout-ms", 60_000, 1000, 3_600_000),
         bootstrap: flags.bootstrap === true,

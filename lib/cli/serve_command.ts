@@ -1,7 +1,7 @@
 /** The `serve` subcommand's spec. */
 
 import type { CommandContext, CommandSpec } from "./command_spec.ts";
-import { endpointsFlag, hostFlag, intFlag, requiredFlag } from "./command_spec.ts";
+import { endpointsFlag, hostFlag, portFlags, portsOf, requiredFlag } from "./command_spec.ts";
 import { type Endpoint, parseEndpoint } from "../protocol/endpoint.ts";
 import { UsageError } from "../common/errors.ts";
 
@@ -40,18 +40,7 @@ export const SERVE: CommandSpec = {
       default: DEFAULT_LISTEN,
     },
     "self-host": { type: "string", placeholder: "IP", help: "this box's address (required)" },
-    "redis-port": {
-      type: "string",
-      placeholder: "PORT",
-      help: "this box's Redis port",
-      default: "6379",
-    },
-    "sentinel-port": {
-      type: "string",
-      placeholder: "PORT",
-      help: "this box's Sentinel port (listed in --sentinels too)",
-      default: "26379",
-    },
+    ...portFlags("this box's"),
     sentinels: {
       type: "string",
       placeholder: "H:P,…",
@@ -78,7 +67,7 @@ export const SERVE: CommandSpec = {
       listen: listenFlag(flags, "listen", DEFAULT_LISTEN)!,
       redis: {
         host: hostFlag(flags, "self-host"),
-        port: intFlag(flags, "redis-port", 6379, 1, 65535),
+        port: portsOf(flags).redisPort,
       },
       sentinels,
       masterName,

@@ -3,11 +3,14 @@
 import {
   commandEnv,
   type CommandSpec,
-  intFlag,
+  dataDirFlag,
+  dataDirOf,
   parseCommandFlags,
+  portFlags,
+  portsOf,
   relabelConfigError,
 } from "./command_spec.ts";
-import { DEFAULT_DATA_DIR, NODE_START, nodeStartOptions } from "./membership_commands.ts";
+import { NODE_START, nodeStartOptions } from "./membership_commands.ts";
 import { CONFIG_VARIABLES, parseConfig } from "../ha/config.ts";
 import { ConfigError, RedisHaError, UsageError } from "../common/errors.ts";
 
@@ -18,24 +21,8 @@ export const DEFAULT_UNIT_DIR = "/etc/systemd/system";
 export const DEFAULT_BINARY = "/usr/local/bin/mn-redis-ha";
 
 const BOX_FLAGS = {
-  "data-dir": {
-    type: "string",
-    placeholder: "DIR",
-    help: "the box's data dir, as given to join",
-    default: DEFAULT_DATA_DIR,
-  },
-  "redis-port": {
-    type: "string",
-    placeholder: "PORT",
-    help: "the box's Redis port",
-    default: "6379",
-  },
-  "sentinel-port": {
-    type: "string",
-    placeholder: "PORT",
-    help: "the box's Sentinel port",
-    default: "26379",
-  },
+  "data-dir": dataDirFlag("the box's data dir, as given to join"),
+  ...portFlags("the box's"),
   "unit-dir": {
     type: "string",
     placeholder: "DIR",
@@ -93,9 +80,8 @@ function boxOptions(
   return {
     unitDir: unitDir(flags),
     root: typeof flags.root === "string" ? flags.root : undefined,
-    dataDir: text(flags, "data-dir", DEFAULT_DATA_DIR),
-    redisPort: intFlag(flags, "redis-port", 6379, 1, 65535),
-    sentinelPort: intFlag(flags, "sentinel-port", 26379, 1, 65535),
+    dataDir: dataDirOf(flags),
+    ...portsOf(flags),
     dryRun: flags["dry-run"] === true,
     systemctl,
     report: (line) => io.stderr(line),

@@ -1,6 +1,13 @@
 /** CLI specs of `smoke local` and `smoke two-box`. */
 
-import { choiceFlag, type CommandSpec, hostFlag, intFlag } from "./command_spec.ts";
+import {
+  choiceFlag,
+  type CommandSpec,
+  hostFlag,
+  intFlag,
+  portFlags,
+  portsOf,
+} from "./command_spec.ts";
 import { UsageError } from "../common/errors.ts";
 
 /**
@@ -22,6 +29,9 @@ function runnableShell(shell: string[]): string[] {
       "main.ts smoke two-box …",
   );
 }
+
+/** The two-box smoke's test ports on both boxes, clear of a box's real ones. */
+const TWO_BOX_PORTS = { redis: 6390, sentinel: 26390 };
 
 /** `dir`, created if missing. */
 async function ensureDir(dir: string): Promise<string> {
@@ -109,18 +119,7 @@ export const SMOKE_COMMANDS: readonly CommandSpec[] = [
         help: "command prefix that runs a command on the remote box",
         default: "ssh <remote-host>",
       },
-      "redis-port": {
-        type: "string",
-        placeholder: "PORT",
-        help: "test Redis port on both boxes",
-        default: "6390",
-      },
-      "sentinel-port": {
-        type: "string",
-        placeholder: "PORT",
-        help: "test Sentinel port on both boxes",
-        default: "26390",
-      },
+      ...portFlags("the test", TWO_BOX_PORTS),
       dir: {
         type: "string",
         placeholder: "DIR",
@@ -160,8 +159,7 @@ export const SMOKE_COMMANDS: readonly CommandSpec[] = [
             remoteHost,
           ),
         ),
-        redisPort: intFlag(flags, "redis-port", 6390, 1, 65535),
-        sentinelPort: intFlag(flags, "sentinel-port", 26390, 1, 65535),
+        ...portsOf(flags, TWO_BOX_PORTS),
         dir: await ensureDir(typeof flags.dir === "string" ? flags.dir : ".tmp"),
         timeoutMs: intFlag(flags, "timeout-ms", 60_000, 1000, 3_600_000),
         out: (line) => io.stdout(line),

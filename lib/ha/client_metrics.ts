@@ -35,26 +35,25 @@ const FAILOVER_SOURCES: readonly FailoverSource[] = [
   "probe",
   "connection",
 ];
-/** Why sessions are taken out of service: failure categories and what noticed a failover. */
-const RECONNECT_REASONS: readonly string[] = [
+/** Failures of an attempt that mean the primary could not serve it (see `failures.ts`). */
+const FAILURE_CATEGORIES: readonly string[] = [
   "connection",
   "readonly",
   "loading",
   "masterdown",
   "tryagain",
   "noreplicas",
+];
+/** Why sessions are taken out of service: a failure, or what noticed a failover. */
+const RECONNECT_REASONS: readonly string[] = [
+  ...FAILURE_CATEGORIES,
   "probe",
   "sentinel_event",
   "role_mismatch",
 ];
 /** Categories of failed attempts the client knows in advance (others appear when seen). */
 const ERROR_CATEGORIES: readonly string[] = [
-  "connection",
-  "readonly",
-  "loading",
-  "masterdown",
-  "tryagain",
-  "noreplicas",
+  ...FAILURE_CATEGORIES,
   "wait",
   "aborted",
   "fenced",

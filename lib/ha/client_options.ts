@@ -6,6 +6,9 @@
  */
 
 import type { Clock } from "../common/clock.ts";
+import type { Config } from "./config.ts";
+import type { ClientMetrics } from "./client_metrics.ts";
+import type { HaEventEmitter } from "./events.ts";
 
 /** Options for `RedisHaClient.connect`. */
 export interface ClientOptions {
@@ -80,4 +83,16 @@ export interface CommandOptions {
    * them. @default {false}
    */
   bytes?: boolean | undefined;
+}
+
+/** What the client's parts (its link to the primary, the reconnect loop) share. */
+export interface ClientParts {
+  /** The configuration in force. */
+  readonly config: Config;
+  /** The client's options (timeouts, TLS CAs, jitter, clock). */
+  readonly options: ClientOptions;
+  /** The client's metrics. */
+  readonly metrics: ClientMetrics;
+  /** The client's events. */
+  readonly emitter: HaEventEmitter;
 }

@@ -33,7 +33,7 @@ import {
 import type { PrimaryInfo, Session } from "./_session.ts";
 import type { HaEventEmitter } from "./events.ts";
 import type { ClientMetrics, FailoverSource } from "./client_metrics.ts";
-import type { ClientOptions } from "./client_options.ts";
+import type { ClientOptions, ClientParts } from "./client_options.ts";
 import { libraryLogger } from "../common/log.ts";
 import { errorCategory } from "./failures.ts";
 import type { MasterDecision } from "./resolver_decision.ts";
@@ -45,18 +45,6 @@ import { type CheckedLink, PrimaryChecks } from "./primary_checks.ts";
 import { ReconnectLoop } from "./reconnect_loop.ts";
 
 const logger = libraryLogger("client");
-
-/** What a {@link PrimaryLink} reports to and through. */
-export interface PrimaryLinkParts {
-  /** The configuration in force. */
-  readonly config: Config;
-  /** The client's options (timeouts, TLS CAs, jitter, clock). */
-  readonly options: ClientOptions;
-  /** The client's metrics. */
-  readonly metrics: ClientMetrics;
-  /** The client's events. */
-  readonly emitter: HaEventEmitter;
-}
 
 /** The session in service and everything that keeps one in service. */
 export class PrimaryLink implements AsyncDisposable {
@@ -83,7 +71,7 @@ export class PrimaryLink implements AsyncDisposable {
   #retried = 0;
 
   /** Sets the link up; nothing connects until {@link PrimaryLink.open}. */
-  constructor(parts: PrimaryLinkParts) {
+  constructor(parts: ClientParts) {
     const { config, options } = parts;
     this.#config = config;
     this.#options = options;

@@ -12,14 +12,12 @@
 
 import type { Clock } from "../common/clock.ts";
 import { backoffDelayMs } from "./backoff.ts";
-import type { Config } from "./config.ts";
 import type { ConnectOptions } from "../protocol/connection.ts";
 import { type Endpoint, formatEndpoint } from "../protocol/endpoint.ts";
 import { AuthError, NotPermittedError, RetriesExhaustedError } from "../common/errors.ts";
 import { openSession, type PrimaryInfo, type Session } from "./_session.ts";
-import type { HaEventEmitter } from "./events.ts";
-import type { ClientMetrics, FailoverSource } from "./client_metrics.ts";
-import type { ClientOptions } from "./client_options.ts";
+import type { FailoverSource } from "./client_metrics.ts";
+import type { ClientParts } from "./client_options.ts";
 import { libraryLogger } from "../common/log.ts";
 import { classifyFailure, isAuthReply } from "./failures.ts";
 import type { MasterDecision } from "./resolver_decision.ts";
@@ -38,16 +36,8 @@ export interface LoopLink {
   connectOptions(): ConnectOptions;
 }
 
-/** What the loop works with. */
-export interface ReconnectLoopParts {
-  /** The configuration in force. */
-  readonly config: Config;
-  /** The client's options (jitter). */
-  readonly options: ClientOptions;
-  /** The client's metrics. */
-  readonly metrics: ClientMetrics;
-  /** The client's events. */
-  readonly emitter: HaEventEmitter;
+/** What the loop works with: the link's parts, and the link's resolver, guard and clock. */
+export interface ReconnectLoopParts extends ClientParts {
   /** The clock the backoff waits on. */
   readonly clock: Clock;
   /** The resolver (sentinel mode). */
@@ -61,14 +51,7 @@ export interface ReconnectLoopParts {
 /** Finds and confirms the next primary, one attempt after another. */
 export class ReconnectLoop {
   readonly #link: LoopLink;
-  readonly #config: Config;
-  readonly #options: ClientOptions;
-  readonly #metrics: ClientMetrics;
-  readonly #emitter: HaEventEmitter;
-  readonly #clock: Clock;
-  readonly #resolver: SentinelResolver | undefined;
-  readonly #silence: SilenceGuard | undefined;
-  readonly #closing: AbortSignal;
+  readonly #parts: ReconnectLoopParts;
   /** Aborted when Sentinel announces a change: ends a backoff or an attempt at once. */
   #announcement = new AbortController();
   /** Consecutive failures (sessions lost, attempts failed) since a command last succeeded. */
@@ -86,14 +69,7 @@ export class ReconnectLoop {
   /** A loop for `link`; it runs when {@link ReconnectLoop.run} is called. */
   constructor(link: LoopLink, parts: ReconnectLoopParts) {
     this.#link = link;
-    this.#config = parts.config;
-    this.#options = parts.options;
-    this.#metrics = parts.metrics;
-    this.#emitter = parts.emitter;
-    this.#clock = parts.clock;
-    this.#resolver = parts.resolver;
-    this.#silence = parts.silence;
-    this.#closing = parts.closing;
+    this.#parts = parts;
   }
 
   /** The last Sentinel decision, with every sentinel's answer. */
@@ -141,18 +117,18 @@ export class ReconnectLoop {
    * Sentinel announces a change; permanent failures end it at once.
    */
   async run(): Promise<{ session: Session; attempts: number }> {
-    const started = this.#clock.now();
+    const started = this.#parts.clock.now();
     let attempts = 0;
     // After Sentinel announced a change, the next attempt starts at once (no backoff).
     let announced = false;
     while (true) {
-      this.#closing.throwIfAborted();
+      this.#parts.closing.throwIfAborted();
       if (this.#failures > 0 && !announced) {
         await this.#sleepUnlessAnnounced(
           backoffDelayMs(this.#failures, {
-            backoffMs: this.#config.reconnectBackoffMs,
-            maxBackoffMs: this.#config.reconnectMaxBackoffMs,
-            random: this.#options.random,
+            backoffMs: this.#parts.config.reconnectBackoffMs,
+            maxBackoffMs: this.#parts.config.reconnectMaxBackoffMs,
+            random: this.#parts.options.random,
           }),
         );
       }
@@ -161,7 +137,7 @@ export class ReconnectLoop {
       const switches = this.#switches;
       try {
         const session = await this.#establish(
-          AbortSignal.any([this.#closing, announcement]),
+          AbortSignal.any([this.#parts.closing, announcement]),
         );
         if (this.#switches !== switches && this.#switchTarget !== session.primary.address) {
           // Sentinel moved the primary while this one was being confirmed.
@@ -172,7 +148,7 @@ export class ReconnectLoop {
         this.#unpermitted = undefined;
         return { session, attempts };
       } catch (error) {
-        this.#closing.throwIfAborted();
+        this.#parts.closing.throwIfAborted();
         if (announcement.aborted) {
           announced = true; // Sentinel announced a change mid-attempt: start over at once.
           continue;
@@ -201,19 +177,19 @@ export class ReconnectLoop {
     this.#lastAttemptError = error;
     this.#failures++;
     const message = error instanceof Error ? error.message : String(error);
-    if (this.#failures >= this.#config.reconnectAttempts) {
+    if (this.#failures >= this.#parts.config.reconnectAttempts) {
       const failures = this.#failures;
       this.#failures = 0;
       throw new RetriesExhaustedError({
         attempts: failures,
         lastPrimary: this.addressForErrors(),
-        elapsedMs: this.#clock.now() - started,
+        elapsedMs: this.#parts.clock.now() - started,
         cause: error,
       });
     }
     const delayMs = this.longestNextDelayMs();
     const primary = this.addressForErrors();
-    this.#emitter.emit("reconnecting", {
+    this.#parts.emitter.emit("reconnecting", {
       attempt: this.#failures,
       delayMs,
       error: message,
@@ -223,7 +199,7 @@ export class ReconnectLoop {
       "Redis reconnecting (attempt {attempt} of {attempts}, next in up to {delayMs}ms, last primary {primary}): {error}",
       {
         attempt: this.#failures,
-        attempts: this.#config.reconnectAttempts,
+        attempts: this.#parts.config.reconnectAttempts,
         delayMs,
         primary: primary ?? null,
         error: message,
@@ -234,16 +210,16 @@ export class ReconnectLoop {
   /** The address to name in errors: the last primary, or the single-mode URL. */
   addressForErrors(): string | undefined {
     return this.#link.lastPrimary()?.address ??
-      (this.#resolver === undefined ? formatEndpoint(this.#config.url) : undefined);
+      (this.#parts.resolver === undefined ? formatEndpoint(this.#parts.config.url) : undefined);
   }
 
   /** Sleeps, but wakes early when Sentinel announces a change; `close()` ends it. */
   async #sleepUnlessAnnounced(ms: number): Promise<void> {
     const announcement = this.#announcement.signal;
     try {
-      await this.#clock.sleep(ms, AbortSignal.any([announcement, this.#closing]));
+      await this.#parts.clock.sleep(ms, AbortSignal.any([announcement, this.#parts.closing]));
     } catch (error) {
-      this.#closing.throwIfAborted();
+      this.#parts.closing.throwIfAborted();
       if (!announcement.aborted) throw error;
     }
   }
@@ -252,34 +228,39 @@ export class ReconnectLoop {
   async #establish(signal: AbortSignal): Promise<Session> {
     let endpoint: Endpoint;
     let configEpoch: number | undefined;
-    const asked = this.#clock.now();
-    if (this.#resolver !== undefined) {
-      const decision = await this.#resolver.resolve({ signal });
+    const asked = this.#parts.clock.now();
+    if (this.#parts.resolver !== undefined) {
+      const decision = await this.#parts.resolver.resolve({ signal });
       this.#lastDecision = decision;
       endpoint = decision.primary;
       configEpoch = decision.configEpoch;
-      this.#silence?.setDownAfter(decision.downAfterMs);
+      this.#parts.silence?.setDownAfter(decision.downAfterMs);
       this.#reportStale(decision);
     } else {
-      endpoint = this.#config.url;
+      endpoint = this.#parts.config.url;
     }
     const address = formatEndpoint(endpoint);
-    this.#silence?.named(address, asked);
+    this.#parts.silence?.named(address, asked);
     const opening = performance.now();
     try {
       const session = await openSession(endpoint, {
         connect: { ...this.#link.connectOptions(), signal },
-        requireMaster: this.#config.haMode === "sentinel",
+        requireMaster: this.#parts.config.haMode === "sentinel",
         configEpoch,
-        wait: { replicas: this.#config.waitReplicas, timeoutMs: this.#config.waitTimeoutMs },
-        onRead: this.#silence === undefined ? undefined : () => this.#silence!.heard(address),
+        wait: {
+          replicas: this.#parts.config.waitReplicas,
+          timeoutMs: this.#parts.config.waitTimeoutMs,
+        },
+        onRead: this.#parts.silence === undefined
+          ? undefined
+          : () => this.#parts.silence!.heard(address),
       });
       // Connecting and confirming the primary is an operation too (and the duration histogram
       // has a series from the first connect on).
-      this.#metrics.operation("CONNECT", (performance.now() - opening) / 1000, true);
+      this.#parts.metrics.operation("CONNECT", (performance.now() - opening) / 1000, true);
       return session;
     } catch (error) {
-      this.#metrics.operation("CONNECT", (performance.now() - opening) / 1000, false);
+      this.#parts.metrics.operation("CONNECT", (performance.now() - opening) / 1000, false);
       if (error instanceof NotPermittedError) {
         throw this.#notPermitted(address, configEpoch, error);
       }
@@ -295,7 +276,7 @@ export class ReconnectLoop {
         chosen: formatEndpoint(decision.primary),
         chosenEpoch: decision.configEpoch,
       };
-      this.#emitter.emit("stale-sentinel", detail);
+      this.#parts.emitter.emit("stale-sentinel", detail);
       logger.warn(
         "Sentinel {sentinel} reports {reported} (epoch {configEpoch}); using {chosen} (epoch {chosenEpoch})",
         detail,
@@ -314,7 +295,9 @@ export class ReconnectLoop {
     configEpoch: number | undefined,
     error: NotPermittedError,
   ): NotPermittedError {
-    const role = this.#resolver === undefined ? "MN_REDIS_URL" : "the primary the sentinels name";
+    const role = this.#parts.resolver === undefined
+      ? "MN_REDIS_URL"
+      : "the primary the sentinels name";
     const typed = new NotPermittedError(address, { role, cause: error.cause });
     if (this.#unpermitted === address) return typed;
     this.#unpermitted = address;
@@ -322,8 +305,8 @@ export class ReconnectLoop {
     if (previous !== undefined && previous !== address) {
       // A failover to a node this process may not reach: its commands fail from now on.
       const detail = { from: previous, to: address, configEpoch };
-      this.#metrics.failover(this.#link.retiredBy(), { ...detail, replid: "" });
-      this.#emitter.emit("failover", detail);
+      this.#parts.metrics.failover(this.#link.retiredBy(), { ...detail, replid: "" });
+      this.#parts.emitter.emit("failover", detail);
       logger.error("{message}", { message: typed.message });
     }
     return typed;
@@ -332,8 +315,8 @@ export class ReconnectLoop {
   /** The longest the reconnect loop will wait before its next attempt. */
   longestNextDelayMs(): number {
     return backoffDelayMs(this.#failures, {
-      backoffMs: this.#config.reconnectBackoffMs,
-      maxBackoffMs: this.#config.reconnectMaxBackoffMs,
+      backoffMs: this.#parts.config.reconnectBackoffMs,
+      maxBackoffMs: this.#parts.config.reconnectMaxBackoffMs,
       random: () => 1,
     });
   }

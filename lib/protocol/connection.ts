@@ -21,7 +21,7 @@ import {
 import { formatMs, quoteValue } from "../common/quote.ts";
 import { type Endpoint, formatEndpoint } from "./endpoint.ts";
 import { dial, type DialOptions, isTlsFailure, speaksTls } from "./dial.ts";
-import { handshake } from "./handshake.ts";
+import { handshake, type HandshakeOptions } from "./handshake.ts";
 import {
   bulkToStrings,
   encodeCommands,
@@ -30,23 +30,9 @@ import {
   RespReader,
   type RespReply,
 } from "./resp.ts";
-import type { Secret } from "../common/secret.ts";
 
-/** Options for {@link RedisConnection.connect}. */
-export interface ConnectOptions extends DialOptions {
-  /** ACL user name. */
-  username?: string | undefined;
-  /** Password; sent only inside AUTH. */
-  password?: Secret | undefined;
-  /** Database to SELECT. @default {0} */
-  db?: number | undefined;
-  /** Variables to name when AUTH is refused. @default {"MN_REDIS_USERNAME/MN_REDIS_PASSWORD"} */
-  credentialVariables?: string | undefined;
-  /** `CLIENT SETNAME` value, so operators can tell our connections apart. */
-  clientName?: string | undefined;
-  /** The setting to name when the server has no database `db`. @default {"MN_REDIS_DB"} */
-  dbVariable?: string | undefined;
-}
+/** Options for {@link RedisConnection.connect}: the socket's and the handshake's. */
+export interface ConnectOptions extends DialOptions, HandshakeOptions {}
 
 /** Options for one command. */
 export interface SendOptions {
