@@ -9,26 +9,22 @@ import { openStore, singleConfig, startRedis } from "../_harness/mod.ts";
 import { RedisHaClient } from "../../lib/ha/client.ts";
 import { AclDeniedError, AuthError, ReplyError } from "../../lib/common/errors.ts";
 import { Secret } from "../../lib/common/secret.ts";
+import type { RedisProcess } from "../../lib/process/redis_process.ts";
+
+/**
+ * An ACL user `app` (password `app-pw`) of the shape of join --acl's runtime user: the keys
+ * matching `keys` and nothing @dangerous, plus ROLE and INFO the client needs.
+ */
+async function addAppUser(redis: RedisProcess, keys: string): Promise<void> {
+  await using admin = await redis.connect();
+  await admin.send(["ACL", "SETUSER", "app", "on", ">app-pw", keys, "+@all", "-@dangerous"]);
+  await admin.send(["ACL", "SETUSER", "app", "+role", "+info"]);
+}
 
 Deno.test("RedisHaClient reports NOPERM as AclDeniedError naming the command and key, not as a failed login", async () => {
   await using redis = await startRedis();
   const namespace = `ns${crypto.randomUUID().slice(0, 6)}`;
-  {
-    await using admin = await redis.connect();
-    // The shape of join --acl's runtime user: its namespace's keys, nothing @dangerous.
-    await admin.send([
-      "ACL",
-      "SETUSER",
-      "app",
-      "on",
-      ">app-pw",
-      `~${namespace}:*`,
-      "+@all",
-      "-@dangerous",
-      "+role",
-      "+info",
-    ]);
-  }
+  await addAppUser(redis, `~${namespace}:*`);
   const config = singleConfig(redis, {
     username: "app",
     password: new Secret("app-pw"),
@@ -68,21 +64,7 @@ Deno.test("RedisHaClient reports NOPERM as AclDeniedError naming the command and
 
 Deno.test("StateStore outside the ACL user's namespace fails with AclDeniedError naming the script's key", async () => {
   await using redis = await startRedis();
-  {
-    await using admin = await redis.connect();
-    await admin.send([
-      "ACL",
-      "SETUSER",
-      "app",
-      "on",
-      ">app-pw",
-      "~allowed:*",
-      "+@all",
-      "-@dangerous",
-      "+role",
-      "+info",
-    ]);
-  }
+  await addAppUser(redis, "~allowed:*");
   await using store = await openStore(
     singleConfig(redis, { username: "app", password: new Secret("app-pw"), namespace: "other" }),
   );

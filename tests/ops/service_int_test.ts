@@ -6,7 +6,7 @@
  */
 
 import { assert, assertEquals } from "../_harness/assert.ts";
-import { Boxes, mnCli } from "../_harness/boxes.ts";
+import { type Box, Boxes, mnCli } from "../_harness/boxes.ts";
 import { cli } from "../_harness/cli.ts";
 import { tempDir, waitFor } from "../_harness/mod.ts";
 import { killDaemons, runProcess, spawnCollecting } from "../_harness/process.ts";
@@ -15,6 +15,21 @@ import { replyToMap, replyToNumber, replyToString } from "../../lib/protocol/res
 import { Secret } from "../../lib/common/secret.ts";
 
 const PASSWORD = "unit-secret";
+
+/** The install's box flags for `box`. */
+function boxFlagsOf(box: Box): string[] {
+  return [
+    "--data-dir",
+    box.dataDir,
+    "--redis-port",
+    String(box.redisPort),
+    "--sentinel-port",
+    String(box.sentinelPort),
+  ];
+}
+
+/** `node start` flags of box 1 on loopback, as a node unit takes them after `--`. */
+const BOX1_NODE = ["--box1-ip", "127.0.0.1", "--box2-ip", "127.0.0.1", "--box", "1"];
 
 /** One `KEY=VALUE` line of an EnvironmentFile: values may be double-quoted. */
 function parseEnvironmentFile(text: string): Record<string, string> {
@@ -69,12 +84,7 @@ Deno.test("service install --dry-run writes units that verify and that bring a b
     "--dry-run",
     "--unit-dir",
     unitDir,
-    "--data-dir",
-    box.dataDir,
-    "--redis-port",
-    String(box.redisPort),
-    "--sentinel-port",
-    String(box.sentinelPort),
+    ...boxFlagsOf(box),
   ];
   const nodeArgs = [
     "--box1-ip",
@@ -258,12 +268,7 @@ Deno.test("service install checks the node flags exactly as node start does and 
       "--dry-run",
       "--unit-dir",
       unitDir,
-      "--data-dir",
-      box.dataDir,
-      "--redis-port",
-      String(box.redisPort),
-      "--sentinel-port",
-      String(box.sentinelPort),
+      ...boxFlagsOf(box),
       ...extra,
       "--",
       ...nodeArgs,
@@ -306,21 +311,11 @@ Deno.test("service install checks the node flags exactly as node start does and 
     "install",
     "--unit-dir",
     unitDir,
-    "--data-dir",
-    box.dataDir,
-    "--redis-port",
-    String(box.redisPort),
-    "--sentinel-port",
-    String(box.sentinelPort),
+    ...boxFlagsOf(box),
     "--binary",
     "/usr/local/bin/mn-redis-ha",
     "--",
-    "--box1-ip",
-    "127.0.0.1",
-    "--box2-ip",
-    "127.0.0.1",
-    "--box",
-    "1",
+    ...BOX1_NODE,
   ]);
   assertEquals(real.code, 1, real.stderr);
   assert(real.stderr.includes("systemd does not run on this host"), real.stderr);
@@ -342,12 +337,7 @@ Deno.test("service install --root enables the units with systemctl (offline, int
   const boxFlags = [
     "--root",
     root,
-    "--data-dir",
-    box.dataDir,
-    "--redis-port",
-    String(box.redisPort),
-    "--sentinel-port",
-    String(box.sentinelPort),
+    ...boxFlagsOf(box),
   ];
   const installed = await mnCli([
     "service",
