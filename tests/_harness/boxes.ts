@@ -8,6 +8,7 @@ import { RedisConnection } from "../../lib/protocol/connection.ts";
 import { freePort } from "../../lib/process/redis_process.ts";
 import { formatEndpoint } from "../../lib/protocol/endpoint.ts";
 import type { Secret } from "../../lib/common/secret.ts";
+import { type Config, configFromOptions, type ConfigOptions } from "../../lib/ha/config.ts";
 import { tempDir, waitFor } from "./mod.ts";
 import { daemonAlive, killDaemons } from "./process.ts";
 
@@ -71,6 +72,24 @@ export class Boxes implements AsyncDisposable {
   /** `--sentinels` value listing every box's sentinel (IPv6 as `[addr]:port`). */
   get sentinels(): string {
     return this.boxes.map((b) => formatEndpoint({ host: b.host, port: b.sentinelPort })).join(",");
+  }
+
+  /**
+   * A client configuration for the cluster the boxes form (sentinel mode, WAIT 1 within a
+   * second, test-friendly retries), with `extra` on top.
+   */
+  clientConfig(extra: ConfigOptions = {}): Config {
+    return configFromOptions({
+      haMode: "sentinel",
+      sentinels: this.sentinels,
+      sentinelMaster: this.masterName,
+      waitReplicas: 1,
+      waitTimeoutMs: 1000,
+      reconnectAttempts: 40,
+      reconnectBackoffMs: 100,
+      reconnectMaxBackoffMs: 1000,
+      ...extra,
+    });
   }
 
   /** Flags `join` and `leave` share for box `i`. */

@@ -2,7 +2,6 @@ import { assert, assertEquals } from "../_harness/assert.ts";
 import { Boxes, mnCli } from "../_harness/boxes.ts";
 import { startRedis, startWriteLoop, waitFor } from "../_harness/mod.ts";
 import { RedisHaClient } from "../../lib/ha/client.ts";
-import { configFromOptions } from "../../lib/ha/config.ts";
 import { WaitError } from "../../lib/common/errors.ts";
 import { RedisConnection } from "../../lib/protocol/connection.ts";
 import { replyToMap, replyToString, type RespReply } from "../../lib/protocol/resp.ts";
@@ -42,16 +41,7 @@ async function sentinelsList(boxes: Boxes, i: number, address: string): Promise<
 Deno.test("mn-redis-ha leave hands over the primary under WAIT 1 load without losing an acknowledged write", async () => {
   await using boxes = await Boxes.create(3);
   await joinAll(boxes);
-  const config = configFromOptions({
-    haMode: "sentinel",
-    sentinels: boxes.sentinels,
-    sentinelMaster: boxes.masterName,
-    waitReplicas: 1,
-    waitTimeoutMs: 1000,
-    reconnectAttempts: 40,
-    reconnectBackoffMs: 100,
-    reconnectMaxBackoffMs: 1000,
-  });
+  const config = boxes.clientConfig();
   await using client = await RedisHaClient.connect(config);
   const loop = startWriteLoop(client, `${config.namespace}:leave`);
   const departed = `127.0.0.1:${boxes.boxes[0]!.redisPort}`;

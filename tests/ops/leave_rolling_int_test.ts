@@ -9,7 +9,6 @@ import { assert, assertEquals } from "../_harness/assert.ts";
 import { Boxes, mnCli } from "../_harness/boxes.ts";
 import { startWriteLoop, waitFor } from "../_harness/mod.ts";
 import { RedisHaClient } from "../../lib/ha/client.ts";
-import { configFromOptions } from "../../lib/ha/config.ts";
 import { WaitError } from "../../lib/common/errors.ts";
 import { RedisConnection } from "../../lib/protocol/connection.ts";
 import { replyToMap, replyToString } from "../../lib/protocol/resp.ts";
@@ -39,16 +38,7 @@ Deno.test("mn-redis-ha leave works in rolling order: 6 cycles of leave-the-prima
     assertEquals(r.code, 0, r.stderr);
   }
   await waitDiscovered(boxes);
-  const config = configFromOptions({
-    haMode: "sentinel",
-    sentinels: boxes.sentinels,
-    sentinelMaster: boxes.masterName,
-    waitReplicas: 1,
-    waitTimeoutMs: 1000,
-    reconnectAttempts: 40,
-    reconnectBackoffMs: 100,
-    reconnectMaxBackoffMs: 1000,
-  });
+  const config = boxes.clientConfig();
   await using client = await RedisHaClient.connect(config);
   const loop = startWriteLoop(client, `${config.namespace}:rolling`);
   const progress = async (count: number, what: string): Promise<void> => {

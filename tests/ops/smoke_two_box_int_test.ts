@@ -92,10 +92,9 @@ async function sentinelConfigs(): Promise<string> {
   return r.stdout.trim();
 }
 
-Deno.test("mn-redis-ha smoke two-box reports a failing remote shell as such, with what it said", async () => {
-  const started = performance.now();
-  const r = await runProcess(MN_CLI[0]!, [
-    ...MN_CLI.slice(1),
+/** `smoke two-box` on loopback through `shell`, for the tests of a remote shell that fails. */
+function loopbackSmoke(shell: string): string[] {
+  return [
     "smoke",
     "two-box",
     "--remote-host",
@@ -105,7 +104,15 @@ Deno.test("mn-redis-ha smoke two-box reports a failing remote shell as such, wit
     "--remote-ip",
     "127.0.0.2",
     "--remote-shell",
-    "ssh -o BatchMode=yes -p 1 127.0.0.1",
+    shell,
+  ];
+}
+
+Deno.test("mn-redis-ha smoke two-box reports a failing remote shell as such, with what it said", async () => {
+  const started = performance.now();
+  const r = await runProcess(MN_CLI[0]!, [
+    ...MN_CLI.slice(1),
+    ...loopbackSmoke("ssh -o BatchMode=yes -p 1 127.0.0.1"),
     "--dir",
     ".tmp",
   ]);
@@ -120,20 +127,7 @@ Deno.test("mn-redis-ha smoke two-box reports a failing remote shell as such, wit
 });
 
 Deno.test("mn-redis-ha smoke two-box refuses up front a --remote-shell its permissions cannot run, saying how to allow it", async () => {
-  const args = (shell: string): string[] => [
-    ...MN_CLI.slice(1),
-    "smoke",
-    "two-box",
-    "--remote-host",
-    "127.0.0.1",
-    "--local-ip",
-    "127.0.0.1",
-    "--remote-ip",
-    "127.0.0.2",
-    "--remote-shell",
-    shell,
-  ];
-  const r = await runProcess(MN_CLI[0]!, args("false"));
+  const r = await runProcess(MN_CLI[0]!, [...MN_CLI.slice(1), ...loopbackSmoke("false")]);
   assertEquals(r.code, 2, r.stderr);
   assert(r.stderr.includes('--remote-shell runs "false"'), r.stderr);
   assert(r.stderr.includes("--allow-run=false,ssh"), r.stderr);
@@ -144,7 +138,7 @@ Deno.test("mn-redis-ha smoke two-box refuses up front a --remote-shell its permi
     run!,
     "--allow-run=false,ssh,ip,redis-server,redis-sentinel,systemctl",
     ...rest,
-    ...args("false").slice(MN_CLI.length - 1),
+    ...loopbackSmoke("false"),
   ]);
   assertEquals(allowed.code, 1, allowed.stderr);
   assert(allowed.stderr.includes('step "0. check the remote shell"'), allowed.stderr);
