@@ -87,6 +87,17 @@ Deno.test("runCli() gives every subcommand --help with an example", async () => 
 });
 
 Deno.test("runCli() rejects bad operator input with exit 2 and a message naming the flag", async () => {
+  const twoBox = (...extra: string[]): string[] => [
+    "smoke",
+    "two-box",
+    "--remote-host",
+    "h",
+    "--local-ip",
+    "10.0.0.1",
+    "--remote-ip",
+    "10.0.0.2",
+    ...extra,
+  ];
   const cases: [string[], string][] = [
     [["node"], '"node" needs a subcommand: node start'],
     [["inspect", "everything"], "unknown command"],
@@ -123,30 +134,8 @@ Deno.test("runCli() rejects bad operator input with exit 2 and a message naming 
       ["smoke", "two-box", "--local-ip", "10.0.0.1", "--remote-ip", "10.0.0.2"],
       "--remote-host is required",
     ],
-    [[
-      "smoke",
-      "two-box",
-      "--remote-host",
-      "h",
-      "--local-ip",
-      "10.0.0.1",
-      "--remote-ip",
-      "10.0.0.2",
-      "--remote-network",
-      "overlay",
-    ], "--remote-network"],
-    [[
-      "smoke",
-      "two-box",
-      "--remote-host",
-      "h",
-      "--local-ip",
-      "10.0.0.1",
-      "--remote-ip",
-      "10.0.0.2",
-      "--initial-primary",
-      "both",
-    ], "--initial-primary"],
+    [twoBox("--remote-network", "overlay"), "--remote-network"],
+    [twoBox("--initial-primary", "both"), "--initial-primary"],
     [["smoke", "local", "--docker"], "--docker is not supported"],
     [["inspect", "jobs", "--status", "bogus"], "--status"],
     [["inspect", "jobs", "--limit", "0"], "--limit is 0"],

@@ -111,43 +111,23 @@ Deno.test("mn-redis-ha join warns about quorum 1 and fewer than three sentinels"
 
 Deno.test("mn-redis-ha join rejects bad input with a clear message and exit 2", async () => {
   await using boxes = await Boxes.create(1);
+  // A join of one loopback box, with `extra` after (a later flag wins).
+  const join = (...extra: string[]): string[] => [
+    "join",
+    "--self-host",
+    "127.0.0.1",
+    "--sentinels",
+    "127.0.0.1:1",
+    "--master-name",
+    "m",
+    ...extra,
+  ];
   const cases: [string[], string][] = [
     [["join", "--sentinels", "127.0.0.1:1", "--master-name", "m"], "--self-host is required"],
-    [
-      ["join", "--self-host", "127.0.0.1", "--sentinels", "nope", "--master-name", "m"],
-      "has no port",
-    ],
-    [[
-      "join",
-      "--self-host",
-      "127.0.0.1",
-      "--sentinels",
-      "127.0.0.1:1",
-      "--master-name",
-      "m",
-      "--quorum",
-      "3",
-    ], "--quorum is 3"],
-    [[
-      "join",
-      "--self-host",
-      "127.0.0.1",
-      "--sentinels",
-      "127.0.0.1:1",
-      "--master-name",
-      "bad name",
-    ], "--master-name"],
-    [[
-      "join",
-      "--self-host",
-      "127.0.0.1",
-      "--sentinels",
-      "127.0.0.1:1",
-      "--master-name",
-      "m",
-      "--redis-port",
-      "70000",
-    ], "--redis-port is 70000"],
+    [join("--sentinels", "nope"), "has no port"],
+    [join("--quorum", "3"), "--quorum is 3"],
+    [join("--master-name", "bad name"), "--master-name"],
+    [join("--redis-port", "70000"), "--redis-port is 70000"],
     [["join", "--password", "x"], "MN_REDIS_PASSWORD"],
   ];
   for (const [args, expected] of cases) {
