@@ -1,6 +1,7 @@
 /** CLI specs of `inspect nodes|topology|leases|jobs`. */
 
 import { JOB_STATUSES, type JobStatus } from "../state/job_status.ts";
+import { UsageError } from "../common/errors.ts";
 import {
   choiceFlag,
   colourWanted,
@@ -59,7 +60,6 @@ export const INSPECT_COMMANDS: readonly CommandSpec[] = [
     connection: true,
     run: async (context) => {
       const { watch } = await import("../views/watch.ts");
-      const { UsageError } = await import("../common/errors.ts");
       const text = context.flags.interval;
       const seconds = typeof text === "string" ? Number(text) : 2;
       if (

@@ -2,7 +2,8 @@
 
 import type { CommandContext, CommandSpec } from "./command_spec.ts";
 import { endpointsFlag, hostFlag, portFlags, portsOf, requiredFlag } from "./command_spec.ts";
-import { type Endpoint, parseEndpoint } from "../protocol/endpoint.ts";
+import { type Endpoint, formatEndpoint, parseEndpoint } from "../protocol/endpoint.ts";
+import { configFromOptions, configToOptions } from "../ha/config.ts";
 import { UsageError } from "../common/errors.ts";
 
 /** Default `--listen`: loopback only, unless told otherwise. */
@@ -52,9 +53,7 @@ export const SERVE: CommandSpec = {
   stopsOnSignal: true,
   run: async ({ flags, config, io, signal }) => {
     const { serve } = await import("../views/serve.ts");
-    const { configFromOptions, configToOptions } = await import("../ha/config.ts");
     const { inspectTopology } = await import("../views/inspect.ts");
-    const { formatEndpoint } = await import("../protocol/endpoint.ts");
     const sentinels = endpointsFlag(flags, "sentinels");
     const masterName = requiredFlag(flags, "master-name", "a name like mirror-neuron");
     const cluster = configFromOptions({

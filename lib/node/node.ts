@@ -22,6 +22,8 @@ import { replyToString } from "../protocol/resp.ts";
 import { waitBudgetWarning } from "../ha/wait_budget.ts";
 import { StateStore } from "../state/state_store.ts";
 import { join } from "../ops/join.ts";
+import { serve } from "../views/serve.ts";
+import { inspectTopology } from "../views/inspect.ts";
 
 const logger = libraryLogger("node");
 
@@ -288,8 +290,6 @@ async function startMetricsServer(
 ): Promise<AsyncDisposable> {
   const listen = options.metricsListen;
   if (listen === undefined) return { [Symbol.asyncDispose]: () => Promise.resolve() };
-  const { serve } = await import("../views/serve.ts");
-  const { inspectTopology } = await import("../views/inspect.ts");
   const stop = new AbortController();
   const stopping = AbortSignal.any([signal, stop.signal]);
   const listening = Promise.withResolvers<void>();

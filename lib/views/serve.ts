@@ -12,6 +12,7 @@
 import type { Config } from "../ha/config.ts";
 import { MetricRegistry, metricsContentType, type MetricsFormat } from "../ha/metric_registry.ts";
 import { SentinelWatcher } from "../ha/sentinel_watcher.ts";
+import { lastFailover } from "./watch.ts";
 import { parseSwitchMaster } from "../ha/resolver_decision.ts";
 import { RedisConnection } from "../protocol/connection.ts";
 import {
@@ -397,7 +398,6 @@ export async function serve(options: ServeOptions): Promise<void> {
           options.topology().catch((error) => ({ error: (error as Error).message })),
         ]);
         noteRole(box);
-        const { lastFailover } = await import("./watch.ts");
         const phases = lastFailover(events.map((e) => ({
           atMs: e.atMs,
           lane: e.channel === "role" ? "roles" : "sentinel",
