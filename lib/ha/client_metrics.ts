@@ -103,6 +103,8 @@ export class ClientMetrics {
       label: "source",
       values: FAILOVER_SOURCES,
     });
+    r.counter("sentinel_connections", "Connections the client opened to sentinels.");
+    r.counter("sentinel_commands", "Commands the client sent to sentinels.");
     r.histogram(
       "failover_unavailability_seconds",
       "From when the client's operations could no longer be served by the old primary (the first that failed or waited, or the loss of the primary when none was in flight) to the first that succeeded on the new one (or the new primary reached, when none waited).",
@@ -159,6 +161,16 @@ export class ClientMetrics {
       "seconds",
     );
     publish(DIAGNOSTICS_CHANNELS.failover, { ...detail, source });
+  }
+
+  /** The client opened a connection to a sentinel. */
+  sentinelConnection(): void {
+    this.registry.inc("sentinel_connections");
+  }
+
+  /** The client sent `count` commands to sentinels. */
+  sentinelCommands(count: number): void {
+    this.registry.inc("sentinel_commands", {}, count);
   }
 
   /** The confirmed primary, as series: its address and replid as info, its config-epoch as gauge. */

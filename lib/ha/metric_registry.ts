@@ -141,6 +141,9 @@ export class MetricRegistry {
    */
   counter(name: string, help: string, known?: { label: string; values: readonly string[] }): void {
     const family = this.#family(name, "counter", help);
+    if (known === undefined && family.series.size === 0) {
+      family.series.set(key({}), { labels: {}, value: 0 });
+    }
     for (const value of known?.values ?? []) {
       const labels = { [known!.label]: value };
       if (!family.series.has(key(labels))) family.series.set(key(labels), { labels, value: 0 });

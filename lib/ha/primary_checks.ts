@@ -11,7 +11,7 @@
 
 import type { Clock } from "../common/clock.ts";
 import { ConnectionError, ReplyError } from "../common/errors.ts";
-import { formatEndpoint } from "../protocol/endpoint.ts";
+import { type Endpoint, formatEndpoint } from "../protocol/endpoint.ts";
 import { replyToString } from "../protocol/resp.ts";
 import { libraryLogger } from "../common/log.ts";
 import type { Session } from "./_session.ts";
@@ -36,8 +36,10 @@ export interface CheckedLink {
   failed(session: Session, error: unknown): void;
   /** Sentinel announced a change: cut the reconnect loop's backoff short. */
   wake(): void;
-  /** Sentinel announced a switch to `target` (`host:port`). */
-  switched(target: string): void;
+  /** Sentinel `sentinel` (`host:port`) announced a switch to `target`. */
+  switched(target: Endpoint, sentinel: string): void;
+  /** A sentinel was added: the resolver asks for the peers again. */
+  peersChanged(): void;
   /** The latest `+switch-master` target, if any was announced. */
   switchTarget(): string | undefined;
 }
@@ -116,28 +118,47 @@ export class PrimaryChecks {
     }
   }
 
-  /** A Sentinel event about the master: a hint to retire the session or to reconnect now. */
+  /**
+   * A Sentinel event about the master: a switch retires a session on another
+   * node and sends the reconnect loop to the new primary (once per switch,
+   * however many sentinels announce it); a conversion of ours retires it;
+   * `-odown` (the primary is reachable again) ends a backoff; a new sentinel
+   * is asked for its peers. Other events change nothing: they do not say
+   * where the primary is, and hundreds of clients reacting to each would
+   * only load the sentinels.
+   */
   onSentinelEvent(event: SentinelEvent): void {
     this.#options.emitter.emit("sentinel-event", event);
-    logger.info("Sentinel {sentinel} published {channel} {payload}", { ...event });
+    logger.debug("Sentinel {sentinel} published {channel} {payload}", { ...event });
     const current = this.#link.current();
-    if (event.channel === "+switch-master") {
-      const target = parseSwitchMaster(event.payload)?.to;
-      if (target !== undefined) this.#link.switched(formatEndpoint(target));
-      const switchTarget = this.#link.switchTarget();
-      if (current !== undefined && current.primary.address !== switchTarget) {
-        this.#link.replaced(current, `+switch-master to ${switchTarget ?? "?"}`, "sentinel_event");
+    switch (event.channel) {
+      case "+switch-master": {
+        const target = parseSwitchMaster(event.payload)?.to;
+        if (target === undefined) return;
+        this.#link.switched(target, event.sentinel);
+        if (current !== undefined && current.primary.address !== formatEndpoint(target)) {
+          this.#link.replaced(
+            current,
+            `+switch-master to ${formatEndpoint(target)}`,
+            "sentinel_event",
+          );
+        }
         return;
       }
+      case "+convert-to-slave":
+        if (
+          current !== undefined && eventInstanceAddress(event.payload) === current.primary.address
+        ) {
+          this.#link.replaced(current, "Sentinel converted it to a replica", "sentinel_event");
+        }
+        return;
+      case "-odown":
+        this.#link.wake();
+        return;
+      case "+sentinel":
+        this.#link.peersChanged();
+        return;
     }
-    if (
-      event.channel === "+convert-to-slave" && current !== undefined &&
-      eventInstanceAddress(event.payload) === current.primary.address
-    ) {
-      this.#link.replaced(current, "Sentinel converted it to a replica", "sentinel_event");
-      return;
-    }
-    if (event.channel !== "+sentinel") this.#link.wake();
   }
 
   /** The active probe, until the link closes: `ROLE` on the session in service. */

@@ -79,7 +79,12 @@ export class PrimaryLink implements AsyncDisposable {
     this.#emitter = parts.emitter;
     this.#clock = options.clock ?? SYSTEM_CLOCK;
     if (config.haMode === "sentinel") {
+      const observer = {
+        connected: () => this.#metrics.sentinelConnection(),
+        sent: (count: number) => this.#metrics.sentinelCommands(count),
+      };
       const common = {
+        observer,
         masterName: config.sentinelMaster!,
         username: config.sentinelUsername,
         password: config.sentinelPassword,
@@ -105,6 +110,7 @@ export class PrimaryLink implements AsyncDisposable {
       });
     }
     this.#loop = new ReconnectLoop({
+      watching: () => this.#watching(),
       lastPrimary: () => this.#lastPrimary,
       retiredBy: () => this.#retiredBy,
       connectOptions: () => this.connectOptions(),
@@ -124,8 +130,9 @@ export class PrimaryLink implements AsyncDisposable {
       replaced: (session, why, source) => this.#retireReplaced(session, why, source),
       failed: (session, error) => this.sessionFailed(session, error),
       wake: () => this.#loop.wake(),
-      switched: (target) => this.#loop.switched(target),
+      switched: (target, sentinel) => this.#loop.switched(target, sentinel),
       switchTarget: () => this.#loop.switchTarget,
+      peersChanged: () => this.#resolver?.refreshPeers(),
     };
     this.#checks = new PrimaryChecks(link, {
       haMode: config.haMode,
@@ -136,6 +143,17 @@ export class PrimaryLink implements AsyncDisposable {
       timeoutMs: options.probeTimeoutMs ?? 1000,
       silenceThresholdMs: () => this.#silence?.thresholdMs,
     });
+  }
+
+  /**
+   * The watcher's generation while it is subscribed to a majority of the
+   * known sentinels; undefined otherwise (see {@link ReconnectLoop}).
+   */
+  #watching(): number | undefined {
+    if (this.#watcher === undefined || this.#resolver === undefined) return undefined;
+    const generation = this.#watcher.generation;
+    const majority = Math.floor(this.#resolver.sentinels.length / 2) + 1;
+    return this.#watcher.subscribed.length >= majority ? generation : undefined;
   }
 
   /**
@@ -341,6 +359,8 @@ export class PrimaryLink implements AsyncDisposable {
     if (this.#closing.signal.aborted) return;
     const reason = errorCategory(error);
     this.#retiredBy = reason === "readonly" ? "role_mismatch" : "connection";
+    // The node answered as a replica: what the sentinels named last is out of date.
+    if (reason === "readonly") this.#loop.forget();
     this.#metrics.reconnect(reason, session.primary.address);
     const next = this.#loop.failed();
     const message = error instanceof Error ? error.message : String(error);
@@ -349,7 +369,8 @@ export class PrimaryLink implements AsyncDisposable {
       error: message,
       primary: session.primary.address,
     });
-    logger.warn("Redis primary {primary} failed: {error}; reconnecting", {
+    // Info, not a warning: the one warning of a failover is the "primary changed" line.
+    logger.info("Redis primary {primary} failed: {error}; reconnecting", {
       primary: session.primary.address,
       error: message,
     });
@@ -360,11 +381,12 @@ export class PrimaryLink implements AsyncDisposable {
     if (session.retired) return;
     this.#retiredBy = source;
     this.#metrics.reconnect(source, session.primary.address);
-    logger.warn("Redis primary {primary} was replaced ({why}); switching", {
+    logger.info("Redis primary {primary} was replaced ({why}); switching", {
       primary: session.primary.address,
       why,
     });
     this.#retire(session, false);
+    this.#loop.forget();
     this.#loop.wake();
   }
 

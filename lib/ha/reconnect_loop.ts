@@ -14,7 +14,12 @@ import type { Clock } from "../common/clock.ts";
 import { backoffDelayMs } from "./backoff.ts";
 import type { ConnectOptions } from "../protocol/connection.ts";
 import { type Endpoint, formatEndpoint } from "../protocol/endpoint.ts";
-import { AuthError, NotPermittedError, RetriesExhaustedError } from "../common/errors.ts";
+import {
+  AuthError,
+  NotPermittedError,
+  RetriesExhaustedError,
+  RoleMismatchError,
+} from "../common/errors.ts";
 import { openSession, type PrimaryInfo, type Session } from "./_session.ts";
 import type { FailoverSource } from "./client_metrics.ts";
 import type { ClientParts } from "./client_options.ts";
@@ -28,6 +33,12 @@ const logger = libraryLogger("client");
 
 /** What the loop asks of the link it works for. */
 export interface LoopLink {
+  /**
+   * How far Sentinel's events reach the link: a generation that changes
+   * whenever a subscription is lost (events may have been missed since), or
+   * undefined while it is not subscribed to a majority of the sentinels.
+   */
+  watching(): number | undefined;
   /** The last primary a session was confirmed with. */
   lastPrimary(): PrimaryInfo | undefined;
   /** What retired the last session (the `source` of a failover it then finds). */
@@ -48,6 +59,21 @@ export interface ReconnectLoopParts extends ClientParts {
   readonly closing: AbortSignal;
 }
 
+/** A primary the sentinels named, and when. */
+interface NamedPrimary {
+  readonly endpoint: Endpoint;
+  readonly configEpoch: number | undefined;
+  /** The watcher's generation when it was named (see {@link LoopLink.watching}). */
+  readonly generation: number | undefined;
+  /** When the sentinels named it (the clock's milliseconds). */
+  readonly at: number;
+  /** How long the name is trusted without asking again: twice the sentinels' down-after, plus 2 s. */
+  readonly trustMs: number;
+}
+
+/** How long a name is trusted when the sentinels' down-after is unknown. */
+const DEFAULT_TRUST_MS = 62_000;
+
 /** Finds and confirms the next primary, one attempt after another. */
 export class ReconnectLoop {
   readonly #link: LoopLink;
@@ -63,6 +89,13 @@ export class ReconnectLoop {
   #switchTarget: string | undefined;
   #switches = 0;
   #lastDecision: MasterDecision | undefined;
+  /**
+   * The last primary the sentinels named, reused by later attempts while it
+   * can be trusted (see {@link ReconnectLoop.#choosePrimary}).
+   */
+  #named: NamedPrimary | undefined;
+  /** A switch Sentinel announced and the loop has not acted on yet. */
+  #hint: { target: Endpoint; sentinel: string } | undefined;
   /** The primary last found outside the network permission (reported once). */
   #unpermitted: string | undefined;
 
@@ -87,10 +120,25 @@ export class ReconnectLoop {
     return this.#switchTarget;
   }
 
-  /** Sentinel announced a switch to `target` (`host:port`). */
-  switched(target: string): void {
+  /**
+   * Sentinel `sentinel` announced a switch to `target`. The first
+   * announcement of a target wakes the loop, which connects straight to it
+   * (confirming its config-epoch with that sentinel); the same switch
+   * announced again by the other sentinels changes nothing.
+   */
+  switched(target: Endpoint, sentinel: string): void {
+    const address = formatEndpoint(target);
+    if (address === this.#switchTarget) return;
     this.#switches++;
-    this.#switchTarget = target;
+    this.#switchTarget = address;
+    this.#hint = { target, sentinel };
+    this.#named = undefined;
+    this.wake();
+  }
+
+  /** The primary the loop last connected to is not the primary any more: ask the sentinels anew. */
+  forget(): void {
+    this.#named = undefined;
   }
 
   /** Sentinel announced a change: the loop's backoff (or attempt) ends now. */
@@ -146,6 +194,14 @@ export class ReconnectLoop {
           continue;
         }
         this.#unpermitted = undefined;
+        // Confirmed now: what the sentinels named stays trusted while the subscriptions that
+        // would announce its replacement last (the watcher may have subscribed since it was named).
+        if (
+          this.#named !== undefined &&
+          formatEndpoint(this.#named.endpoint) === session.primary.address
+        ) {
+          this.#named = { ...this.#named, generation: this.#link.watching() };
+        }
         return { session, attempts };
       } catch (error) {
         this.#parts.closing.throwIfAborted();
@@ -173,6 +229,9 @@ export class ReconnectLoop {
       );
     }
     if (classifyFailure(error, { idempotent: true }) === "fatal") throw error;
+    // The node answered and is not the primary: ask the sentinels anew next time (a node that
+    // does not answer keeps the cached name until Sentinel announces its replacement).
+    if (error instanceof RoleMismatchError) this.#named = undefined;
     this.#attempted++;
     this.#lastAttemptError = error;
     this.#failures++;
@@ -195,7 +254,10 @@ export class ReconnectLoop {
       error: message,
       primary,
     });
-    logger.warn(
+    // One warning per outage at most from here: when two attempts are left. A failover
+    // usually ends well before, and its one warning is the "primary changed" line.
+    const warn = this.#failures === this.#parts.config.reconnectAttempts - 2;
+    (warn ? logger.warn : logger.info)(
       "Redis reconnecting (attempt {attempt} of {attempts}, next in up to {delayMs}ms, last primary {primary}): {error}",
       {
         attempt: this.#failures,
@@ -224,21 +286,70 @@ export class ReconnectLoop {
     }
   }
 
-  /** Resolves the primary (sentinel mode) and opens a confirmed session to it. */
-  async #establish(signal: AbortSignal): Promise<Session> {
-    let endpoint: Endpoint;
-    let configEpoch: number | undefined;
-    const asked = this.#parts.clock.now();
-    if (this.#parts.resolver !== undefined) {
-      const decision = await this.#parts.resolver.resolve({ signal });
-      this.#lastDecision = decision;
-      endpoint = decision.primary;
-      configEpoch = decision.configEpoch;
-      this.#parts.silence?.setDownAfter(decision.downAfterMs);
-      this.#reportStale(decision);
-    } else {
-      endpoint = this.#parts.config.url;
+  /**
+   * Where to connect, from the cheapest source that can be trusted:
+   * - a switch Sentinel just announced: its target, with the config-epoch
+   *   the announcing sentinel (the failover's leader) reports for it, one
+   *   command to one sentinel;
+   * - the primary the sentinels named last, for at most twice their
+   *   down-after (plus 2 s) while no switch was announced
+   *   since and the link has been subscribed to a majority of the sentinels
+   *   all along (a subscription lost, events may have been missed): attempts
+   *   against a primary that just died then cost the sentinels nothing, and
+   *   the announcement of its replacement ends them;
+   * - otherwise, all sentinels (see {@link SentinelResolver.resolve}).
+   */
+  async #choosePrimary(
+    signal: AbortSignal,
+  ): Promise<{ endpoint: Endpoint; configEpoch: number | undefined }> {
+    const resolver = this.#parts.resolver;
+    if (resolver === undefined) return { endpoint: this.#parts.config.url, configEpoch: undefined };
+    const hint = this.#hint;
+    if (hint !== undefined) {
+      this.#hint = undefined;
+      const answer = await resolver.ask(hint.sentinel, { signal });
+      if (
+        answer.kind === "master" &&
+        formatEndpoint(answer.primary) === formatEndpoint(hint.target)
+      ) {
+        this.#named = {
+          endpoint: hint.target,
+          configEpoch: answer.configEpoch,
+          generation: this.#link.watching(),
+          at: this.#parts.clock.now(),
+          trustMs: this.#named?.trustMs ?? DEFAULT_TRUST_MS,
+        };
+        return { endpoint: hint.target, configEpoch: answer.configEpoch };
+      }
     }
+    const named = this.#named;
+    const generation = this.#link.watching();
+    if (
+      named !== undefined && generation !== undefined && named.generation === generation &&
+      this.#parts.clock.now() - named.at < named.trustMs
+    ) {
+      return { endpoint: named.endpoint, configEpoch: named.configEpoch };
+    }
+    const decision = await resolver.resolve({ signal });
+    this.#lastDecision = decision;
+    this.#parts.silence?.setDownAfter(decision.downAfterMs);
+    this.#reportStale(decision);
+    this.#named = {
+      endpoint: decision.primary,
+      configEpoch: decision.configEpoch,
+      generation: this.#link.watching(),
+      at: this.#parts.clock.now(),
+      trustMs: decision.downAfterMs === undefined
+        ? DEFAULT_TRUST_MS
+        : 2 * decision.downAfterMs + 2_000,
+    };
+    return { endpoint: decision.primary, configEpoch: decision.configEpoch };
+  }
+
+  /** Chooses the primary and opens a confirmed session to it. */
+  async #establish(signal: AbortSignal): Promise<Session> {
+    const asked = this.#parts.clock.now();
+    const { endpoint, configEpoch } = await this.#choosePrimary(signal);
     const address = formatEndpoint(endpoint);
     this.#parts.silence?.named(address, asked);
     const opening = performance.now();
@@ -277,7 +388,8 @@ export class ReconnectLoop {
         chosenEpoch: decision.configEpoch,
       };
       this.#parts.emitter.emit("stale-sentinel", detail);
-      logger.warn(
+      // Normal for a second or so after a failover, until every sentinel has heard of it.
+      logger.info(
         "Sentinel {sentinel} reports {reported} (epoch {configEpoch}); using {chosen} (epoch {chosenEpoch})",
         detail,
       );

@@ -4,12 +4,19 @@
  * {@link decideMaster}). Keeps the seed list forever and adds sentinels it
  * learns from `SENTINEL SENTINELS`.
  *
+ * One connection per sentinel is kept open and reused by every resolution,
+ * so a failover costs each sentinel two commands per client and no new
+ * connection (hundreds of clients resolve at once after a switch). A
+ * connection that fails or misses a deadline is closed and opened anew at
+ * the next resolution. The peers are asked for (`SENTINEL SENTINELS`) on the
+ * first resolution, when told of a new sentinel, and every five minutes.
+ *
  * @module
  */
 
 import { abortable } from "../common/abortable.ts";
 import { RedisConnection } from "../protocol/connection.ts";
-import { type Endpoint, formatEndpoint } from "../protocol/endpoint.ts";
+import { type Endpoint, formatEndpoint, parseEndpoint } from "../protocol/endpoint.ts";
 import {
   AclDeniedError,
   AuthError,
@@ -42,7 +49,20 @@ export interface SentinelResolverOptions {
   caCerts?: readonly string[] | undefined;
   /** Per-sentinel deadline for connect plus answer. @default {500} */
   perSentinelTimeoutMs?: number | undefined;
+  /** Told of every connection opened to a sentinel and every command sent (for metrics). */
+  observer?: SentinelObserver | undefined;
 }
+
+/** What a resolver or watcher reports about its traffic to the sentinels. */
+export interface SentinelObserver {
+  /** A connection to a sentinel was opened. */
+  connected(): void;
+  /** `count` commands were sent to sentinels. */
+  sent(count: number): void;
+}
+
+/** How often the sentinels are asked for their peers, when nothing says sooner. */
+const PEERS_REFRESH_MS = 5 * 60_000;
 
 /** Resolves the current primary from sentinels. Dispose it to wait for stray queries. */
 export class SentinelResolver implements AsyncDisposable {
@@ -51,6 +71,10 @@ export class SentinelResolver implements AsyncDisposable {
   readonly #discovered = new Map<string, Endpoint>();
   readonly #stray = new Set<Promise<unknown>>();
   readonly #closing = new AbortController();
+  /** One open connection per sentinel (`host:port`), reused by every resolution. */
+  readonly #connections = new Map<string, Promise<RedisConnection>>();
+  /** When the peers were last asked for (`performance.now()`); undefined: ask next time. */
+  #peersAskedAt: number | undefined;
 
   /** Creates a resolver; it opens connections only while resolving. */
   constructor(options: SentinelResolverOptions) {
@@ -59,6 +83,32 @@ export class SentinelResolver implements AsyncDisposable {
     }
     this.#options = options;
     this.#seeds = [...options.sentinels];
+  }
+
+  /**
+   * Asks one sentinel (`host:port`, as events name it) what it reports, on
+   * its open connection. An address it does not know is parsed and asked
+   * all the same.
+   */
+  async ask(
+    sentinel: string,
+    options: { signal?: AbortSignal | undefined } = {},
+  ): Promise<SentinelAnswer> {
+    options.signal?.throwIfAborted();
+    const endpoint = this.sentinels.find((s) => formatEndpoint(s) === sentinel) ??
+      parseEndpoint(sentinel);
+    if (typeof endpoint === "string") {
+      return { sentinel, kind: "error", error: endpoint };
+    }
+    const query = this.#ask(endpoint);
+    this.#stray.add(query);
+    void query.finally(() => this.#stray.delete(query));
+    return await abortable(query, options.signal);
+  }
+
+  /** Asks for the peers (`SENTINEL SENTINELS`) at the next resolution: a new sentinel was seen. */
+  refreshPeers(): void {
+    this.#peersAskedAt = undefined;
   }
 
   /** Every sentinel it asks: the seeds, then the discovered ones. */
@@ -132,21 +182,41 @@ export class SentinelResolver implements AsyncDisposable {
     return decideMaster(snapshot, this.#options.masterName);
   }
 
+  /** The open connection to `sentinel`, opened if there is none. */
+  #connection(sentinel: Endpoint, name: string, timeoutMs: number): Promise<RedisConnection> {
+    const open = this.#connections.get(name);
+    if (open !== undefined) {
+      return open.then((conn) => conn.closed ? this.#reopen(sentinel, name, timeoutMs) : conn);
+    }
+    return this.#reopen(sentinel, name, timeoutMs);
+  }
+
+  #reopen(sentinel: Endpoint, name: string, timeoutMs: number): Promise<RedisConnection> {
+    const connecting = RedisConnection.connect(sentinel, {
+      tls: this.#options.tls,
+      caCerts: this.#options.caCerts,
+      username: this.#options.username,
+      password: this.#options.password,
+      connectTimeoutMs: timeoutMs,
+      credentialVariables: "MN_REDIS_SENTINEL_USERNAME/MN_REDIS_SENTINEL_PASSWORD",
+      tlsVariable: "MN_REDIS_SENTINEL_TLS",
+      signal: this.#closing.signal,
+    });
+    this.#options.observer?.connected();
+    this.#connections.set(name, connecting);
+    connecting.catch(() => {
+      if (this.#connections.get(name) === connecting) this.#connections.delete(name);
+    });
+    return connecting;
+  }
+
   async #ask(sentinel: Endpoint): Promise<SentinelAnswer> {
     const name = formatEndpoint(sentinel);
     const timeoutMs = this.#options.perSentinelTimeoutMs ?? 500;
     const started = performance.now();
+    let conn: RedisConnection | undefined;
     try {
-      await using conn = await RedisConnection.connect(sentinel, {
-        tls: this.#options.tls,
-        caCerts: this.#options.caCerts,
-        username: this.#options.username,
-        password: this.#options.password,
-        connectTimeoutMs: timeoutMs,
-        credentialVariables: "MN_REDIS_SENTINEL_USERNAME/MN_REDIS_SENTINEL_PASSWORD",
-        tlsVariable: "MN_REDIS_SENTINEL_TLS",
-        signal: this.#closing.signal,
-      });
+      conn = await this.#connection(sentinel, name, timeoutMs);
       const sendOptions = {
         timeoutMs: Math.max(1, Math.round(timeoutMs - (performance.now() - started))),
         signal: this.#closing.signal,
@@ -157,13 +227,18 @@ export class SentinelResolver implements AsyncDisposable {
         ["SENTINEL", "GET-MASTER-ADDR-BY-NAME", this.#options.masterName],
         sendOptions,
       );
-      const peersReply = conn.send(
-        ["SENTINEL", "SENTINELS", this.#options.masterName],
-        sendOptions,
-      );
+      const askPeers = this.#peersAskedAt === undefined ||
+        performance.now() - this.#peersAskedAt > PEERS_REFRESH_MS;
+      const peersReply = askPeers
+        ? conn.send(["SENTINEL", "SENTINELS", this.#options.masterName], sendOptions)
+        : Promise.resolve(null);
+      this.#options.observer?.sent(askPeers ? 3 : 2);
       const [master, addr, peers] = await Promise.allSettled([masterReply, addrReply, peersReply]);
       if (master.status === "rejected") throw master.reason;
-      if (peers.status === "fulfilled" && Array.isArray(peers.value)) this.#learn(peers.value);
+      if (peers.status === "fulfilled" && Array.isArray(peers.value)) {
+        this.#learn(peers.value);
+        this.#peersAskedAt = performance.now();
+      }
       const fields = replyToMap(master.value);
       const host = replyToString(fields.get("ip") ?? null);
       const port = Number(replyToString(fields.get("port") ?? null));
@@ -195,6 +270,12 @@ export class SentinelResolver implements AsyncDisposable {
         downAfterMs: Number.isFinite(downAfterMs) && downAfterMs > 0 ? downAfterMs : undefined,
       };
     } catch (error) {
+      // A connection that failed or missed its deadline is not reused: the next resolution opens
+      // a fresh one (a hung sentinel's replies would otherwise pile up behind it).
+      if (!(error instanceof ReplyError) && conn !== undefined) {
+        void conn.close();
+        if (this.#connections.get(name) !== undefined) this.#connections.delete(name);
+      }
       if (error instanceof ReplyError && /No such master/i.test(error.reply)) {
         return { sentinel: name, kind: "unknown-master" };
       }
@@ -256,10 +337,13 @@ export class SentinelResolver implements AsyncDisposable {
     }
   }
 
-  /** Ends queries still running after a decision and waits for them. Idempotent. */
+  /** Ends queries still running after a decision, waits for them, closes the connections. Idempotent. */
   async close(): Promise<void> {
     this.#closing.abort();
     while (this.#stray.size > 0) await Promise.allSettled([...this.#stray]);
+    const open = [...this.#connections.values()];
+    this.#connections.clear();
+    await Promise.all(open.map((c) => c.then((conn) => conn.close(), () => {})));
   }
 
   /** Same as {@link SentinelResolver.close}. */

@@ -11,6 +11,7 @@ import { RedisConnection } from "../protocol/connection.ts";
 import { type Endpoint, formatEndpoint } from "../protocol/endpoint.ts";
 import { eventMasterName, parseSwitchMaster } from "./resolver_decision.ts";
 import type { Secret } from "../common/secret.ts";
+import type { SentinelObserver } from "./sentinel_resolver.ts";
 
 /** The Sentinel channels watched. */
 export const SENTINEL_CHANNELS: readonly string[] = [
@@ -59,12 +60,15 @@ export interface SentinelWatcherOptions {
   connectTimeoutMs?: number | undefined;
   /** Called for every event about the master. */
   onEvent: (event: SentinelEvent) => void;
+  /** Told of every connection opened to a sentinel and every command sent (for metrics). */
+  observer?: SentinelObserver | undefined;
 }
 
 /** Keeps pub/sub subscriptions open on up to N sentinels. Dispose it to stop. */
 export class SentinelWatcher implements AsyncDisposable {
   readonly #options: SentinelWatcherOptions;
   readonly #connections = new Map<string, RedisConnection>();
+  #generation = 0;
   readonly #stop = new AbortController();
   readonly #loop: Promise<void>;
   #filled = Promise.withResolvers<void>();
@@ -73,6 +77,20 @@ export class SentinelWatcher implements AsyncDisposable {
   constructor(options: SentinelWatcherOptions) {
     this.#options = options;
     this.#loop = this.#run();
+  }
+
+  /**
+   * Bumped whenever a subscription is lost: events published while it was
+   * down were missed, so what was learned before may be out of date.
+   */
+  get generation(): number {
+    for (const [name, conn] of this.#connections) {
+      if (conn.closed) {
+        this.#connections.delete(name);
+        this.#generation++;
+      }
+    }
+    return this.#generation;
   }
 
   /** Sentinels currently subscribed to, as `host:port`. */
@@ -100,7 +118,10 @@ export class SentinelWatcher implements AsyncDisposable {
   async #refill(): Promise<void> {
     const want = this.#options.subscriptions ?? 5;
     for (const [name, conn] of this.#connections) {
-      if (conn.closed) this.#connections.delete(name);
+      if (conn.closed) {
+        this.#connections.delete(name);
+        this.#generation++;
+      }
     }
     for (const sentinel of this.#options.sentinels()) {
       if (this.#connections.size >= want || this.#stop.signal.aborted) return;
@@ -108,6 +129,7 @@ export class SentinelWatcher implements AsyncDisposable {
       if (this.#connections.has(name)) continue;
       let conn: RedisConnection | undefined;
       try {
+        this.#options.observer?.connected();
         conn = await RedisConnection.connect(sentinel, {
           tls: this.#options.tls,
           caCerts: this.#options.caCerts,
@@ -119,6 +141,7 @@ export class SentinelWatcher implements AsyncDisposable {
           tlsVariable: "MN_REDIS_SENTINEL_TLS",
         });
         // A sentinel that accepts and never confirms the subscription is skipped after the deadline.
+        this.#options.observer?.sent(SENTINEL_CHANNELS.length);
         await conn.subscribe(
           SENTINEL_CHANNELS,
           (channel, payload) => this.#deliver(name, channel, payload),
