@@ -63,7 +63,14 @@ interface Pending {
 /** Handler for pub/sub messages on a subscribed connection. */
 export type MessageHandler = (channel: string, message: string) => void;
 
-const READ_SIZE = 64 * 1024;
+/**
+ * The socket read buffer starts small and doubles each time a read fills it,
+ * up to 64 KiB: a sentinel or an idle node's connection keeps 4 KiB, a busy
+ * one grows to the size that keeps reads few (hundreds of clients hold
+ * several connections each).
+ */
+const READ_SIZE_MIN = 4 * 1024;
+const READ_SIZE_MAX = 64 * 1024;
 /** Commands per socket write at most. */
 const MAX_BATCH_COMMANDS = 16;
 
@@ -360,7 +367,7 @@ export class RedisConnection implements AsyncDisposable {
   }
 
   async #read(): Promise<void> {
-    const buf = new Uint8Array(READ_SIZE);
+    let buf = new Uint8Array(READ_SIZE_MIN);
     try {
       while (true) {
         // A large bulk reply is read straight into its own buffer: no copy in JavaScript.
@@ -381,6 +388,9 @@ export class RedisConnection implements AsyncDisposable {
         this.#readHook?.();
         if (target === undefined) this.#reader.push(buf.subarray(0, n));
         else this.#reader.advance(n);
+        if (target === undefined && n === buf.length && buf.length < READ_SIZE_MAX) {
+          buf = new Uint8Array(buf.length * 2);
+        }
         let reply: RespReply | undefined;
         while ((reply = this.#reader.next()) !== undefined) this.#dispatch(reply);
       }

@@ -1,6 +1,7 @@
 /**
  * The handshake every new connection makes before it is used: AUTH (with
- * the user, if one is set), SELECT, CLIENT SETNAME and a PING, pipelined,
+ * the user, if one is set), SELECT and CLIENT SETNAME (a PING when none of
+ * them is sent), pipelined,
  * each refusal turned into the error that names the setting to fix.
  *
  * @module
@@ -29,8 +30,9 @@ export interface HandshakeOptions {
 /**
  * Runs the handshake through `send` (one connection's pipeline) on the node
  * at `where`. Every step is settled before the first failure is reported,
- * so none is left unhandled; the PING at the end makes a peer that accepts
- * and never answers fail here.
+ * so none is left unhandled; at least one command is always awaited (a PING
+ * when nothing else is sent), so a peer that accepts and never answers fails
+ * here.
  */
 export async function handshake(
   send: (args: RespArg[]) => Promise<RespReply>,
@@ -66,7 +68,8 @@ export async function handshake(
     );
   }
   if (options.clientName !== undefined) steps.push(send(["CLIENT", "SETNAME", options.clientName]));
-  steps.push(send(["PING"]));
+  // A peer that accepts and never answers must fail here: a PING when no step above asks.
+  if (steps.length === 0) steps.push(send(["PING"]));
   const results = await Promise.allSettled(steps);
   for (const r of results) {
     if (r.status === "rejected") {

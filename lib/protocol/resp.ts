@@ -193,7 +193,8 @@ interface Frame {
  * chunks is parsed once, not again from its start for every chunk.
  */
 export class RespReader {
-  #buf: Uint8Array = new Uint8Array(64 * 1024);
+  /** Starts small (a sentinel's replies are short) and doubles when a reply needs more. */
+  #buf: Uint8Array = new Uint8Array(4 * 1024);
   #start = 0;
   #end = 0;
   #stack: Frame[] = [];

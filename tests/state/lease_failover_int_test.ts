@@ -8,9 +8,6 @@ import { assert, assertEquals } from "../_harness/assert.ts";
 import { openStore, sentinelConfig, startCluster, waitFor } from "../_harness/mod.ts";
 import { LEADER_LEASE } from "../../lib/state/keys.ts";
 import { campaign } from "../../lib/state/lease.ts";
-import { RedisProcess } from "../../lib/process/redis_process.ts";
-import { parseInfo } from "../../lib/protocol/info.ts";
-import { replyToString } from "../../lib/protocol/resp.ts";
 import { delay } from "../../lib/common/delay.ts";
 import type { StateStore } from "../../lib/state/state_store.ts";
 
@@ -90,20 +87,7 @@ Deno.test("leases through 3 consecutive primary kills: the holders' 'I hold it' 
       await victim.waitExit();
       const next = await cluster.waitForAgreement({ excluding: primary, timeoutMs: 30_000 });
       // The killed node comes back as a replica of the new primary, on its old port.
-      const restarted = await RedisProcess.startServer({
-        dir: cluster.dir,
-        port: primary.port,
-        replicaOf: next,
-      });
-      cluster.nodes.splice(cluster.nodes.indexOf(victim), 1, restarted);
-      await waitFor(async () => {
-        await using conn = await restarted.connect();
-        const link = parseInfo(replyToString(await conn.send(["INFO", "replication"])) ?? "")
-          .get("master_link_status");
-        return link === "up"
-          ? { done: true, value: undefined }
-          : { done: false, observed: `master_link_status ${link}` };
-      }, { what: "the restarted node to replicate", timeoutMs: 20_000 });
+      await cluster.restartAsReplica(primary, next);
     }
     await grants(2);
   } finally {
