@@ -1,8 +1,9 @@
 /**
  * Whether the session in service still talks to the primary: the active
  * probe (`ROLE` on a timer, which also finds a primary that hangs without
- * closing its socket), the re-check after a `WAIT` shortfall (`ROLE` and the
- * sentinels), and Sentinel's pub/sub events as hints. Each finding goes to
+ * closing its socket), the re-check after a `WAIT` shortfall (`ROLE`, and the
+ * sentinels at most once a second while their events are heard), and
+ * Sentinel's pub/sub events as hints. Each finding goes to
  * the {@link PrimaryLink}, which retires the session or wakes its reconnect
  * loop.
  *
@@ -42,7 +43,17 @@ export interface CheckedLink {
   peersChanged(): void;
   /** The latest `+switch-master` target, if any was announced. */
   switchTarget(): string | undefined;
+  /** The watcher's generation while it is subscribed to a majority (see `LoopLink.watching`). */
+  watching(): number | undefined;
 }
+
+/**
+ * How long the sentinels' naming of a primary answers later re-checks of
+ * it, while the watcher stays subscribed to a majority (a switch would be
+ * announced): a run of `WAIT` shortfalls asks them once a second at most,
+ * not once per write of every client.
+ */
+const SENTINELS_ANSWER_MS = 1000;
 
 /** What the checks need besides the link. */
 export interface PrimaryChecksOptions {
@@ -67,6 +78,8 @@ export class PrimaryChecks {
   readonly #link: CheckedLink;
   readonly #options: PrimaryChecksOptions;
   readonly #reverifying = new WeakMap<Session, Promise<boolean>>();
+  /** The last re-check the sentinels answered: the primary they named, when, under which generation. */
+  #named: { address: string; at: number; generation: number } | undefined;
 
   /** Binds the checks to `link`; the probe starts with {@link PrimaryChecks.probe}. */
   constructor(link: CheckedLink, options: PrimaryChecksOptions) {
@@ -100,11 +113,15 @@ export class PrimaryChecks {
         this.#link.replaced(session, `ROLE reports ${role}`, "role_mismatch");
         return true;
       }
-      if (resolver !== undefined) {
+      if (resolver !== undefined && !this.#recentlyNamed(session.primary.address)) {
+        const generation = this.#link.watching();
         const decision = await resolver.resolve({
           signal: AbortSignal.any([closing, AbortSignal.timeout(timeoutMs)]),
         });
         const named = formatEndpoint(decision.primary);
+        this.#named = generation === undefined
+          ? undefined
+          : { address: named, at: this.#options.clock.now(), generation };
         if (named !== session.primary.address) {
           this.#link.replaced(session, `the sentinels now name ${named}`, "probe");
           return true;
@@ -116,6 +133,14 @@ export class PrimaryChecks {
       this.#link.failed(session, error);
       return true;
     }
+  }
+
+  /** Whether the sentinels named `address` less than a second ago, with no event missed since. */
+  #recentlyNamed(address: string): boolean {
+    const named = this.#named;
+    return named !== undefined && named.address === address &&
+      named.generation === this.#link.watching() &&
+      this.#options.clock.now() - named.at < SENTINELS_ANSWER_MS;
   }
 
   /**

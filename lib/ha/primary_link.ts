@@ -133,6 +133,7 @@ export class PrimaryLink implements AsyncDisposable {
       switched: (target, sentinel) => this.#loop.switched(target, sentinel),
       switchTarget: () => this.#loop.switchTarget,
       peersChanged: () => this.#resolver?.refreshPeers(),
+      watching: () => this.#watching(),
     };
     this.#checks = new PrimaryChecks(link, {
       haMode: config.haMode,

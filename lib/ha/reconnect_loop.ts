@@ -25,7 +25,7 @@ import type { FailoverSource } from "./client_metrics.ts";
 import type { ClientParts } from "./client_options.ts";
 import { libraryLogger } from "../common/log.ts";
 import { classifyFailure, isAuthReply } from "./failures.ts";
-import type { MasterDecision } from "./resolver_decision.ts";
+import type { MasterDecision, SentinelAnswer } from "./resolver_decision.ts";
 import type { SentinelResolver } from "./sentinel_resolver.ts";
 import type { SilenceGuard } from "./silence_guard.ts";
 
@@ -67,8 +67,20 @@ interface NamedPrimary {
   readonly generation: number | undefined;
   /** When the sentinels named it (the clock's milliseconds). */
   readonly at: number;
-  /** How long the name is trusted without asking again: twice the sentinels' down-after, plus 2 s. */
+  /**
+   * How long into an outage the name is trusted without asking again: twice
+   * the sentinels' down-after, plus 2 s (by then Sentinel has announced the
+   * failover it would make).
+   */
   readonly trustMs: number;
+}
+
+/** Where the loop connects next, and (after an announced switch) the answer that must agree. */
+interface Choice {
+  readonly endpoint: Endpoint;
+  readonly configEpoch: number | undefined;
+  /** The announcing sentinel's answer, asked while the session opens. */
+  readonly confirm?: { readonly sentinel: string; readonly answer: Promise<SentinelAnswer> };
 }
 
 /** How long a name is trusted when the sentinels' down-after is unknown. */
@@ -96,6 +108,8 @@ export class ReconnectLoop {
   #named: NamedPrimary | undefined;
   /** A switch Sentinel announced and the loop has not acted on yet. */
   #hint: { target: Endpoint; sentinel: string } | undefined;
+  /** When a command last succeeded (the clock's milliseconds): an outage started after it. */
+  #lastSuccessAt = 0;
   /** The primary last found outside the network permission (reported once). */
   #unpermitted: string | undefined;
 
@@ -151,6 +165,7 @@ export class ReconnectLoop {
   /** A command succeeded: the consecutive failures start over. */
   succeeded(): void {
     this.#failures = 0;
+    this.#lastSuccessAt = this.#parts.clock.now();
   }
 
   /** The session in service failed: one more consecutive failure, and the next backoff. */
@@ -288,45 +303,37 @@ export class ReconnectLoop {
 
   /**
    * Where to connect, from the cheapest source that can be trusted:
-   * - a switch Sentinel just announced: its target, with the config-epoch
-   *   the announcing sentinel (the failover's leader) reports for it, one
-   *   command to one sentinel;
-   * - the primary the sentinels named last, for at most twice their
-   *   down-after (plus 2 s) while no switch was announced
+   * - a switch Sentinel just announced: its target, connected to at once
+   *   while the announcing sentinel is asked (one command to one sentinel)
+   *   whether it still names it, and with which config-epoch;
+   * - the primary the sentinels named last, up to twice their down-after
+   *   (plus 2 s) into an outage, while no switch was announced
    *   since and the link has been subscribed to a majority of the sentinels
    *   all along (a subscription lost, events may have been missed): attempts
    *   against a primary that just died then cost the sentinels nothing, and
    *   the announcement of its replacement ends them;
    * - otherwise, all sentinels (see {@link SentinelResolver.resolve}).
    */
-  async #choosePrimary(
-    signal: AbortSignal,
-  ): Promise<{ endpoint: Endpoint; configEpoch: number | undefined }> {
+  async #choosePrimary(signal: AbortSignal): Promise<Choice> {
     const resolver = this.#parts.resolver;
     if (resolver === undefined) return { endpoint: this.#parts.config.url, configEpoch: undefined };
     const hint = this.#hint;
     if (hint !== undefined) {
       this.#hint = undefined;
-      const answer = await resolver.ask(hint.sentinel, { signal });
-      if (
-        answer.kind === "master" &&
-        formatEndpoint(answer.primary) === formatEndpoint(hint.target)
-      ) {
-        this.#named = {
-          endpoint: hint.target,
-          configEpoch: answer.configEpoch,
-          generation: this.#link.watching(),
-          at: this.#parts.clock.now(),
-          trustMs: this.#named?.trustMs ?? DEFAULT_TRUST_MS,
-        };
-        return { endpoint: hint.target, configEpoch: answer.configEpoch };
-      }
+      // Asked while the session opens, not before it: the answer only has to agree.
+      const confirm = resolver.ask(hint.sentinel, { signal });
+      confirm.catch(() => {});
+      return {
+        endpoint: hint.target,
+        configEpoch: undefined,
+        confirm: { ...hint, answer: confirm },
+      };
     }
     const named = this.#named;
     const generation = this.#link.watching();
     if (
       named !== undefined && generation !== undefined && named.generation === generation &&
-      this.#parts.clock.now() - named.at < named.trustMs
+      this.#parts.clock.now() - Math.max(named.at, this.#lastSuccessAt) < named.trustMs
     ) {
       return { endpoint: named.endpoint, configEpoch: named.configEpoch };
     }
@@ -346,36 +353,72 @@ export class ReconnectLoop {
     return { endpoint: decision.primary, configEpoch: decision.configEpoch };
   }
 
-  /** Chooses the primary and opens a confirmed session to it. */
+  /**
+   * Chooses the primary and opens a confirmed session to it. A session
+   * opened on an announced switch is kept once the announcing sentinel
+   * names the same primary (its config-epoch is then the session's);
+   * otherwise it is closed and the sentinels are asked in full.
+   */
   async #establish(signal: AbortSignal): Promise<Session> {
-    const asked = this.#parts.clock.now();
-    const { endpoint, configEpoch } = await this.#choosePrimary(signal);
-    const address = formatEndpoint(endpoint);
-    this.#parts.silence?.named(address, asked);
-    const opening = performance.now();
-    try {
-      const session = await openSession(endpoint, {
-        connect: { ...this.#link.connectOptions(), signal },
-        requireMaster: this.#parts.config.haMode === "sentinel",
-        configEpoch,
-        wait: {
-          replicas: this.#parts.config.waitReplicas,
-          timeoutMs: this.#parts.config.waitTimeoutMs,
-        },
-        onRead: this.#parts.silence === undefined
-          ? undefined
-          : () => this.#parts.silence!.heard(address),
-      });
+    while (true) {
+      const asked = this.#parts.clock.now();
+      const choosing = performance.now();
+      const choice = await this.#choosePrimary(signal);
+      const address = formatEndpoint(choice.endpoint);
+      this.#parts.silence?.named(address, asked);
+      const opening = performance.now();
+      let session: Session;
+      try {
+        session = await openSession(choice.endpoint, {
+          connect: { ...this.#link.connectOptions(), signal },
+          requireMaster: this.#parts.config.haMode === "sentinel",
+          configEpoch: choice.configEpoch,
+          wait: {
+            replicas: this.#parts.config.waitReplicas,
+            timeoutMs: this.#parts.config.waitTimeoutMs,
+          },
+          onRead: this.#parts.silence === undefined
+            ? undefined
+            : () => this.#parts.silence!.heard(address),
+        });
+      } catch (error) {
+        this.#parts.metrics.operation("CONNECT", (performance.now() - opening) / 1000, false);
+        if (error instanceof NotPermittedError) {
+          throw this.#notPermitted(address, choice.configEpoch, error);
+        }
+        throw error;
+      }
+      if (choice.confirm !== undefined) {
+        const answer = await choice.confirm.answer.catch((error) => ({
+          kind: "error" as const,
+          error: String(error),
+        }));
+        if (answer.kind !== "master" || formatEndpoint(answer.primary) !== address) {
+          // The announcer names another primary by now: ask all the sentinels.
+          await Promise.all([session.hot.close(), session.durable.close()]);
+          signal.throwIfAborted();
+          this.#named = undefined;
+          continue;
+        }
+        this.#named = {
+          endpoint: choice.endpoint,
+          configEpoch: answer.configEpoch,
+          generation: this.#link.watching(),
+          at: this.#parts.clock.now(),
+          trustMs: this.#named?.trustMs ?? DEFAULT_TRUST_MS,
+        };
+        session = { ...session, primary: { ...session.primary, configEpoch: answer.configEpoch } };
+      }
+      const opened = performance.now();
       // Connecting and confirming the primary is an operation too (and the duration histogram
       // has a series from the first connect on).
-      this.#parts.metrics.operation("CONNECT", (performance.now() - opening) / 1000, true);
+      this.#parts.metrics.operation("CONNECT", (opened - opening) / 1000, true);
+      logger.debug("Redis primary {primary} chosen in {chooseMs} ms, confirmed in {openMs} ms", {
+        primary: address,
+        chooseMs: Math.round((opening - choosing) * 10) / 10,
+        openMs: Math.round((opened - opening) * 10) / 10,
+      });
       return session;
-    } catch (error) {
-      this.#parts.metrics.operation("CONNECT", (performance.now() - opening) / 1000, false);
-      if (error instanceof NotPermittedError) {
-        throw this.#notPermitted(address, configEpoch, error);
-      }
-      throw error;
     }
   }
 

@@ -5,8 +5,10 @@
  * learns from `SENTINEL SENTINELS`.
  *
  * One connection per sentinel is kept open and reused by every resolution,
- * so a failover costs each sentinel two commands per client and no new
- * connection (hundreds of clients resolve at once after a switch). A
+ * and a resolution costs each sentinel one command (`SENTINEL MASTER`; a
+ * second, `GET-MASTER-ADDR-BY-NAME`, only while a failover is in progress),
+ * so hundreds of clients resolving at once after a switch open no new
+ * connection. A
  * connection that fails or misses a deadline is closed and opened anew at
  * the next resolution. The peers are asked for (`SENTINEL SENTINELS`) on the
  * first resolution, when told of a new sentinel, and every five minutes.
@@ -222,18 +224,13 @@ export class SentinelResolver implements AsyncDisposable {
         signal: this.#closing.signal,
       };
       const masterReply = conn.send(["SENTINEL", "MASTER", this.#options.masterName], sendOptions);
-      // GET-MASTER-ADDR-BY-NAME already names the promoted replica while a failover finishes.
-      const addrReply = conn.send(
-        ["SENTINEL", "GET-MASTER-ADDR-BY-NAME", this.#options.masterName],
-        sendOptions,
-      );
       const askPeers = this.#peersAskedAt === undefined ||
         performance.now() - this.#peersAskedAt > PEERS_REFRESH_MS;
       const peersReply = askPeers
         ? conn.send(["SENTINEL", "SENTINELS", this.#options.masterName], sendOptions)
         : Promise.resolve(null);
-      this.#options.observer?.sent(askPeers ? 3 : 2);
-      const [master, addr, peers] = await Promise.allSettled([masterReply, addrReply, peersReply]);
+      this.#options.observer?.sent(askPeers ? 2 : 1);
+      const [master, peers] = await Promise.allSettled([masterReply, peersReply]);
       if (master.status === "rejected") throw master.reason;
       if (peers.status === "fulfilled" && Array.isArray(peers.value)) {
         this.#learn(peers.value);
@@ -247,17 +244,26 @@ export class SentinelResolver implements AsyncDisposable {
       }
       let primary = { host, port };
       let flags = (replyToString(fields.get("flags") ?? null) ?? "").split(",");
-      if (addr.status === "fulfilled" && Array.isArray(addr.value) && addr.value.length === 2) {
-        const promoted = {
-          host: replyToString(addr.value[0]) ?? host,
-          port: Number(replyToString(addr.value[1])),
-        };
-        if (
-          Number.isInteger(promoted.port) && formatEndpoint(promoted) !== formatEndpoint(primary)
-        ) {
-          // The flags describe the old primary, not the promoted one.
-          primary = promoted;
-          flags = ["master", "promoted"];
+      if (flags.includes("failover_in_progress")) {
+        // Mid-failover, GET-MASTER-ADDR-BY-NAME already names the promoted replica (SENTINEL
+        // MASTER still names the old primary until the switch): a second command, only then.
+        this.#options.observer?.sent(1);
+        const addr = await conn.send(
+          ["SENTINEL", "GET-MASTER-ADDR-BY-NAME", this.#options.masterName],
+          sendOptions,
+        );
+        if (Array.isArray(addr) && addr.length === 2) {
+          const promoted = {
+            host: replyToString(addr[0]) ?? host,
+            port: Number(replyToString(addr[1])),
+          };
+          if (
+            Number.isInteger(promoted.port) && formatEndpoint(promoted) !== formatEndpoint(primary)
+          ) {
+            // The flags describe the old primary, not the promoted one.
+            primary = promoted;
+            flags = ["master", "promoted"];
+          }
         }
       }
       const downAfterMs = Number(replyToString(fields.get("down-after-milliseconds") ?? null));

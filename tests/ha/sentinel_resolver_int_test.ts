@@ -5,6 +5,8 @@ import { MasterUnknownError, NoSentinelReachableError } from "../../lib/common/e
 import { freePort } from "../../lib/process/redis_process.ts";
 import { Secret } from "../../lib/common/secret.ts";
 import { SentinelResolver } from "../../lib/ha/sentinel_resolver.ts";
+import { parseInfo } from "../../lib/protocol/info.ts";
+import { replyToString } from "../../lib/protocol/resp.ts";
 
 Deno.test("SentinelResolver resolves the primary when the first listed sentinel is down", async () => {
   await using cluster = await startCluster({ replicas: 1, sentinels: 2, quorum: 1 });
@@ -85,4 +87,43 @@ Deno.test("SentinelResolver reports an unknown master name and unreachable senti
   });
   const e2 = await assertRejects(() => nobody.resolve(), NoSentinelReachableError);
   assertEquals(e2.failures.length, 2);
+});
+
+Deno.test("SentinelResolver keeps one connection per sentinel and asks each one command per resolution", async () => {
+  await using cluster = await startCluster({ replicas: 1, sentinels: 3 });
+  let connected = 0;
+  let sent = 0;
+  await using resolver = new SentinelResolver({
+    sentinels: cluster.sentinelEndpoints,
+    masterName: cluster.masterName,
+    observer: { connected: () => connected++, sent: (n) => (sent += n) },
+  });
+  const received = async (): Promise<number> => {
+    let total = 0;
+    for (const s of cluster.sentinels) {
+      await using conn = await s.connect();
+      const info = parseInfo(replyToString(await conn.send(["INFO", "stats"])) ?? "");
+      total += Number(info.get("total_connections_received"));
+    }
+    return total;
+  };
+  await resolver.resolve({ waitAll: true });
+  // The first resolution also asks for the peers (SENTINEL SENTINELS), until one has answered.
+  assertEquals(connected, 3);
+  const first = sent;
+  assert(first >= 4 && first <= 6, `${first} commands in the first resolution`);
+  const before = await received();
+  for (let i = 0; i < 10; i++) await resolver.resolve({ waitAll: true });
+  // The counting connections opened above are the only new ones the sentinels saw.
+  assertEquals((await received()) - before, 3);
+  assertEquals({ connected, sent }, { connected: 3, sent: first + 10 * 3 });
+  // One sentinel asked alone (a switch's announcer): one command on its open connection.
+  const answer = await resolver.ask(formatEndpoint(cluster.sentinelEndpoints[1]!));
+  assertEquals(answer.kind, "master");
+  assertEquals({ connected, sent }, { connected: 3, sent: first + 10 * 3 + 1 });
+  // A sentinel that dies is reconnected on a later resolution, not on every one.
+  cluster.sentinels[2]!.kill("SIGKILL");
+  await cluster.sentinels[2]!.waitExit();
+  const decision = await resolver.resolve({ waitAll: true });
+  assertEquals(decision.answers.filter((a) => a.kind === "error").length, 1);
 });
