@@ -11,6 +11,7 @@ const TASKS = {
   chaos: ["-P=chaos", "scripts/chaos.ts"],
   bench: ["-P=bench-clients", "scripts/bench.ts"],
   "bench:failover": ["-P=bench-clients", "scripts/bench_failover.ts"],
+  "bench:herd": ["-P=bench-clients", "scripts/bench_herd.ts"],
 } as const;
 
 function task(name: keyof typeof TASKS, args: string[]): Promise<ProcessRun> {
@@ -20,7 +21,7 @@ function task(name: keyof typeof TASKS, args: string[]): Promise<ProcessRun> {
   });
 }
 
-Deno.test("chaos, bench and bench:failover refuse bad flags and an --out they may not write, exit 2, no stack trace", async () => {
+Deno.test("chaos, bench, bench:failover and bench:herd refuse bad flags and an --out they may not write, exit 2, no stack trace", async () => {
   const cases: [keyof typeof TASKS, string[], string][] = [
     [
       "chaos",
@@ -35,6 +36,10 @@ Deno.test("chaos, bench and bench:failover refuse bad flags and an --out they ma
     ["bench", ["--only", "("], "--only is not a regular expression"],
     ["bench:failover", ["--out", "/some/dir"], '--out "/some/dir" is outside'],
     ["bench:failover", ["--cycles", "x"], '--cycles is "x"'],
+    ["bench:herd", ["--clients", "0"], '--clients is "0"'],
+    ["bench:herd", ["--clients", "10,abc"], '--clients is "abc"'],
+    ["bench:herd", ["--processes", "0"], '--processes is "0"'],
+    ["bench:herd", ["--out", "/some/dir"], '--out "/some/dir" is outside'],
   ];
   for (const [name, args, expected] of cases) {
     const started = performance.now();
