@@ -94,13 +94,20 @@ export interface HerdRun {
   neverRecovered: number;
   failed: number;
   unknown: number;
-  /** Commands each client sent to each sentinel in the window (the clients' own counters). */
+  /**
+   * Failovers in the window: one per kill, two when Sentinel fails over
+   * again (a spurious second switch). The per-failover figures below are
+   * divided by it.
+   */
+  failovers: number;
+  /** Commands each client sent to each sentinel per failover (the clients' own counters). */
   commandsPerClientPerSentinel: number;
-  /** Connections each client opened to sentinels in the window, in all (its own counter). */
+  /** Connections each client opened to sentinels per failover, in all (its own counter). */
   newSentinelConnectionsPerClient: number;
   /** The same, counted by the sentinels (total_connections_received), per client. */
   sentinelConnectionsReceivedPerClient: number;
   sentinelCpuSeconds: number;
+  /** Warning lines each client logged per failover. */
   warningLinesPerClient: number;
   warningSamples: string[];
   /**
@@ -371,12 +378,18 @@ async function failover(
   const behind = steady.reduce((n, b) => n + b, 0);
   if (behind > 0) throw new Error(`${behind} clients had no write acknowledged in 30 s`);
   let switchAt: number | undefined;
+  // Where Sentinel switched to in the window: more than one place when it fails over twice.
+  const switchedTo = new Set<string>();
   await using watcher = new SentinelWatcher({
     sentinels: () => sentinels,
     masterName: cluster.masterName,
     onEvent: (event) => {
-      if (event.channel === "+switch-master" && parseSwitchMaster(event.payload) !== undefined) {
+      const parsed = event.channel === "+switch-master"
+        ? parseSwitchMaster(event.payload)
+        : undefined;
+      if (parsed !== undefined) {
         switchAt ??= Date.now();
+        switchedTo.add(formatEndpoint(parsed.to));
       }
     },
   });
@@ -402,6 +415,7 @@ async function failover(
     return await w.next("report");
   }));
 
+  const failovers = Math.max(1, switchedTo.size);
   const workerCpu = switchAt === undefined ? undefined : reports.reduce(
     (n, r) =>
       n + cpuBetween(r.cpuSeries as [number, number][], switchAt!, switchAt! + CPU_WINDOW_MS),
@@ -462,13 +476,21 @@ async function failover(
     neverRecovered: figures.length - recovered.length,
     failed: figures.reduce((n, f) => n + f.failed, 0),
     unknown: figures.reduce((n, f) => n + f.unknown, 0),
-    commandsPerClientPerSentinel: sentinelCommands / clients / sentinels.length,
-    newSentinelConnectionsPerClient: sentinelConnections / clients,
+    failovers,
+    commandsPerClientPerSentinel: sentinelCommands / clients / sentinels.length / failovers,
+    newSentinelConnectionsPerClient: sentinelConnections / clients / failovers,
     sentinelConnectionsReceivedPerClient:
       after.reduce((n, s, i) => n + s.received - before[i]!.received, 0) / clients,
     sentinelCpuSeconds: after.reduce((n, s, i) => n + s.cpu - before[i]!.cpu, 0),
-    warningLinesPerClient: reports.reduce((n, r) => n + (r.warnings as number), 0) / clients,
-    warningSamples: reports.flatMap((r) => r.warningSamples as string[]).slice(0, 5),
+    warningLinesPerClient: reports.reduce((n, r) => n + (r.warnings as number), 0) / clients /
+      failovers,
+    warningSamples: [
+      ...new Map(
+        reports.flatMap((r) => r.warningSamples as string[]).map((
+          line,
+        ) => [line.replace(/^\S+ /, ""), line]),
+      ).values(),
+    ].slice(0, 10),
     workerCpuMsAfterSwitch: workerCpu === undefined
       ? null
       : { total: Math.round(workerCpu), perClient: Math.round(workerCpu / clients * 100) / 100 },
@@ -570,8 +592,8 @@ export function verdicts(
 
 function markdown(runs: readonly HerdRun[]): string {
   const lines = [
-    "| clients | processes | cycle | connect all ms | t_switch ms | overhead p50 | p90 | p99 | max | to session p50 | never recovered | failed | unknown | cmds/client/sentinel | new sentinel conns/client | warnings/client | worker CPU ms/client | loop lag max ms | RSS MB/client | heap MB/client |",
-    "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |",
+    "| clients | processes | cycle | connect all ms | failovers | t_switch ms | overhead p50 | p90 | p99 | max | to session p50 | never recovered | failed | unknown | cmds/client/sentinel | new sentinel conns/client | warnings/client | worker CPU ms/client | loop lag max ms | RSS MB/client | heap MB/client |",
+    "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |",
   ];
   for (const r of runs) {
     const o = r.overheadMs;
@@ -580,6 +602,7 @@ function markdown(runs: readonly HerdRun[]): string {
       r.processes,
       r.cycle,
       r.connectAllMs,
+      r.failovers,
       r.switchMs ?? "–",
       o?.p50 ?? "–",
       o?.p90 ?? "–",

@@ -2,7 +2,8 @@
  * Whether the session in service still talks to the primary: the active
  * probe (`ROLE` on a timer, which also finds a primary that hangs without
  * closing its socket), the re-check after a `WAIT` shortfall (`ROLE`, and the
- * sentinels at most once a second while their events are heard), and
+ * sentinels at most once a second, less often while they keep naming the
+ * same primary and their events are heard), and
  * Sentinel's pub/sub events as hints. Each finding goes to
  * the {@link PrimaryLink}, which retires the session or wakes its reconnect
  * loop.
@@ -50,10 +51,12 @@ export interface CheckedLink {
 /**
  * How long the sentinels' naming of a primary answers later re-checks of
  * it, while the watcher stays subscribed to a majority (a switch would be
- * announced): a run of `WAIT` shortfalls asks them once a second at most,
- * not once per write of every client.
+ * announced): first a second, doubling each time they name the same primary
+ * again, up to 16 s. A run of `WAIT` shortfalls (a primary left without a
+ * replica for a while) asks them a handful of times, not once per write of
+ * every client.
  */
-const SENTINELS_ANSWER_MS = 1000;
+const SENTINELS_ANSWER_MS = { first: 1000, max: 16_000 } as const;
 
 /** What the checks need besides the link. */
 export interface PrimaryChecksOptions {
@@ -78,8 +81,11 @@ export class PrimaryChecks {
   readonly #link: CheckedLink;
   readonly #options: PrimaryChecksOptions;
   readonly #reverifying = new WeakMap<Session, Promise<boolean>>();
-  /** The last re-check the sentinels answered: the primary they named, when, under which generation. */
-  #named: { address: string; at: number; generation: number } | undefined;
+  /**
+   * The last re-check the sentinels answered: the primary they named, when,
+   * under which generation, and for how long it answers the next ones.
+   */
+  #named: { address: string; at: number; generation: number; forMs: number } | undefined;
 
   /** Binds the checks to `link`; the probe starts with {@link PrimaryChecks.probe}. */
   constructor(link: CheckedLink, options: PrimaryChecksOptions) {
@@ -119,9 +125,15 @@ export class PrimaryChecks {
           signal: AbortSignal.any([closing, AbortSignal.timeout(timeoutMs)]),
         });
         const named = formatEndpoint(decision.primary);
-        this.#named = generation === undefined
-          ? undefined
-          : { address: named, at: this.#options.clock.now(), generation };
+        const again = this.#named?.address === named;
+        this.#named = generation === undefined ? undefined : {
+          address: named,
+          at: this.#options.clock.now(),
+          generation,
+          forMs: again
+            ? Math.min(this.#named!.forMs * 2, SENTINELS_ANSWER_MS.max)
+            : SENTINELS_ANSWER_MS.first,
+        };
         if (named !== session.primary.address) {
           this.#link.replaced(session, `the sentinels now name ${named}`, "probe");
           return true;
@@ -135,12 +147,12 @@ export class PrimaryChecks {
     }
   }
 
-  /** Whether the sentinels named `address` less than a second ago, with no event missed since. */
+  /** Whether the sentinels named `address` recently enough (see `SENTINELS_ANSWER_MS`), no event missed since. */
   #recentlyNamed(address: string): boolean {
     const named = this.#named;
     return named !== undefined && named.address === address &&
       named.generation === this.#link.watching() &&
-      this.#options.clock.now() - named.at < SENTINELS_ANSWER_MS;
+      this.#options.clock.now() - named.at < named.forMs;
   }
 
   /**

@@ -70,12 +70,19 @@ const print = (line: Record<string, unknown>): void => console.log(JSON.stringif
 // Warning lines the clients log, counted (the library logs through the CLI's sink here).
 let warnings = 0;
 const warningSamples: string[] = [];
+const warningKinds = new Set<string>();
 await configureCliLogging({
   format: "text",
   level: "warning",
   write: (line) => {
     warnings++;
-    if (warningSamples.length < 5) warningSamples.push(line.trim().slice(0, 300));
+    // One sample of each warning text (timestamps aside).
+    const text = line.trim().slice(0, 300);
+    const kind = text.replace(/^\S+ /, "");
+    if (warningSamples.length < 10 && !warningKinds.has(kind)) {
+      warningKinds.add(kind);
+      warningSamples.push(text);
+    }
   },
 });
 
@@ -268,6 +275,7 @@ function mark(): void {
   }
   warnings = 0;
   warningSamples.length = 0;
+  warningKinds.clear();
   for (const client of clients) {
     client.figures = {
       lastAckBeforeMark: client.figures.lastAckBeforeMark,
