@@ -34,7 +34,6 @@ export { DIAGNOSTICS_CHANNELS } from "./lib/ha/metric_registry.ts";
 // Typed errors.
 export {
   AbortedError,
-  AclDeniedError,
   AuthError,
   ConfigError,
   ConnectionError,
@@ -48,6 +47,7 @@ export {
   RetriesExhaustedError,
   WaitError,
 } from "./lib/common/errors.ts";
+export { AclDeniedError, OutOfMemoryError, PersistenceError } from "./lib/common/reply_errors.ts";
 export {
   AlreadyExistsError,
   CorruptBundleError,

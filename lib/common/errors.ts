@@ -33,7 +33,9 @@ export type RedisHaErrorCode =
   | "ABORTED"
   | "NOT_PRIMARY"
   | "NOT_PERMITTED"
-  | "ACL_DENIED";
+  | "ACL_DENIED"
+  | "OOM"
+  | "PERSISTENCE";
 
 /** Base class of every error this library throws on purpose. */
 export class RedisHaError extends Error {
@@ -113,7 +115,7 @@ export class ConnectionError extends RedisHaError {
 
 /** An error reply from Redis, e.g. `READONLY …` or `WRONGTYPE …`. */
 export class ReplyError extends RedisHaError {
-  /** Error class name (`AclDeniedError` for the `NOPERM` subclass). */
+  /** Error class name (a subclass's for `NOPERM`, `OOM` and `MISCONF`: see `reply_errors.ts`). */
   override readonly name: string = "ReplyError";
   /** The first word of the reply, e.g. `READONLY`, `ERR`, `WRONGTYPE`. */
   readonly prefix: string;
@@ -140,58 +142,6 @@ export class AuthError extends RedisHaError {
   constructor(message: string, init: { endpoint: string; cause?: unknown | undefined }) {
     super("AUTH", message, { cause: init.cause });
     this.endpoint = init.endpoint;
-  }
-}
-
-/**
- * An ACL user was refused a command (`NOPERM`): the user may not run it, or
- * not on that key or channel. The login itself worked, so this is not an
- * {@link AuthError}. Never retried: the ACL must allow it, or another user
- * must run it. Still a {@link ReplyError} (`prefix` is `NOPERM`).
- */
-export class AclDeniedError extends ReplyError {
-  /** Error class name. */
-  override readonly name = "AclDeniedError";
-  /** Stable code. */
-  override readonly code: RedisHaErrorCode = "ACL_DENIED";
-  /** The node that refused, without credentials. */
-  readonly endpoint: string;
-  /** The refused command's name, upper case (e.g. `FLUSHALL`, `EVALSHA`). */
-  readonly command: string;
-  /** The ACL user, when one was configured (otherwise the `default` user). */
-  readonly user: string | undefined;
-
-  /**
-   * Creates the error from the `NOPERM` reply and what was sent. `subject`
-   * names what the command touched (its first argument, e.g. a key), when
-   * it has one.
-   */
-  constructor(
-    reply: string,
-    init: {
-      endpoint: string;
-      command: string;
-      subject?: string | undefined;
-      user?: string | undefined;
-    },
-  ) {
-    super(reply);
-    this.endpoint = init.endpoint;
-    this.command = init.command;
-    this.user = init.user;
-    const who = init.user === undefined ? "the default user" : `user "${init.user}"`;
-    const what = init.subject === undefined ? init.command : `${init.command} ${init.subject}`;
-    const keyDenied = /\bkeys?\b/i.test(reply);
-    const channelDenied = /\bchannels?\b/i.test(reply);
-    this.message = `Permission denied: ${init.endpoint} refused ${what} for ${who} (${reply}); ` +
-      (keyDenied
-        ? "the user's ACL does not cover that key: a runtime user (join --acl) may use only keys " +
-          "under its MN_REDIS_NAMESPACE, so check MN_REDIS_NAMESPACE"
-        : channelDenied
-        ? "the user's ACL does not cover that channel"
-        : `the user's ACL does not allow ${init.command}: run it as a user that may (e.g. the ` +
-          "administrator), or grant it in the ACL") +
-      "; the login itself worked (this is not a password problem)";
   }
 }
 

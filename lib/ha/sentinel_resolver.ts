@@ -19,13 +19,8 @@
 import { abortable } from "../common/abortable.ts";
 import { RedisConnection } from "../protocol/connection.ts";
 import { type Endpoint, formatEndpoint, parseEndpoint } from "../protocol/endpoint.ts";
-import {
-  AclDeniedError,
-  AuthError,
-  NotPermittedError,
-  ReplyError,
-  TlsError,
-} from "../common/errors.ts";
+import { AclDeniedError } from "../common/reply_errors.ts";
+import { AuthError, NotPermittedError, ReplyError, TlsError } from "../common/errors.ts";
 import {
   decideMaster,
   hasEnoughAnswers,

@@ -12,12 +12,12 @@
 
 import {
   AbortedError,
-  AclDeniedError,
   ConnectionError,
   type RedisHaError,
   ReplyError,
   TlsError,
 } from "../common/errors.ts";
+import { AclDeniedError, OutOfMemoryError, PersistenceError } from "../common/reply_errors.ts";
 import { formatMs, quoteValue } from "../common/quote.ts";
 import { type Endpoint, formatEndpoint } from "./endpoint.ts";
 import { dial, type DialOptions, isTlsFailure, speaksTls } from "./dial.ts";
@@ -423,16 +423,28 @@ export class RedisConnection implements AsyncDisposable {
     this.#notifyIdle();
   }
 
-  /** A `NOPERM` reply becomes an {@link AclDeniedError} naming the command; others stay as they are. */
+  /**
+   * A reply that says more than "this command failed" becomes its own
+   * error, naming the node and the command: `NOPERM` an
+   * {@link AclDeniedError}, `OOM` an {@link OutOfMemoryError}, `MISCONF` a
+   * {@link PersistenceError}. Others stay as they are.
+   */
   #replyError(reply: ReplyError, args: readonly RespArg[]): ReplyError {
-    if (reply.prefix !== "NOPERM") return reply;
     const name = typeof args[0] === "string" ? args[0].toUpperCase() : "COMMAND";
+    const endpoint = formatEndpoint(this.endpoint);
+    if (reply.prefix === "OOM") {
+      return new OutOfMemoryError(reply.reply, { endpoint, command: name });
+    }
+    if (reply.prefix === "MISCONF") {
+      return new PersistenceError(reply.reply, { endpoint, command: name });
+    }
+    if (reply.prefix !== "NOPERM") return reply;
     // A script's keys follow its SHA (or source) and key count; any other command's subject is
     // its first argument (a key, a channel, a subcommand). Values are never shown.
     const scripted = name === "EVALSHA" || name === "EVAL" || name === "FCALL";
     const first = scripted && Number(args[2]) > 0 ? args[3] : scripted ? undefined : args[1];
     return new AclDeniedError(reply.reply, {
-      endpoint: formatEndpoint(this.endpoint),
+      endpoint,
       command: name,
       subject: typeof first === "string" ? quoteValue(first) : undefined,
       user: this.#username,

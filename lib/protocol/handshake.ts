@@ -68,8 +68,16 @@ export async function handshake(
     );
   }
   if (options.clientName !== undefined) steps.push(send(["CLIENT", "SETNAME", options.clientName]));
-  // A peer that accepts and never answers must fail here: a PING when no step above asks.
-  if (steps.length === 0) steps.push(send(["PING"]));
+  // A peer that accepts and never answers must fail here: a PING when no step above asks. A node
+  // that cannot persist refuses PING (MISCONF) but answered: its writes report the refusal.
+  if (steps.length === 0) {
+    steps.push(
+      send(["PING"]).catch((e) => {
+        if (e instanceof ReplyError && e.prefix === "MISCONF") return "PONG";
+        throw e;
+      }),
+    );
+  }
   const results = await Promise.allSettled(steps);
   for (const r of results) {
     if (r.status === "rejected") {

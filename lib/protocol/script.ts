@@ -9,9 +9,20 @@
 import { ReplyError } from "../common/errors.ts";
 import type { RespArg, RespReply } from "./resp.ts";
 
+/**
+ * What a script declares to Redis (its `#!lua` line): a script that writes
+ * is refused whole, before it runs, when the node is out of memory or cannot
+ * persist (Redis checks a flagged script up front; an unflagged one only
+ * when it reaches its first write, after earlier writes applied).
+ * `no-writes`: it only reads (it runs whatever the node's state);
+ * `allow-oom`: it writes without growing memory (a renewal, a delete), so it
+ * still runs at `maxmemory`.
+ */
+export type ScriptFlag = "no-writes" | "allow-oom";
+
 /** A Lua script with its SHA-1, computed once. */
 export class Script {
-  /** The Lua source. */
+  /** The Lua source, with its `#!lua` line. */
   readonly source: string;
   /** A name for error messages. */
   readonly label: string;
@@ -20,13 +31,15 @@ export class Script {
   #computing: Promise<string> | undefined;
 
   /**
-   * Wraps Lua source. Nothing runs yet: the SHA-1 is computed on first use,
-   * so declaring a script at module level starts no asynchronous work when
-   * the module is imported.
+   * Wraps Lua source, declared to Redis with `flag` (none: it writes, and
+   * is refused up front at `maxmemory` or when the node cannot persist).
+   * Nothing runs yet: the SHA-1 is computed on first use, so declaring a
+   * script at module level starts no asynchronous work when the module is
+   * imported.
    */
-  constructor(label: string, source: string) {
+  constructor(label: string, source: string, flag?: ScriptFlag) {
     this.label = label;
-    this.source = source;
+    this.source = `#!lua${flag === undefined ? "" : ` flags=${flag}`}\n${source}`;
   }
 
   /** The script's SHA-1 in hex, as `EVALSHA` expects it (computed once). */

@@ -140,6 +140,7 @@ if ARGV[1] ~= '' then
 end
 return redis.call('ZRANGE', KEYS[1], start, start + limit - 1, 'WITHSCORES')
 `,
+  "no-writes",
 );
 
 /**

@@ -68,6 +68,7 @@ if current[1] == ARGV[1] and current[2] == ARGV[2] then
 end
 return {0, current[1] or '', current[2] or ''}
 `,
+  "allow-oom",
 );
 
 const RELEASE = new Script(
@@ -82,6 +83,7 @@ if current[1] == ARGV[1] and current[2] == ARGV[2] then
 end
 return 0
 `,
+  "allow-oom",
 );
 
 const OBSERVE = new Script(
@@ -93,6 +95,7 @@ if err then return err end
 if not current[1] then return {} end
 return {current[1], current[2], current[3] or '0', redis.call('PTTL', KEYS[1])}
 `,
+  "no-writes",
 );
 
 /** Who holds a lease now. */

@@ -73,6 +73,7 @@ if status == 'left' then return redis.error_reply('MNTRANSITION left up') end
 redis.call('HSET', KEYS[1], 'lastSeen', now)
 return now
 `,
+  "allow-oom",
 );
 
 const LEAVE = new Script(
@@ -100,6 +101,7 @@ for _, id in ipairs(redis.call('SMEMBERS', KEYS[1])) do
 end
 return out
 `,
+  "no-writes",
 );
 
 /** Node registry of one namespace. Use through `StateStore.nodes`. */

@@ -7,7 +7,8 @@
 import { assert, assertEquals, assertRejects } from "../_harness/assert.ts";
 import { openStore, singleConfig, startRedis } from "../_harness/mod.ts";
 import { RedisHaClient } from "../../lib/ha/client.ts";
-import { AclDeniedError, AuthError, ReplyError } from "../../lib/common/errors.ts";
+import { AuthError, ReplyError } from "../../lib/common/errors.ts";
+import { AclDeniedError } from "../../lib/common/reply_errors.ts";
 import { Secret } from "../../lib/common/secret.ts";
 import type { RedisProcess } from "../../lib/process/redis_process.ts";
 
