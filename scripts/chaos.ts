@@ -14,12 +14,21 @@
 
 import { checkOutDir, parseTaskFlags, TaskUsageError, withTaskUsage } from "./_task_args.ts";
 import { check, type FinalState } from "./chaos/checker.ts";
-import { History } from "./chaos/history.ts";
+import { History, type Mark } from "./chaos/history.ts";
 import { NEMESES, type Nemesis, selectNemeses } from "./chaos/nemesis.ts";
-import { reportMarkdown, type RunReport, summaryMarkdown, timelineSvg } from "./chaos/report.ts";
+import type { RunNeeds } from "./chaos/fault.ts";
+import { Secret } from "../lib/common/secret.ts";
+import {
+  reportMarkdown,
+  runFailed,
+  type RunReport,
+  summaryMarkdown,
+  timelineSvg,
+} from "./chaos/report.ts";
 import { Topology } from "./chaos/topology.ts";
 import {
   APPEND_JOB,
+  CONTENDER_USER,
   fencedJob,
   LEASES,
   listKey,
@@ -147,6 +156,51 @@ async function finalState(config: Config): Promise<FinalState> {
   return { setKeys: new Set(sets), listValues: list, eventIds, fenced };
 }
 
+/**
+ * Which acknowledged writes a fault that may lose them (a power loss) lost:
+ * how many, and how long before the fault began they were acknowledged.
+ */
+function lostBeforeFault(
+  history: History,
+  verdict: { acked: number; findings: readonly { kind: string; id: string }[] },
+): string {
+  const fault = history.entries.find((e): e is Mark => e.type === "mark" && e.what === "fault");
+  const lostIds = new Set(verdict.findings.filter((f) => f.kind === "lost").map((f) => f.id));
+  const ackedAt = history.entries.flatMap((e) =>
+    e.type === "op" && e.outcome === "ok" && lostIds.has(`${e.kind} ${e.id}`) &&
+      e.completedAt !== undefined
+      ? [e.completedAt]
+      : []
+  );
+  if (fault === undefined || ackedAt.length === 0) {
+    return `${lostIds.size} acknowledged writes lost`;
+  }
+  const before = ackedAt.map((t) => Math.round(fault.from - t));
+  return `${ackedAt.length} acknowledged writes lost, all acknowledged between ${
+    Math.min(...before)
+  } and ${Math.max(...before)} ms before the fault (what the AOF had not yet written to disk ` +
+    "on every node: appendfsync everysec)";
+}
+
+/** Creates the ACL user one contender logs in as, on every box; returns its password. */
+async function contenderUser(topology: Topology): Promise<Secret> {
+  const password = new Secret(crypto.randomUUID());
+  for (const box of topology.boxes) {
+    await using conn = await RedisConnection.connect(box.redis);
+    await conn.send([
+      "ACL",
+      "SETUSER",
+      CONTENDER_USER.name,
+      "on",
+      `>${password.reveal()}`,
+      "~*",
+      "&*",
+      "+@all",
+    ]);
+  }
+  return password;
+}
+
 /** Heals everything and waits until the replicas have every byte of the primary. */
 async function settle(topology: Topology): Promise<void> {
   await topology.heal();
@@ -197,7 +251,14 @@ async function runOne(
   await Deno.mkdir(dir, { recursive: true });
   say(`chaos: run ${name} (WAIT ${options.wait}) → ${dir}`);
   const started = performance.now();
-  await using topology = await Topology.create(".tmp", say);
+  // The boxes a run's faults need: a delay proxy (latency), a small disk (disk-full).
+  const needs: RunNeeds = nemeses.reduce((all, n) => ({ ...all, ...n.needs }), {});
+  const expected = {
+    lostAcknowledged: nemeses.some((n) => n.expects?.lostAcknowledged === true),
+    holderOverlap: nemeses.some((n) => n.expects?.holderOverlap === true),
+  };
+  const notes: string[] = [];
+  await using topology = await Topology.create(".tmp", say, needs);
   const history = new History();
   const config = workloadConfig(topology.sentinels, topology.masterName, options.wait);
   let switches = 0;
@@ -220,7 +281,10 @@ async function runOne(
       }
     },
   });
-  const workload = await Workload.start(config, history);
+  const contenderPassword = needs.contenderUser === true
+    ? await contenderUser(topology)
+    : undefined;
+  const workload = await Workload.start(config, history, { contenderPassword });
   let error: string | undefined;
   let end = 0;
   try {
@@ -228,7 +292,17 @@ async function runOne(
     for (const nemesis of nemeses) {
       signal.throwIfAborted();
       say(`chaos: nemesis ${nemesis.name}: ${nemesis.summary}`);
-      await nemesis.run({ topology, history, faultMs: options.durationMs / 3, report: say });
+      await nemesis.run({
+        topology,
+        history,
+        faultMs: options.durationMs / 3,
+        workload,
+        report: say,
+        note: (line) => {
+          notes.push(line);
+          say(`chaos: ${line}`);
+        },
+      });
     }
     await delay(Math.min(5000, options.durationMs / 3), signal);
   } catch (e) {
@@ -245,12 +319,16 @@ async function runOne(
     signal.throwIfAborted();
     await settle(topology);
     const state = await finalState(config);
+    const verdict = check(history.entries, state, end);
+    if (expected.lostAcknowledged) notes.push(lostBeforeFault(history, verdict));
     report = {
       nemesis: name,
       wait: options.wait,
       durationMs: performance.now() - started,
       switches,
-      ...check(history.entries, state, end),
+      notes,
+      expected,
+      ...verdict,
       ...(verdictError === undefined ? {} : { error: verdictError }),
     };
   } catch (e) {
@@ -262,6 +340,8 @@ async function runOne(
       wait: options.wait,
       durationMs: performance.now() - started,
       switches,
+      notes,
+      expected,
       ...check(history.entries, {
         setKeys: new Set(),
         listValues: [],
@@ -272,6 +352,12 @@ async function runOne(
       duplicated: 0,
       error: verdictError,
     };
+  }
+  // Each box's Redis and Sentinel logs go with the report (what Sentinel decided, and when).
+  for (const box of topology.boxes) {
+    for (const log of ["redis-6379.log", "sentinel-26379.log"]) {
+      await Deno.copyFile(`${box.dataDir}/${log}`, `${dir}/box${box.index}-${log}`).catch(() => {});
+    }
   }
   await Deno.writeTextFile(`${dir}/history.jsonl`, history.toJsonl());
   await Deno.writeTextFile(`${dir}/report.json`, JSON.stringify(report, null, 2) + "\n");
@@ -307,9 +393,6 @@ if (import.meta.main) {
   console.log(summaryMarkdown(reports));
   Deno.removeSignalListener("SIGINT", onSignal);
   Deno.removeSignalListener("SIGTERM", onSignal);
-  const bad = reports.filter((r) =>
-    r.error !== undefined || (options.wait > 0 && (r.lost > 0 || r.fencingViolations > 0)) ||
-    r.duplicated > 0 || r.failedButPresent > 0
-  );
+  const bad = reports.filter(runFailed);
   Deno.exit(interrupt.signal.aborted ? 130 : bad.length > 0 ? 1 : 0);
 }

@@ -11,6 +11,7 @@
 import type { Config } from "./config.ts";
 import { RedisConnection } from "../protocol/connection.ts";
 import type { Endpoint } from "../protocol/endpoint.ts";
+import { PersistenceError } from "../common/reply_errors.ts";
 import {
   AbortedError,
   AuthError,
@@ -372,6 +373,8 @@ export class RedisHaClient implements AsyncDisposable {
         { endpoint: address, cause: error },
       );
     }
+    // A node that cannot persist looks down to Sentinel: its next acknowledgements are checked.
+    if (error instanceof PersistenceError) this.#link.refused(session);
     if (error instanceof WaitError) {
       // A shortfall may mean the primary was replaced: re-check before anything else is sent there.
       const replaced = await this.#link.reverify(session);

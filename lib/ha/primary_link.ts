@@ -276,6 +276,15 @@ export class PrimaryLink implements AsyncDisposable {
     });
   }
 
+  /**
+   * `session`'s node refused a write because it cannot persist: its later
+   * acknowledgements wait for the sentinels' word (see
+   * {@link SilenceGuard.refused}).
+   */
+  refused(session: Session): void {
+    this.#silence?.refused(session.primary.address);
+  }
+
   /** One durable write on `session`: with its WAIT when WAIT is on. */
   durableOn(
     session: Session,

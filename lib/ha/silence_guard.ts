@@ -45,6 +45,8 @@ export class SilenceGuard {
   readonly #heardAt = new Map<string, number>();
   readonly #silences = new Map<string, Silence>();
   readonly #checks = new Map<string, Check>();
+  /** When each address began refusing writes (`MISCONF`), until a check clears it. */
+  readonly #refusingSince = new Map<string, number>();
   #thresholdMs: number | undefined;
 
   /**
@@ -76,6 +78,20 @@ export class SilenceGuard {
    */
   named(address: string, at: number): void {
     if (!this.#heardAt.has(address)) this.#heardAt.set(address, at);
+  }
+
+  /**
+   * Called when `address` refused a write because it cannot persist
+   * (`MISCONF`). Such a node refuses Sentinel's PINGs too, so the sentinels
+   * may see it down and fail over while it recovers and acknowledges writes
+   * that the failover then discards: until the sentinels are asked after
+   * its refusals, its acknowledgements count only as a silent primary's do.
+   */
+  refused(address: string): void {
+    const now = this.#clock.now();
+    const since = this.#refusingSince.get(address) ?? now;
+    this.#refusingSince.set(address, since);
+    this.#silences.set(address, { endedAt: now, gapMs: now - since });
   }
 
   /** Called whenever bytes arrive from `address` (before its replies are delivered). */
@@ -132,7 +148,9 @@ export class SilenceGuard {
     askedAt: number,
     silence: Silence,
   ): Promise<string | undefined> {
-    const silent = `${address} was silent for ${Math.round(silence.gapMs)}ms`;
+    const silent = this.#refusingSince.has(address)
+      ? `${address} refused writes (it could not persist) for ${Math.round(silence.gapMs)}ms`
+      : `${address} was silent for ${Math.round(silence.gapMs)}ms`;
     let evidence: string | undefined;
     try {
       evidence = failoverEvidence(await this.#ask(), address, configEpoch);
@@ -144,7 +162,10 @@ export class SilenceGuard {
     if (evidence !== undefined) return `${silent} and ${evidence}`;
     // Clean: clears the silence this answer was asked after (not a newer one).
     const latest = this.#silences.get(address);
-    if (latest !== undefined && latest.endedAt <= askedAt) this.#silences.delete(address);
+    if (latest !== undefined && latest.endedAt <= askedAt) {
+      this.#silences.delete(address);
+      this.#refusingSince.delete(address);
+    }
     return undefined;
   }
 }

@@ -36,6 +36,8 @@ export interface LocalClusterOptions {
   sentinelPassword?: Secret | undefined;
   /** Run every node and sentinel TLS-only with these files. */
   tls?: TlsFiles | undefined;
+  /** More configuration lines for every data node (e.g. `enable-protected-configs yes`). */
+  extraConfig?: readonly string[] | undefined;
   /** Aborts the start; whatever started is stopped. */
   signal?: AbortSignal | undefined;
 }
@@ -86,6 +88,7 @@ export class LocalCluster implements AsyncDisposable {
       password: o.password,
       masterPassword: o.password,
       tls: o.tls,
+      extraConfig: o.extraConfig,
       signal: o.signal,
     });
     this.nodes.push(primary);
@@ -98,6 +101,7 @@ export class LocalCluster implements AsyncDisposable {
           masterPassword: o.password,
           replicaOf: primary.endpoint,
           tls: o.tls,
+          extraConfig: o.extraConfig,
           signal: o.signal,
         })),
     );
@@ -157,6 +161,7 @@ export class LocalCluster implements AsyncDisposable {
       masterPassword: o.password,
       replicaOf: primary,
       tls: o.tls,
+      extraConfig: o.extraConfig,
     });
     this.nodes.splice(this.nodes.indexOf(old), 1, restarted);
     await waitFor(async () => {

@@ -14,7 +14,19 @@ export interface RunReport extends Verdict {
   readonly wait: number;
   readonly durationMs: number;
   readonly switches: number;
+  /** What the nemeses showed, in their own words (figures of the fault windows). */
+  readonly notes: readonly string[];
+  /** What the run's faults are expected to break (reported, not failed on). */
+  readonly expected: { readonly lostAcknowledged: boolean; readonly holderOverlap: boolean };
   readonly error?: string | undefined;
+}
+
+/** Whether a run broke a promise its faults do not excuse. */
+export function runFailed(r: RunReport): boolean {
+  return r.error !== undefined || r.duplicated > 0 || r.failedButPresent > 0 ||
+    r.fencingViolations > 0 ||
+    (r.wait > 0 && r.lost > 0 && !r.expected.lostAcknowledged) ||
+    (r.holderOverlapMs > 0 && !r.expected.holderOverlap);
 }
 
 /** The markdown report of one run. */
@@ -42,6 +54,9 @@ export function reportMarkdown(r: RunReport): string {
     "",
   ];
   if (r.error !== undefined) lines.push(`**The run failed:** ${r.error}`, "");
+  if (r.notes.length > 0) {
+    lines.push("## What the faults showed", "", ...r.notes.map((n) => `- ${n}`), "");
+  }
   if (r.findings.length > 0) {
     lines.push("## Findings", "");
     for (const f of r.findings.slice(0, 50)) lines.push(`- ${f.kind}: ${f.id} — ${f.detail}`);
@@ -51,6 +66,8 @@ export function reportMarkdown(r: RunReport): string {
       lines.push(
         r.wait === 0
           ? "Writes acknowledged by a primary before any replica had them are lost when that primary dies or is cut off and a replica is promoted: with `--wait 0` nothing waits for a replica."
+          : r.expected.lostAcknowledged
+          ? "Expected of a power loss: WAIT confirms that a replica holds a write in memory, not that any disk does. With `appendfsync everysec` every node may lose up to a second of writes at once; see the README for what to configure for more."
           : "Acknowledged writes were lost although WAIT confirmed a replica: see the findings for which, and when.",
         "",
       );
@@ -167,8 +184,14 @@ export function summaryMarkdown(reports: readonly RunReport[]): string {
     ...reports.map((r) =>
       `| ${r.nemesis}${
         r.error === undefined ? "" : " (run failed)"
-      } | ${r.wait} | ${r.invoked} | ${r.acked} | ${r.lost} | ${r.duplicated} | ${r.unknown} | ${r.failedButPresent} | ${r.fencingViolations} | ${r.holderOverlapMs} | ${r.longestUnavailableMs} |`
+      } | ${r.wait} | ${r.invoked} | ${r.acked} | ${r.lost}${
+        r.lost > 0 && r.expected.lostAcknowledged ? " (expected)" : ""
+      } | ${r.duplicated} | ${r.unknown} | ${r.failedButPresent} | ${r.fencingViolations} | ${r.holderOverlapMs}${
+        r.holderOverlapMs > 0 && r.expected.holderOverlap ? " (expected)" : ""
+      } | ${r.longestUnavailableMs} |`
     ),
+    "",
+    ...reports.flatMap((r) => r.notes.map((n) => `- ${n}`)),
     "",
   ].join("\n");
 }

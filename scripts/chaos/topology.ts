@@ -32,6 +32,21 @@ export interface Box {
   readonly sentinel: Endpoint;
 }
 
+/** What a run's nemeses need of the boxes beyond the default. */
+export interface TopologyOptions {
+  /**
+   * Every connection that arrives at a box's Redis or Sentinel goes through
+   * a delay proxy in the box (see `delay_proxy.ts`); 0 ms until
+   * {@link Topology.setLatency} says otherwise.
+   */
+  delayProxies?: boolean | undefined;
+  /** Each box's data dir is a tmpfs of this many MiB (its disk can be filled). */
+  tmpfsMb?: number | undefined;
+}
+
+/** The proxy ports in a box: where connections for Redis and Sentinel are sent instead. */
+const PROXY_PORT = { redis: 16379, sentinel: 36379 } as const;
+
 /** What a command run printed. */
 export interface Run {
   code: number;
@@ -65,11 +80,18 @@ export class Topology implements AsyncDisposable {
   readonly bridge: string;
   readonly clientIp: string;
   readonly dir: string;
+  readonly #options: TopologyOptions;
+  /** Each box's delay proxy (its stdin takes `delay MIN MAX`). */
+  readonly #proxies: Deno.ChildProcess[] = [];
+  /** Rules added in the root namespace (on the bridge only), removed by {@link Topology.heal}. */
+  #rootRules: string[][] = [];
+  #mounted: string[] = [];
   #closed = false;
 
-  private constructor(id: string, subnet: string, dir: string) {
+  private constructor(id: string, subnet: string, dir: string, options: TopologyOptions) {
     this.id = id;
     this.dir = dir;
+    this.#options = options;
     this.bridge = `mnb${id}`;
     this.clientIp = `${subnet}.254`;
     this.masterName = `chaos-${id}`;
@@ -89,16 +111,22 @@ export class Topology implements AsyncDisposable {
   }
 
   /** Builds the network and joins all three boxes (the first bootstraps). */
-  static async create(baseDir: string, report: (line: string) => void): Promise<Topology> {
+  static async create(
+    baseDir: string,
+    report: (line: string) => void,
+    options: TopologyOptions = {},
+  ): Promise<Topology> {
     const id = crypto.randomUUID().replaceAll("-", "").slice(0, 6);
     const subnet = `10.${200 + Math.floor(Math.random() * 50)}.${Math.floor(Math.random() * 250)}`;
     await Deno.mkdir(baseDir, { recursive: true });
     const dir = await Deno.realPath(
       await Deno.makeTempDir({ dir: baseDir, prefix: `chaos-${id}-` }),
     );
-    const topology = new Topology(id, subnet, dir);
+    const topology = new Topology(id, subnet, dir, options);
     try {
       await topology.#network();
+      if (options.tmpfsMb !== undefined) await topology.#tmpfs(options.tmpfsMb);
+      if (options.delayProxies === true) await topology.#startProxies();
       for (const box of topology.boxes) {
         report(`chaos: joining box ${box.index} (${box.ip})`);
         await topology.join(box, box.index === 1);
@@ -128,6 +156,167 @@ export class Topology implements AsyncDisposable {
       await ip(["-n", box.ns, "link", "set", "lo", "up"]);
       await Deno.mkdir(box.dataDir, { recursive: true, mode: 0o700 });
     }
+  }
+
+  /** Mounts a tmpfs of `mb` MiB on every box's data dir (before anything runs there). */
+  async #tmpfs(mb: number): Promise<void> {
+    for (const box of this.boxes) {
+      const r = await run("mount", [
+        "-t",
+        "tmpfs",
+        "-o",
+        `size=${mb}m,mode=0700`,
+        "tmpfs",
+        box.dataDir,
+      ]);
+      if (r.code !== 0) throw new Error(`mount tmpfs on box ${box.index}: ${r.stderr.trim()}`);
+      this.#mounted.push(box.dataDir);
+    }
+  }
+
+  /**
+   * Starts a delay proxy in every box and sends the connections that arrive
+   * for its Redis and Sentinel through it (`DNAT` in `PREROUTING`: traffic
+   * from the other boxes and from the clients; the box's own is direct).
+   */
+  async #startProxies(): Promise<void> {
+    for (const box of this.boxes) {
+      const routes = (["redis", "sentinel"] as const).map((kind) => ({
+        listen: { hostname: box.ip, port: PROXY_PORT[kind] },
+        to: { hostname: box.ip, port: kind === "redis" ? REDIS_PORT : SENTINEL_PORT },
+      }));
+      const proxy = new Deno.Command("ip", {
+        args: [
+          "netns",
+          "exec",
+          box.ns,
+          "deno",
+          "run",
+          "-P=chaos",
+          "--quiet",
+          "--no-prompt",
+          "scripts/chaos/delay_proxy.ts",
+          JSON.stringify(routes),
+        ],
+        stdin: "piped",
+        stdout: "piped",
+        stderr: "null",
+        env: { NO_COLOR: "1", DENO_NO_UPDATE_CHECK: "1" },
+      }).spawn();
+      this.#proxies.push(proxy);
+      const lines = proxy.stdout.pipeThrough(new TextDecoderStream()).getReader();
+      const first = await lines.read();
+      if (!first.value?.includes("ready")) {
+        throw new Error(`delay proxy of box ${box.index} did not start`);
+      }
+      // Its later lines ("delay …") are read and dropped, so its pipe never fills.
+      void (async () => {
+        while (!(await lines.read().catch(() => ({ done: true }))).done) { /* drop */ }
+      })();
+      for (const kind of ["redis", "sentinel"] as const) {
+        const port = kind === "redis" ? REDIS_PORT : SENTINEL_PORT;
+        const r = await this.exec(box, [
+          "iptables",
+          "-t",
+          "nat",
+          "-A",
+          "PREROUTING",
+          "-p",
+          "tcp",
+          "-d",
+          box.ip,
+          "--dport",
+          String(port),
+          "-j",
+          "DNAT",
+          "--to-destination",
+          `${box.ip}:${PROXY_PORT[kind]}`,
+        ]);
+        if (r.code !== 0) throw new Error(`iptables nat in box ${box.index}: ${r.stderr}`);
+      }
+    }
+  }
+
+  /** Sets every box's proxy latency (needs `delayProxies`): each chunk waits `min`–`max` ms. */
+  async setLatency(min: number, max: number): Promise<void> {
+    if (this.#proxies.length === 0) {
+      throw new Error("setLatency needs a topology with delayProxies");
+    }
+    const line = new TextEncoder().encode(`delay ${min} ${max}\n`);
+    for (const proxy of this.#proxies) {
+      const writer = proxy.stdin.getWriter();
+      await writer.write(line);
+      writer.releaseLock();
+    }
+  }
+
+  /**
+   * Drops each packet with probability `p` on every link: as it arrives at
+   * a box (from the clients and the other boxes) and as it arrives at the
+   * clients from the boxes (the root namespace, on this run's bridge only).
+   */
+  async lossy(p: number): Promise<void> {
+    const rule = ["-m", "statistic", "--mode", "random", "--probability", String(p), "-j", "DROP"];
+    for (const box of this.boxes) {
+      const r = await this.exec(box, ["iptables", "-A", "INPUT", ...rule]);
+      if (r.code !== 0) throw new Error(`iptables in box ${box.index}: ${r.stderr}`);
+    }
+    await this.#rootRule(["INPUT", "-i", this.bridge, ...rule]);
+  }
+
+  /** Cuts the clients off from every sentinel (their data path stays). */
+  async cutSentinelsFromClients(): Promise<void> {
+    for (const box of this.boxes) {
+      for (const port of [SENTINEL_PORT, PROXY_PORT.sentinel]) {
+        const r = await this.exec(box, [
+          "iptables",
+          "-A",
+          "INPUT",
+          "-s",
+          this.clientIp,
+          "-p",
+          "tcp",
+          "--dport",
+          String(port),
+          "-j",
+          "DROP",
+        ]);
+        if (r.code !== 0) throw new Error(`iptables in box ${box.index}: ${r.stderr}`);
+      }
+    }
+  }
+
+  async #rootRule(rule: string[]): Promise<void> {
+    const r = await run("iptables", ["-A", ...rule]);
+    if (r.code !== 0) throw new Error(`iptables (root namespace): ${r.stderr}`);
+    this.#rootRules.push(rule);
+  }
+
+  /**
+   * The primary box `from`'s sentinel names, asked from inside that box
+   * (works while the clients are cut off from the sentinels).
+   */
+  async primaryNamedFrom(from: Box): Promise<string | undefined> {
+    const r = await this.exec(from, [
+      "redis-cli",
+      "-h",
+      from.ip,
+      "-p",
+      String(SENTINEL_PORT),
+      "SENTINEL",
+      "get-master-addr-by-name",
+      this.masterName,
+    ]);
+    const [host, port] = r.stdout.trim().split("\n");
+    return r.code === 0 && host && port ? `${host}:${port}` : undefined;
+  }
+
+  /** The bytes left on a box's data dir (a tmpfs: see `tmpfsMb`). */
+  async freeBytes(box: Box): Promise<number> {
+    const r = await run("df", ["--output=avail", "-B1", box.dataDir]);
+    const free = Number(r.stdout.trim().split("\n").at(-1));
+    if (r.code !== 0 || !Number.isFinite(free)) throw new Error(`df ${box.dataDir}: ${r.stderr}`);
+    return free;
   }
 
   /** Runs the project's `join` inside the box's namespace. */
@@ -240,12 +429,13 @@ export class Topology implements AsyncDisposable {
     }
   }
 
-  /** Removes every partition rule. */
+  /** Removes every partition, loss and cut rule (the proxies' redirections stay). */
   async heal(): Promise<void> {
     for (const box of this.boxes) {
       await this.exec(box, ["iptables", "-F", "INPUT"]);
       await this.exec(box, ["iptables", "-F", "OUTPUT"]);
     }
+    for (const rule of this.#rootRules.splice(0)) await run("iptables", ["-D", ...rule]);
   }
 
   /** The primary every reachable sentinel agrees on (and `ROLE` confirms), after failovers settle. */
@@ -313,8 +503,17 @@ export class Topology implements AsyncDisposable {
         await run("kill", ["-KILL", String(pid)]);
       }
     }
+    for (const proxy of this.#proxies) {
+      await proxy.stdin.close().catch(() => {});
+      try {
+        proxy.kill("SIGKILL");
+      } catch { /* exited */ }
+      await proxy.status;
+    }
+    for (const rule of this.#rootRules.splice(0)) await run("iptables", ["-D", ...rule]);
     for (const box of this.boxes) await ip(["netns", "del", box.ns]).catch(() => {});
     await ip(["link", "del", this.bridge]).catch(() => {});
+    for (const dir of this.#mounted) await run("umount", ["-l", dir]);
     await Deno.remove(this.dir, { recursive: true }).catch(() => {});
   }
 

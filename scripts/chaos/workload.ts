@@ -7,11 +7,47 @@
  */
 
 import { delay } from "../../lib/common/delay.ts";
+import type { Clock } from "../../lib/common/clock.ts";
+import type { Secret } from "../../lib/common/secret.ts";
 import type { RedisHaClient } from "../../lib/ha/client.ts";
 import { type Config, configFromOptions } from "../../lib/ha/config.ts";
 import { campaign } from "../../lib/state/lease.ts";
 import { StateStore } from "../../lib/state/state_store.ts";
 import type { History } from "./history.ts";
+import type { WorkloadControl } from "./fault.ts";
+
+/**
+ * A contender's clock, at an adjustable rate against true time (the `clock`
+ * nemesis): 0.5 runs at half speed, so the contender's lease seems to last
+ * twice as long to it. Injected through the lease's `clock` option; the
+ * contender shares its process with the rest of the workload, which a
+ * process-wide `faketime` would skew too (and `faketime` is not installed here).
+ */
+export class SkewClock implements Clock {
+  #rate = 1;
+  #realBase = performance.now();
+  #base = this.#realBase;
+
+  /** Changes the rate from now on (time so far is kept). */
+  set rate(rate: number) {
+    this.#base = this.now();
+    this.#realBase = performance.now();
+    this.#rate = rate;
+  }
+
+  /** The current rate. */
+  get rate(): number {
+    return this.#rate;
+  }
+
+  now(): number {
+    return this.#base + (performance.now() - this.#realBase) * this.#rate;
+  }
+
+  sleep(ms: number, signal?: AbortSignal): Promise<void> {
+    return delay(ms / this.#rate, signal);
+  }
+}
 
 /** The leases contenders campaign for, and how many contend for each. */
 export const LEASES: ReadonlyArray<{ name: string; contenders: number }> = [
@@ -35,6 +71,13 @@ export function setPrefix(namespace: string): string {
   return `${namespace}:chaos:set`;
 }
 
+/**
+ * The ACL user the first leader contender logs in as when a run asks for it
+ * (the `clock` nemesis): taking its commands away stops its renewals while
+ * every other client goes on.
+ */
+export const CONTENDER_USER = { name: "chaos-contender", holder: "leader-holder-0" } as const;
+
 /** The client configuration of a run. */
 export function workloadConfig(sentinels: string, masterName: string, wait: number): Config {
   return configFromOptions({
@@ -51,15 +94,35 @@ export function workloadConfig(sentinels: string, masterName: string, wait: numb
 }
 
 /** A running workload. */
-export class Workload {
+export class Workload implements WorkloadControl {
   readonly #stop = new AbortController();
   readonly #tasks: Promise<void>[] = [];
   readonly #closers: Array<() => Promise<void>> = [];
+  readonly #clocks = new Map<string, SkewClock>();
+  readonly #holding = new Set<string>();
+  /** The contenders' names, per lease. */
+  readonly contenders = new Map<string, string[]>();
+
+  /** Sets one contender's clock rate (see {@link SkewClock}). */
+  skewClock(holder: string, rate: number): void {
+    const clock = this.#clocks.get(holder);
+    if (clock === undefined) throw new RangeError(`no contender "${holder}"`);
+    clock.rate = rate;
+  }
+
+  /** Whether `holder` believes it holds its lease now. */
+  holds(holder: string): boolean {
+    return this.#holding.has(holder);
+  }
 
   private constructor() {}
 
   /** Starts every writer, contender and the reader. */
-  static async start(config: Config, history: History): Promise<Workload> {
+  static async start(
+    config: Config,
+    history: History,
+    own: { contenderPassword?: Secret | undefined } = {},
+  ): Promise<Workload> {
     const w = new Workload();
     const options = { client: { operationTimeoutMs: 8000 } };
     const store = await StateStore.connect(config, options);
@@ -103,11 +166,23 @@ export class Workload {
       return history.op({ kind: "read", id }, () => client.command(["GET", id]));
     }, 20);
     for (const { name, contenders } of LEASES) {
+      const names: string[] = [];
       for (let c = 0; c < contenders; c++) {
-        const own = await StateStore.connect(config, options);
-        w.#closers.push(() => own.close());
-        w.#tasks.push(contend(own, name, `${name}-holder-${c}`, history, stop));
+        const holder = `${name}-holder-${c}`;
+        const asUser = holder === CONTENDER_USER.holder && own.contenderPassword !== undefined;
+        const store = await StateStore.connect(
+          asUser
+            ? { ...config, username: CONTENDER_USER.name, password: own.contenderPassword }
+            : config,
+          options,
+        );
+        w.#closers.push(() => store.close());
+        const clock = new SkewClock();
+        w.#clocks.set(holder, clock);
+        names.push(holder);
+        w.#tasks.push(contend(store, name, holder, history, stop, { clock, holding: w.#holding }));
       }
+      w.contenders.set(name, names);
     }
     return w;
   }
@@ -120,13 +195,17 @@ export class Workload {
   }
 }
 
-/** One contender: campaign, fenced writes while holding, hand over after a while. */
+/**
+ * One contender: campaign, fenced writes while holding, hand over after a
+ * while (or, while its clock is skewed, hold until it loses the lease).
+ */
 async function contend(
   store: StateStore,
   lease: string,
   holder: string,
   history: History,
   stop: AbortSignal,
+  own: { clock: SkewClock; holding: Set<string> },
 ): Promise<void> {
   let n = 0;
   while (!stop.aborted) {
@@ -136,14 +215,20 @@ async function contend(
         ttlMs: 3000,
         retryPeriodMs: 100,
         keepAlive: {},
+        clock: own.clock,
         signal: stop,
       });
       const from = history.now();
       let to: number | undefined;
-      held.signal.addEventListener("abort", () => to ??= history.now(), { once: true });
-      const holdFor = 500 + Math.random() * 1000;
-      const until = AbortSignal.any([held.signal, stop, AbortSignal.timeout(holdFor)]);
-      while (!until.aborted) {
+      own.holding.add(holder);
+      held.signal.addEventListener("abort", () => {
+        to ??= history.now();
+        own.holding.delete(holder);
+      }, { once: true });
+      // Hands over after a while; a skewed contender keeps the lease until it believes it lost it.
+      const handOverAt = performance.now() + 500 + Math.random() * 1000;
+      const until = AbortSignal.any([held.signal, stop]);
+      while (!until.aborted && (own.clock.rate !== 1 || performance.now() < handOverAt)) {
         const id = `${holder}-${n++}`;
         await history.op(
           { kind: "fenced", id, lease, token: held.token, holder },
@@ -157,8 +242,11 @@ async function contend(
         await delay(50, until).catch(() => {});
       }
       to ??= history.now();
+      own.holding.delete(holder);
       history.hold({ lease, holder, token: held.token, from, to });
       await held.release().catch(() => {});
+      // Let the others campaign first: a holder that campaigns again at once wins every time.
+      await delay(100 + Math.random() * 300, stop).catch(() => {});
     } catch {
       await delay(100, stop).catch(() => {});
     }

@@ -10,7 +10,7 @@ import { runProcess } from "../_harness/process.ts";
 import { NEMESES } from "../../scripts/chaos/nemesis.ts";
 import type { RunReport } from "../../scripts/chaos/report.ts";
 
-Deno.test("deno task chaos --short: every nemesis with WAIT 1 loses nothing acknowledged, duplicates nothing, keeps fencing and never overlaps holders", async () => {
+Deno.test("deno task chaos --short: every nemesis with WAIT 1 loses nothing acknowledged, duplicates nothing, keeps fencing and never overlaps holders (but where its fault is expected to)", async () => {
   await Deno.mkdir(".tmp", { recursive: true });
   const out = await Deno.makeTempDir({ dir: ".tmp", prefix: "chaos-ci-" });
   try {
@@ -37,12 +37,31 @@ Deno.test("deno task chaos --short: every nemesis with WAIT 1 loses nothing ackn
       const at = `${report.nemesis}: ${JSON.stringify(report.findings.slice(0, 5))}`;
       assertEquals(report.error, undefined, at);
       assertEquals(
-        [report.lost, report.duplicated, report.failedButPresent, report.fencingViolations],
-        [0, 0, 0, 0],
+        [report.duplicated, report.failedButPresent, report.fencingViolations],
+        [0, 0, 0],
         at,
       );
-      assertEquals(report.holderOverlapMs, 0, at);
+      // A kill of every process may lose what no disk had yet (reported, not failed on); no
+      // other fault may lose an acknowledged write.
+      if (!report.expected.lostAcknowledged) assertEquals(report.lost, 0, at);
+      if (!report.expected.holderOverlap) assertEquals(report.holderOverlapMs, 0, at);
       assert(report.acked > 1000, `${report.nemesis}: only ${report.acked} writes acknowledged`);
+    }
+    // The slow clock shows the overlap fencing is for, and fencing rejects the stale writes.
+    const clock = reports.find((r) => r.nemesis === "clock")!;
+    assert(clock.holderOverlapMs > 0, `clock: ${clock.notes.join("; ")}`);
+    assert(/x0\.95: holder overlap 0 ms/.test(clock.notes.join("\n")), clock.notes.join("; "));
+    assert(
+      /x0\.5: .* [1-9]\d* of its writes rejected by fencing/.test(clock.notes.join("\n")),
+      clock.notes.join("; "),
+    );
+    // Writes a full disk or memory refused are typed, and nothing of them was written.
+    for (const name of ["disk-full", "oom"]) {
+      const run = reports.find((r) => r.nemesis === name)!;
+      assert(
+        /[1-9]\d* writes refused/.test(run.notes.join("\n")),
+        `${name}: ${run.notes.join("; ")}`,
+      );
     }
     assertEquals(r.code, 0, r.stderr.slice(-2000));
   } finally {

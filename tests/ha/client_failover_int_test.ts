@@ -6,7 +6,14 @@
  */
 
 import { assert, assertEquals } from "../_harness/assert.ts";
-import { assertAllPresent, sentinelConfig, startCluster, waitFor } from "../_harness/mod.ts";
+import {
+  assertAllPresent,
+  sentinelConfig,
+  startCluster,
+  tempDir,
+  waitFor,
+} from "../_harness/mod.ts";
+import { PersistenceError } from "../../lib/common/reply_errors.ts";
 import { RedisHaClient } from "../../lib/ha/client.ts";
 import { formatEndpoint } from "../../lib/protocol/endpoint.ts";
 import { replyToString } from "../../lib/protocol/resp.ts";
@@ -313,6 +320,87 @@ Deno.test("RedisHaClient never confirms a durable write that a paused primary ac
       );
     } finally {
       old!.kill("SIGCONT");
+      await load.stop();
+    }
+  } finally {
+    await resetLogging();
+  }
+});
+
+Deno.test("RedisHaClient never confirms a durable write that a primary back from a full disk acknowledges while Sentinel fails it over", async () => {
+  // A node that cannot persist refuses writes and Sentinel's PINGs (MISCONF), so Sentinel
+  // fails it over. If it recovers meanwhile, it acknowledges writes again; the other replica
+  // (held on it, as in the test above) acknowledges their WAIT, and the failover discards them.
+  await using cluster = await startCluster({
+    replicas: 2,
+    sentinels: 3,
+    extraConfig: ["enable-protected-configs yes"],
+  });
+  const [old, stuck, promoted] = cluster.nodes;
+  {
+    await using conn = await stuck!.connect();
+    await conn.send(["CONFIG", "SET", "replica-priority", "0"]);
+    await conn.send(["ACL", "SETUSER", "default", "-replicaof", "-slaveof"]);
+  }
+  const config = sentinelConfig(cluster, {
+    waitReplicas: 1,
+    waitTimeoutMs: 500,
+    reconnectAttempts: 200,
+    reconnectBackoffMs: 20,
+    reconnectMaxBackoffMs: 200,
+  });
+  const replacedLines: string[] = [];
+  await configureCliLogging({
+    format: "text",
+    write: (line) => {
+      if (line.includes("was replaced")) replacedLines.push(line);
+    },
+  });
+  await using gone = await tempDir("full-disk-");
+  try {
+    await using client = await RedisHaClient.connect(config);
+    const load = writers(client, `${config.namespace}:disk`, 20);
+    await using conn = await old!.connect();
+    const dir = replyToString(((await conn.send(["CONFIG", "GET", "dir"])) as string[])[1]!)!;
+    try {
+      await waitAcked(load, 300, "writes before the disk fills");
+      // The disk is "full": a snapshot fails, and the node refuses writes (MISCONF).
+      await conn.send(["CONFIG", "SET", "save", "3600 1"]);
+      await conn.send(["CONFIG", "SET", "dir", await Deno.realPath(gone.path)]);
+      await Deno.remove(gone.path, { recursive: true });
+      await conn.send(["BGSAVE"]);
+      await waitFor(async () => {
+        await using look = await promoted!.connect();
+        const role = await look.send(["ROLE"]);
+        return Array.isArray(role) && replyToString(role[0]) === "master"
+          ? { done: true, value: undefined }
+          : { done: false, observed: "not promoted yet" };
+      }, { what: "Sentinel to promote the replica", timeoutMs: 30_000, intervalMs: 5 });
+      // Room again: the old primary saves and takes writes while Sentinel demotes it.
+      await conn.send(["CONFIG", "SET", "dir", dir]);
+      await conn.send(["BGSAVE"]);
+      const next = await cluster.waitForAgreement({ excluding: old!.endpoint, timeoutMs: 60_000 });
+      assertEquals(formatEndpoint(next), formatEndpoint(promoted!.endpoint));
+      await waitFor(async () => {
+        await using look = await old!.connect();
+        const role = await look.send(["ROLE"]);
+        return Array.isArray(role) && replyToString(role[0]) === "slave" &&
+            replyToString(role[3]) === "connected"
+          ? { done: true, value: undefined }
+          : { done: false, observed: JSON.stringify(role) };
+      }, { what: "the old primary to follow the new one", timeoutMs: 30_000 });
+      await waitAcked(load, 300, "writes on the new primary");
+      await load.stop();
+      await assertAllPresent(cluster.node(next), load.acked().map((w) => w.key));
+      assert(
+        load.writes.some((w) => w.error instanceof PersistenceError),
+        "no write was refused for the full disk",
+      );
+      assert(
+        replacedLines.some((l) => l.includes("could not persist")),
+        `no acknowledgement was withheld:\n${replacedLines.join("\n")}`,
+      );
+    } finally {
       await load.stop();
     }
   } finally {
