@@ -113,3 +113,28 @@ Deno.test("SilenceGuard reports sentinels it could not ask as unconfirmed", asyn
   const evidence = await g.confirm(here, 2, clock.now());
   assert(evidence?.includes("the sentinels could not be asked (no sentinel reachable)"), evidence);
 });
+
+Deno.test("SilenceGuard treats write refusals (MISCONF) like a silence: suspect until the sentinels, asked after the last refusal, report no failover", async () => {
+  let answers = [
+    report("s1", "10.0.0.1", "master,o_down"),
+    report("s2", "10.0.0.1"),
+    report("s3", "10.0.0.1"),
+  ];
+  const { guard: g, asked, clock } = guard(() => answers);
+  g.named(here, clock.now());
+  g.heard(here);
+  g.refused(here);
+  assert(g.suspect(here), "a refusal makes the primary suspect at once");
+  await clock.advance(5);
+  g.refused(here);
+  g.heard(here);
+  // The sentinels see it down: an acknowledgement after the refusals is not confirmed.
+  const evidence = await g.confirm(here, 2, clock.now());
+  assert(evidence?.includes("refused writes (it could not persist) for 5ms"), evidence);
+  assert(g.suspect(here));
+  // Once they report it healthy, the suspicion ends.
+  answers = clean;
+  assertEquals(await g.confirm(here, 2, clock.now()), undefined);
+  assert(!g.suspect(here));
+  assertEquals(asked(), 2);
+});
