@@ -37,18 +37,11 @@ import { SentinelWatcher } from "../lib/ha/sentinel_watcher.ts";
 import { parseSwitchMaster } from "../lib/ha/resolver_decision.ts";
 import { delay } from "../lib/common/delay.ts";
 import { abortable } from "../lib/common/abortable.ts";
-import type { ClientFigures, HerdWorkerOptions } from "./bench/herd_worker.ts";
+import type { ClientFigures } from "./bench/herd_worker.ts";
+import { HerdWorkerProcess } from "./bench/herd_worker_process.ts";
 
 /** Clients per worker process by default. */
 const CLIENTS_PER_PROCESS = 50;
-/**
- * V8's young generation per semi-space in the workers, fixed. With V8's
- * default, the burst of a failover in a process of 50 clients grows the
- * nursery by up to 32 MB once (measured: 0.7–1.0 MB of RSS per client, while
- * the heap in use after a full GC grew 0.012 MB per client); fixed, the RSS
- * measured is what the clients keep.
- */
-const SEMI_SPACE_MB = 8;
 /**
  * Acknowledgements that arrive this soon after the kill are replies the dead
  * primary sent before it died (no new primary exists before down-after):
@@ -133,91 +126,6 @@ export interface HerdRun {
 function percentile(sorted: readonly number[], p: number): number {
   if (sorted.length === 0) return NaN;
   return sorted[Math.min(sorted.length - 1, Math.ceil((p / 100) * sorted.length) - 1)]!;
-}
-
-/** A worker process and its JSON lines. */
-class Worker {
-  readonly #child: Deno.ChildProcess;
-  readonly #writer: WritableStreamDefaultWriter<Uint8Array>;
-  readonly #queue: Record<string, unknown>[] = [];
-  #wake: (() => void) | undefined;
-  readonly #reading: Promise<void>;
-  readonly clients: number;
-
-  /** The worker's process id. */
-  get pid(): number {
-    return this.#child.pid;
-  }
-
-  readonly #signal: AbortSignal;
-  #exited = false;
-
-  /** Starts a worker; `signal` (Ctrl-C) ends every wait for its answers. */
-  constructor(options: HerdWorkerOptions, signal: AbortSignal) {
-    this.#signal = signal;
-    this.clients = options.clients;
-    this.#child = new Deno.Command("deno", {
-      args: [
-        "run",
-        "-P=bench",
-        "--no-prompt",
-        `--v8-flags=--expose-gc,--max-semi-space-size=${SEMI_SPACE_MB}`,
-        "scripts/bench/herd_worker.ts",
-        JSON.stringify(options),
-      ],
-      stdin: "piped",
-      stdout: "piped",
-      stderr: "inherit",
-    }).spawn();
-    this.#writer = this.#child.stdin.getWriter();
-    // A worker that died (a Ctrl-C reaches the whole process group) answers nothing more.
-    void this.#child.status.then(() => {
-      this.#exited = true;
-      this.#wake?.();
-    });
-    const stdout = this.#child.stdout;
-    this.#reading = (async () => {
-      let buffer = "";
-      for await (const chunk of stdout.pipeThrough(new TextDecoderStream())) {
-        buffer += chunk;
-        for (let nl = buffer.indexOf("\n"); nl !== -1; nl = buffer.indexOf("\n")) {
-          const line = buffer.slice(0, nl).trim();
-          buffer = buffer.slice(nl + 1);
-          if (!line.startsWith("{")) continue;
-          this.#queue.push(JSON.parse(line));
-          this.#wake?.();
-        }
-      }
-    })();
-  }
-
-  async send(command: string): Promise<void> {
-    await this.#writer.write(new TextEncoder().encode(command + "\n"));
-  }
-
-  /** The next message of `kind` (earlier ones of other kinds are dropped). */
-  async next(kind: string, timeoutMs = 60_000, stoppable = true): Promise<Record<string, unknown>> {
-    const deadline = performance.now() + timeoutMs;
-    while (true) {
-      if (stoppable) this.#signal.throwIfAborted();
-      const index = this.#queue.findIndex((m) => m.kind === kind);
-      if (index !== -1) return this.#queue.splice(0, index + 1).pop()!;
-      if (this.#exited) throw new Error(`worker exited before it sent "${kind}"`);
-      if (performance.now() > deadline) throw new Error(`worker sent no "${kind}"`);
-      await new Promise<void>((resolve) => {
-        this.#wake = resolve;
-        setTimeout(resolve, 200);
-      });
-    }
-  }
-
-  async close(): Promise<void> {
-    if (!this.#exited) await this.send("stop").catch(() => {});
-    await this.next("stopped", 30_000, false).catch(() => this.#child.kill("SIGKILL"));
-    await this.#writer.close().catch(() => {});
-    await this.#child.status;
-    await this.#reading.catch(() => {});
-  }
 }
 
 /** How long after `+switch-master` the workers' CPU is measured. */
@@ -311,7 +219,7 @@ async function runHerd(
   await using counters = await SentinelCounters.open(sentinels);
   console.error(`bench:herd: ${clients} clients in ${processes} processes: cluster up, connecting`);
   const namespace = `herd_${crypto.randomUUID().slice(0, 6)}`;
-  const workers: Worker[] = [];
+  const workers: HerdWorkerProcess[] = [];
   const sizes = Array.from(
     { length: processes },
     (_, p) => Math.floor(clients / processes) + (p < clients % processes ? 1 : 0),
@@ -320,7 +228,7 @@ async function runHerd(
   for (const [p, size] of sizes.entries()) {
     if (size === 0) continue;
     workers.push(
-      new Worker({
+      new HerdWorkerProcess({
         sentinels: sentinels.map(formatEndpoint).join(","),
         master: cluster.masterName,
         clients: size,
@@ -365,7 +273,7 @@ async function runHerd(
 async function failover(
   cluster: LocalCluster,
   primary: Endpoint,
-  workers: readonly Worker[],
+  workers: readonly HerdWorkerProcess[],
   counters: SentinelCounters,
   run: { clients: number; cycle: number; connect: ConnectFigures; signal: AbortSignal },
 ): Promise<HerdRun> {

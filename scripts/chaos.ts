@@ -13,10 +13,12 @@
  */
 
 import { checkOutDir, parseTaskFlags, TaskUsageError, withTaskUsage } from "./_task_args.ts";
-import { check, type FinalState } from "./chaos/checker.ts";
+import { check } from "./chaos/checker.ts";
 import { History, type Mark } from "./chaos/history.ts";
 import { NEMESES, type Nemesis, selectNemeses } from "./chaos/nemesis.ts";
 import type { RunNeeds } from "./chaos/fault.ts";
+import { finalState, settle } from "./chaos/final_state.ts";
+import { markSwitches } from "./chaos/switch_marks.ts";
 import { Secret } from "../lib/common/secret.ts";
 import {
   reportMarkdown,
@@ -26,26 +28,9 @@ import {
   timelineSvg,
 } from "./chaos/report.ts";
 import { Topology } from "./chaos/topology.ts";
-import {
-  APPEND_JOB,
-  CONTENDER_USER,
-  fencedJob,
-  LEASES,
-  listKey,
-  setPrefix,
-  Workload,
-  workloadConfig,
-} from "./chaos/workload.ts";
+import { CONTENDER_USER, Workload, workloadConfig } from "./chaos/workload.ts";
 import { RedisConnection } from "../lib/protocol/connection.ts";
-import { SentinelWatcher } from "../lib/ha/sentinel_watcher.ts";
-import { parseSwitchMaster } from "../lib/ha/resolver_decision.ts";
-import { formatEndpoint } from "../lib/protocol/endpoint.ts";
-import { parseInfo, replicasFromInfo } from "../lib/protocol/info.ts";
-import { replyToString, type RespReply } from "../lib/protocol/resp.ts";
-import { StateStore } from "../lib/state/state_store.ts";
-import { waitFor } from "../lib/common/wait_for.ts";
 import { delay } from "../lib/common/delay.ts";
-import type { Config } from "../lib/ha/config.ts";
 
 const say = (line: string): void => console.error(line);
 
@@ -111,51 +96,6 @@ function parseOptions(args: string[]): Options {
   };
 }
 
-/** Reads what the primary holds after the run. */
-async function finalState(config: Config): Promise<FinalState> {
-  await using store = await StateStore.connect(config);
-  const client = store.client;
-  const sets: string[] = [];
-  let cursor = "0";
-  do {
-    const [next, keys] = (await client.command([
-      "SCAN",
-      cursor,
-      "MATCH",
-      `${setPrefix(config.namespace)}:*`,
-      "COUNT",
-      1000,
-    ])) as [RespReply, RespReply[]];
-    cursor = replyToString(next) ?? "0";
-    for (const k of keys) sets.push(replyToString(k) ?? "");
-  } while (cursor !== "0");
-  const list = ((await client.command(["LRANGE", listKey(config.namespace), 0, -1])) as RespReply[])
-    .map((v) => replyToString(v) ?? "");
-  const readAll = async (job: string) => {
-    const out = [];
-    let after: string | undefined;
-    while (true) {
-      const page = await store.events.read(job, { after, count: 10_000 });
-      out.push(...page);
-      if (page.length < 10_000) return out;
-      after = page[page.length - 1]!.offset;
-    }
-  };
-  const eventIds = new Map<string, number>();
-  for (const e of await readAll(APPEND_JOB)) eventIds.set(e.id, (eventIds.get(e.id) ?? 0) + 1);
-  const fenced = new Map<string, { id: string; token: number; holder: string }[]>();
-  for (const { name } of LEASES) {
-    fenced.set(
-      name,
-      (await readAll(fencedJob(name))).map((e) => {
-        const data = e.data as { token: number; holder: string };
-        return { id: e.id, token: data.token, holder: data.holder };
-      }),
-    );
-  }
-  return { setKeys: new Set(sets), listValues: list, eventIds, fenced };
-}
-
 /**
  * Which acknowledged writes a fault that may lose them (a power loss) lost:
  * how many, and how long before the fault began they were acknowledged.
@@ -201,46 +141,6 @@ async function contenderUser(topology: Topology): Promise<Secret> {
   return password;
 }
 
-/** Heals everything and waits until the replicas have every byte of the primary. */
-async function settle(topology: Topology): Promise<void> {
-  await topology.heal();
-  for (const box of topology.boxes) {
-    for (const kind of ["redis", "sentinel"] as const) {
-      await topology.signal(box, kind, "CONT");
-    }
-    const endpointUp = async (port: number): Promise<boolean> => {
-      try {
-        await using _c = await RedisConnection.connect({ host: box.ip, port }, {
-          connectTimeoutMs: 500,
-        });
-        return true;
-      } catch {
-        return false;
-      }
-    };
-    if (!(await endpointUp(box.sentinel.port))) await topology.restartSentinel(box);
-    if (!(await endpointUp(box.redis.port))) await topology.join(box);
-  }
-  const primary = await topology.waitAgreement(90_000);
-  // A box that is neither primary nor replicating (e.g. detached) joins again.
-  for (const box of topology.boxes.filter((b) => b !== primary)) {
-    await using c = await RedisConnection.connect(box.redis);
-    const info = parseInfo(replyToString(await c.send(["INFO", "replication"])) ?? "");
-    if (info.get("role") !== "slave" || info.get("master_host") !== primary.ip) {
-      await topology.join(box);
-    }
-  }
-  await waitFor(async () => {
-    await using c = await RedisConnection.connect(primary.redis);
-    const info = parseInfo(replyToString(await c.send(["INFO", "replication"])) ?? "");
-    const offset = Number(info.get("master_repl_offset"));
-    const synced = replicasFromInfo(info).filter((r) => r.state === "online" && r.offset >= offset);
-    return synced.length >= 2
-      ? { done: true, value: undefined }
-      : { done: false, observed: `${synced.length} of 2 replicas at offset ${offset}` };
-  }, { what: "both replicas to resync", timeoutMs: 90_000, intervalMs: 200 });
-}
-
 async function runOne(
   nemeses: Nemesis[],
   options: Options,
@@ -261,26 +161,7 @@ async function runOne(
   await using topology = await Topology.create(".tmp", say, needs);
   const history = new History();
   const config = workloadConfig(topology.sentinels, topology.masterName, options.wait);
-  let switches = 0;
-  await using _watcher = new SentinelWatcher({
-    sentinels: () => topology.boxes.map((b) => b.sentinel),
-    masterName: topology.masterName,
-    subscriptions: 3,
-    onEvent: (e) => {
-      if (e.channel !== "+switch-master") return;
-      const parsed = parseSwitchMaster(e.payload);
-      // Three sentinels announce one switch: count it once per new address and second.
-      const label = `+switch-master → ${parsed === undefined ? "?" : formatEndpoint(parsed.to)}`;
-      const now = history.now();
-      const recent = history.entries.some((x) =>
-        x.type === "mark" && x.what === "switch" && x.label === label && now - x.from < 1000
-      );
-      if (!recent) {
-        switches++;
-        history.mark({ what: "switch", label, from: now });
-      }
-    },
-  });
+  await using switchMarks = markSwitches(topology, history);
   const contenderPassword = needs.contenderUser === true
     ? await contenderUser(topology)
     : undefined;
@@ -325,7 +206,7 @@ async function runOne(
       nemesis: name,
       wait: options.wait,
       durationMs: performance.now() - started,
-      switches,
+      switches: switchMarks.count(),
       notes,
       expected,
       ...verdict,
@@ -339,7 +220,7 @@ async function runOne(
       nemesis: name,
       wait: options.wait,
       durationMs: performance.now() - started,
-      switches,
+      switches: switchMarks.count(),
       notes,
       expected,
       ...check(history.entries, {

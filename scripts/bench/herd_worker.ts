@@ -11,6 +11,7 @@
  * `steady` (answers once every client had a write acknowledged after the
  * command), `mark` (from now on, count what the failover costs), `report`
  * (per-client acks, failures and the process's memory since the mark),
+ * `sample` (the process's memory after a full collection, and its pid),
  * `stop`.
  *
  *   deno run -P=bench --v8-flags=--expose-gc scripts/bench/herd_worker.ts '<json options>'
@@ -349,6 +350,7 @@ for await (const line of stdinLines()) {
   const command = line.trim();
   if (command === "connect") await connectAll();
   else if (command === "steady") await steady();
+  else if (command === "sample") print({ kind: "sample", pid: Deno.pid, ...settledMemory() });
   else if (command === "mark") mark();
   else if (command === "report") report();
   else if (command === "stop") {

@@ -59,10 +59,45 @@ export function outcomeOf(error: unknown): Outcome {
   return "failed";
 }
 
-/** Collects the history of one run. */
+/**
+ * Collects the history of one run. With `spill`, completed operations and
+ * holds go to that file as JSON lines instead of staying in memory (a soak
+ * of hours would hold millions): `entries` then keeps the marks and the
+ * operations still running, and {@link History.all} reads everything back.
+ */
 export class History {
   readonly entries: Entry[] = [];
   readonly #start = performance.now();
+  readonly #spill: Deno.FsFile | undefined;
+  readonly #spillPath: string | undefined;
+  readonly #encoder = new TextEncoder();
+
+  /** A history in memory, or spilled to `options.spill` (see the class). */
+  constructor(options: { spill?: string } = {}) {
+    this.#spillPath = options.spill;
+    this.#spill = options.spill === undefined
+      ? undefined
+      : Deno.openSync(options.spill, { write: true, create: true, truncate: true });
+  }
+
+  /** Every entry: in memory, or (spilled) read back from the file plus what is still in memory. */
+  async all(): Promise<Entry[]> {
+    if (this.#spillPath === undefined) return this.entries;
+    const text = await Deno.readTextFile(this.#spillPath);
+    const spilled = text.split("\n").filter((l) => l !== "").map((l) => JSON.parse(l) as Entry);
+    return [...spilled, ...this.entries];
+  }
+
+  /** Closes the spill file (the history can still be read with {@link History.all}). */
+  close(): void {
+    this.#spill?.close();
+  }
+
+  #spilled(entry: Entry): boolean {
+    if (this.#spill === undefined) return false;
+    this.#spill.writeSync(this.#encoder.encode(JSON.stringify(entry) + "\n"));
+    return true;
+  }
 
   /** Milliseconds since the run started. */
   now(): number {
@@ -84,12 +119,14 @@ export class History {
       op.error = error instanceof Error ? `${error.name}: ${error.message}` : String(error);
     }
     op.completedAt = this.now();
+    if (this.#spilled(op)) this.entries.splice(this.entries.lastIndexOf(op), 1);
     return op.outcome;
   }
 
   /** Records a holder's interval. */
   hold(hold: Omit<Hold, "type">): void {
-    this.entries.push({ ...hold, type: "hold" });
+    const entry: Hold = { ...hold, type: "hold" };
+    if (!this.#spilled(entry)) this.entries.push(entry);
   }
 
   /** Records a fault window (`to` set when it ends) or a Sentinel switch. */

@@ -121,8 +121,13 @@ export class Workload implements WorkloadControl {
   static async start(
     config: Config,
     history: History,
-    own: { contenderPassword?: Secret | undefined } = {},
+    own: {
+      contenderPassword?: Secret | undefined;
+      /** The writers' pause between operations, ms (5 by default; a soak writes less often). */
+      pauseMs?: number | undefined;
+    } = {},
   ): Promise<Workload> {
+    const pauseMs = own.pauseMs ?? 5;
     const w = new Workload();
     const options = { client: { operationTimeoutMs: 8000 } };
     const store = await StateStore.connect(config, options);
@@ -145,26 +150,26 @@ export class Workload implements WorkloadControl {
           { kind: "set", id },
           () => client.durable(["SET", id, "1"], { idempotent: true }),
         );
-      }, 5);
+      }, pauseMs);
       loop(() => {
         const id = `v${seq++}`;
         return history.op(
           { kind: "rpush", id },
           () => client.durable(["RPUSH", listKey(config.namespace), id]),
         );
-      }, 5);
+      }, pauseMs);
       loop(() => {
         const id = `e${seq++}`;
         return history.op(
           { kind: "append", id },
           () => store.events.append(APPEND_JOB, { id, type: "chaos" }),
         );
-      }, 5);
+      }, pauseMs);
     }
     loop(() => {
       const id = `${setPrefix(config.namespace)}:${Math.max(0, seq - 50)}`;
       return history.op({ kind: "read", id }, () => client.command(["GET", id]));
-    }, 20);
+    }, pauseMs * 4);
     for (const { name, contenders } of LEASES) {
       const names: string[] = [];
       for (let c = 0; c < contenders; c++) {
