@@ -38,7 +38,10 @@ import { configFromOptions } from "../lib/ha/config.ts";
 import { RedisConnection } from "../lib/protocol/connection.ts";
 import { formatEndpoint } from "../lib/protocol/endpoint.ts";
 import { delay } from "../lib/common/delay.ts";
-import { acquireLease, type Lease } from "../lib/state/lease.ts";
+import { acquireLease, GRANT_LEASE, Lease } from "../lib/state/lease.ts";
+import { SYSTEM_CLOCK } from "../lib/common/clock.ts";
+import { replyToNumber, type RespReply } from "../lib/protocol/resp.ts";
+import { capture, rawBatches, rawGroupCommit, template } from "./bench/raw_pipeline.ts";
 import { LocalCluster } from "../lib/process/local_cluster.ts";
 import { replyToString } from "../lib/protocol/resp.ts";
 import { StateStore } from "../lib/state/state_store.ts";
@@ -60,7 +63,7 @@ const LARGE_BYTES = new TextEncoder().encode(LARGE_TEXT);
 /** One contender: what it measures and how. */
 interface Contender {
   readonly name: string;
-  readonly group: "ceiling" | "raw" | "client" | "state" | "bundle";
+  readonly group: "ceiling" | "raw" | "protocol" | "client" | "state" | "bundle";
   /** Operations (or bytes, for bundles) per second over about `ms`. */
   measure(ms: number): Promise<number>;
   /** Idle time after it, for work it leaves behind in this process to finish. */
@@ -82,6 +85,17 @@ async function inFlight(
       done++;
     }
   }));
+  return done / ((performance.now() - started) / 1000);
+}
+
+/** Batches of `IN_FLIGHT` operations submitted together and awaited together; returns ops/s. */
+async function batches(ms: number, op: () => Promise<unknown>): Promise<number> {
+  let done = 0;
+  const started = performance.now();
+  while (performance.now() - started < ms) {
+    await Promise.all(Array.from({ length: IN_FLIGHT }, op));
+    done += IN_FLIGHT;
+  }
   return done / ((performance.now() - started) / 1000);
 }
 
@@ -338,6 +352,63 @@ if (import.meta.main) {
   );
   const seqs = new Array<number>(IN_FLIGHT).fill(0);
 
+  // The protocol's limit for each state operation: its own script with the library's own
+  // arguments (captured once per job or lease), through a raw pipeline of 50 per socket write.
+  const ns = "bench_state";
+  const rawJobs = await Promise.all(
+    Array.from({ length: IN_FLIGHT }, (_, w) => store.jobs.create(`raw-job-${w}`, { w })),
+  );
+  const rawVersions = rawJobs.map((j) => j.version);
+  const rawSeqs = new Array<number>(IN_FLIGHT).fill(0);
+  const loaded = async (captured: Awaited<ReturnType<typeof capture>>) => {
+    await conn.send(["SCRIPT", "LOAD", captured.script.source]);
+    return await captured.script.sha1();
+  };
+  const MARK = { job: "MKJOB", id: "MKID", number: "987654321", request: "MKREQ" } as const;
+  const appendCaptured = await capture(
+    ns,
+    (s) => s.events.append(MARK.job, { id: MARK.id, type: "step", data: VALUE }),
+  );
+  const appendCommand = template(appendCaptured, await loaded(appendCaptured), [MARK.job, MARK.id]);
+  const perWorker = async (
+    op: (s: StateStore, w: number) => Promise<unknown>,
+    markers: readonly string[],
+  ) =>
+    await Promise.all(Array.from({ length: IN_FLIGHT }, async (_, w) => {
+      const captured = await capture(ns, (s) => op(s, w));
+      return template(captured, await loaded(captured), markers);
+    }));
+  const updateCommands = await perWorker(
+    (s, w) =>
+      s.jobs.update(`raw-job-${w}`, {
+        expectedVersion: Number(MARK.number),
+        data: { w, at: 0 },
+        requestId: MARK.request,
+      }),
+    [MARK.number, MARK.request],
+  );
+  const saveCommands = await perWorker(
+    (s, w) =>
+      s.snapshots.save(`raw-job-${w}`, "agent", Number(MARK.number), { step: 0 }, {
+        fence: { lease: leases[w]!.lease, token: leases[w]!.token },
+      }),
+    [MARK.number],
+  );
+  const renewCommands = await perWorker(
+    (s, w) =>
+      Lease[GRANT_LEASE](s, {
+        lease: leases[w]!.lease,
+        holder: leases[w]!.holder,
+        token: leases[w]!.token,
+        ttlMs: 600_000,
+        keepAlive: undefined,
+        acquiredSentAt: 0,
+        clock: SYSTEM_CLOCK,
+      }).renew(),
+    [],
+  );
+  let rawIds = 0;
+
   const contenders: Contender[] = [
     {
       name: "redis-benchmark SET -P 16",
@@ -389,6 +460,76 @@ if (import.meta.main) {
       group: "client",
       measure: (t) =>
         inFlight(t, () => wait1.durable(["SET", key("d1"), VALUE], { idempotent: true })),
+    },
+    {
+      name: "mn-redis-ha durable SET, WAIT 1, 50 submitted together",
+      group: "client",
+      measure: (t) =>
+        batches(t, () => wait1.durable(["SET", key("d1t"), VALUE], { idempotent: true })),
+    },
+    {
+      name: "raw group commit SET + WAIT 1, 50 each awaited",
+      group: "protocol",
+      measure: (t) => rawGroupCommit(primary, t, () => ["SET", key("rg"), VALUE], IN_FLIGHT),
+    },
+    {
+      name: "raw pipeline SET + WAIT 1, 50 per write",
+      group: "protocol",
+      measure: (t) =>
+        rawBatches(primary, t, () => ["SET", key("rp"), VALUE], { depth: IN_FLIGHT, wait: true }),
+    },
+    {
+      name: "raw pipeline event append script + WAIT 1, 50 per write",
+      group: "protocol",
+      measure: (t) =>
+        rawBatches(
+          primary,
+          t,
+          (i) => appendCommand((m) => m === MARK.job ? `ev-${i % IN_FLIGHT}` : `raw${rawIds++}`),
+          { depth: IN_FLIGHT, wait: true },
+        ),
+    },
+    {
+      name: "raw pipeline job update script + WAIT 1, 50 per write",
+      group: "protocol",
+      measure: (t) =>
+        rawBatches(
+          primary,
+          t,
+          (i) =>
+            updateCommands[i % IN_FLIGHT]!((m) =>
+              m === MARK.number ? String(rawVersions[i % IN_FLIGHT]) : `raw${rawIds++}`
+            ),
+          {
+            depth: IN_FLIGHT,
+            wait: true,
+            // A batch updates each job once; the next takes the version each reply reports.
+            onReplies: (first, replies) =>
+              replies.forEach((r: RespReply, k) => {
+                if (Array.isArray(r)) rawVersions[(first + k) % IN_FLIGHT] = replyToNumber(r[0]);
+              }),
+          },
+        ),
+    },
+    {
+      name: "raw pipeline snapshot save script + WAIT 1, 50 per write",
+      group: "protocol",
+      measure: (t) =>
+        rawBatches(
+          primary,
+          t,
+          (i) => saveCommands[i % IN_FLIGHT]!(() => String(++rawSeqs[i % IN_FLIGHT]!)),
+          { depth: IN_FLIGHT, wait: true },
+        ),
+    },
+    {
+      name: "raw pipeline lease renewal script, 50 per write",
+      group: "protocol",
+      measure: (t) =>
+        rawBatches(primary, t, (i) => renewCommands[i % IN_FLIGHT]!(() => ""), {
+          depth: IN_FLIGHT,
+          wait: false,
+        }),
     },
     {
       name: "ioredis SET",
@@ -592,7 +733,6 @@ if (import.meta.main) {
     return x.map((v, i) => v / y[i]!);
   };
   const mn = (n: string): string => `mn-redis-ha ${n}`;
-  const LUA = "redis-benchmark EVAL -P 16 (Lua ceiling)";
   const ratio = (name: string, bound: number): Target => ({ name, kind: "min", bound, unit: "×" });
   const failover = values.only === undefined && Number(values["failover-cycles"]) > 0
     ? await failoverOverheadMs(Number(values["failover-cycles"]))
@@ -618,17 +758,37 @@ if (import.meta.main) {
       extras.seqDeltaUs,
     ),
     judge(
-      ratio("3. event append, 50 jobs, WAIT 1 / Lua ceiling", 0.35),
-      perRound(mn("event append, 50 jobs, WAIT 1"), LUA),
-    ),
-    judge(ratio("3. lease renewal / Lua ceiling", 0.5), perRound(mn("lease renewal"), LUA)),
-    judge(
-      ratio("3. job update, WAIT 1 / Lua ceiling", 0.25),
-      perRound(mn("job update, WAIT 1"), LUA),
+      ratio("3. durable SET WAIT 1, 50 each awaited / raw group commit", 0.9),
+      perRound(mn("durable SET, WAIT 1"), "raw group commit SET + WAIT 1, 50 each awaited"),
     ),
     judge(
-      ratio("3. fenced snapshot save, WAIT 1 / Lua ceiling", 0.35),
-      perRound(mn("fenced snapshot save, WAIT 1"), LUA),
+      ratio("3. durable SET WAIT 1, 50 submitted together / raw pipeline", 0.9),
+      perRound(
+        mn("durable SET, WAIT 1, 50 submitted together"),
+        "raw pipeline SET + WAIT 1, 50 per write",
+      ),
+    ),
+    judge(
+      ratio("3. event append, 50 jobs, WAIT 1 / its script, raw pipeline", 0.8),
+      perRound(
+        mn("event append, 50 jobs, WAIT 1"),
+        "raw pipeline event append script + WAIT 1, 50 per write",
+      ),
+    ),
+    judge(
+      ratio("3. job update, WAIT 1 / its script, raw pipeline", 0.8),
+      perRound(mn("job update, WAIT 1"), "raw pipeline job update script + WAIT 1, 50 per write"),
+    ),
+    judge(
+      ratio("3. fenced snapshot save, WAIT 1 / its script, raw pipeline", 0.8),
+      perRound(
+        mn("fenced snapshot save, WAIT 1"),
+        "raw pipeline snapshot save script + WAIT 1, 50 per write",
+      ),
+    ),
+    judge(
+      ratio("3. lease renewal / its script, raw pipeline", 0.8),
+      perRound(mn("lease renewal"), "raw pipeline lease renewal script, 50 per write"),
     ),
     judge(
       ratio("4. SET 64 KiB string / same bytes as Uint8Array", 0.8),

@@ -1,7 +1,6 @@
 /**
  * Sentinel's switches, marked in a run's history as they are announced:
- * three sentinels announce one switch, so it is marked once per new address
- * and second.
+ * three sentinels announce one switch, so it is marked once per new address.
  */
 
 import { SentinelWatcher } from "../../lib/ha/sentinel_watcher.ts";
@@ -16,6 +15,7 @@ export function markSwitches(
   history: History,
 ): AsyncDisposable & { count(): number } {
   let switches = 0;
+  let last: string | undefined;
   const watcher = new SentinelWatcher({
     sentinels: () => topology.boxes.map((b) => b.sentinel),
     masterName: topology.masterName,
@@ -24,14 +24,12 @@ export function markSwitches(
       if (e.channel !== "+switch-master") return;
       const parsed = parseSwitchMaster(e.payload);
       const label = `+switch-master → ${parsed === undefined ? "?" : formatEndpoint(parsed.to)}`;
-      const now = history.now();
-      const recent = history.entries.some((x) =>
-        x.type === "mark" && x.what === "switch" && x.label === label && now - x.from < 1000
-      );
-      if (!recent) {
-        switches++;
-        history.mark({ what: "switch", label, from: now });
-      }
+      // The sentinels announce one switch each (the leader last, up to a second later): a
+      // switch to where the last one went is the same switch.
+      if (label === last) return;
+      last = label;
+      switches++;
+      history.mark({ what: "switch", label, from: history.now() });
     },
   });
   return {

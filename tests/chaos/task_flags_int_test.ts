@@ -12,6 +12,7 @@ const TASKS = {
   bench: ["-P=bench-clients", "scripts/bench.ts"],
   "bench:failover": ["-P=bench-clients", "scripts/bench_failover.ts"],
   "bench:herd": ["-P=bench-clients", "scripts/bench_herd.ts"],
+  soak: ["-P=chaos", "scripts/soak.ts"],
 } as const;
 
 function task(name: keyof typeof TASKS, args: string[]): Promise<ProcessRun> {
@@ -21,7 +22,7 @@ function task(name: keyof typeof TASKS, args: string[]): Promise<ProcessRun> {
   });
 }
 
-Deno.test("chaos, bench, bench:failover and bench:herd refuse bad flags and an --out they may not write, exit 2, no stack trace", async () => {
+Deno.test("chaos, bench, bench:failover, bench:herd and soak refuse bad flags and an --out they may not write, exit 2, no stack trace", async () => {
   const cases: [keyof typeof TASKS, string[], string][] = [
     [
       "chaos",
@@ -40,6 +41,10 @@ Deno.test("chaos, bench, bench:failover and bench:herd refuse bad flags and an -
     ["bench:herd", ["--clients", "10,abc"], '--clients is "abc"'],
     ["bench:herd", ["--processes", "0"], '--processes is "0"'],
     ["bench:herd", ["--out", "/some/dir"], '--out "/some/dir" is outside'],
+    ["soak", ["--clients", "0"], '--clients is "0"'],
+    ["soak", ["--duration", "abc"], '--duration is "abc"'],
+    ["soak", ["--every", "1s"], '--every is "1s"'],
+    ["soak", ["--out", "/some/dir"], '--out "/some/dir" is outside'],
   ];
   for (const [name, args, expected] of cases) {
     const started = performance.now();
