@@ -3,9 +3,9 @@
  * with group commit.
  *
  * `WAIT n timeout` covers every write its connection sent before it. A
- * durable write is queued on the durable connection; just before the
- * connection writes a batch holding durable writes, one `WAIT` is appended
- * to that batch and covers all of them. A durable write so costs one round
+ * durable write is queued on the durable connection; when the connection
+ * writes what is queued (in one or more socket writes), one `WAIT` is
+ * appended to the last of them and covers all the durable writes before it. A durable write so costs one round
  * trip (its reply and the `WAIT`'s arrive together) and many durable writes
  * share one replica round trip: WAIT costs latency, not throughput.
  *
@@ -37,6 +37,11 @@ export class GroupWait {
     this.#required = required;
     this.#timeoutMs = timeoutMs;
     conn.setFlushHook((batch) => this.#appendWait(batch));
+    // A write answered before the connection broke, whose WAIT was never sent: not confirmed.
+    conn.onClose((error) => {
+      for (const waiter of this.#waiting.values()) waiter.reject(error);
+      this.#waiting.clear();
+    });
   }
 
   /** Appends one `WAIT` to a batch that holds durable writes, for all of them. */

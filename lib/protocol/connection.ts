@@ -73,6 +73,8 @@ const READ_SIZE_MIN = 4 * 1024;
 const READ_SIZE_MAX = 64 * 1024;
 /** Commands per socket write at most. */
 const MAX_BATCH_COMMANDS = 16;
+/** Commands a flush hook sees at most at once (see {@link RedisConnection.setFlushHook}). */
+const MAX_HOOK_COMMANDS = 1024;
 
 /** A single pipelined connection to one Redis node or sentinel. */
 export class RedisConnection implements AsyncDisposable {
@@ -83,6 +85,8 @@ export class RedisConnection implements AsyncDisposable {
   #unsent: Pending[] = [];
   #inflight: Pending[] = [];
   #flushing = false;
+  /** Commands written since the flush hook last saw them (see {@link RedisConnection.#flush}). */
+  #sinceHook: (readonly RespArg[])[] = [];
   #flushScheduled = false;
   #closed = false;
   #closeError: unknown = undefined;
@@ -177,9 +181,11 @@ export class RedisConnection implements AsyncDisposable {
   }
 
   /**
-   * Sets a function called with each batch of commands just before it is
-   * written; commands it sends join that batch, after the others. Used by
-   * `GroupWait` to append the `WAIT` covering the batch's durable writes.
+   * Sets a function called with the commands of each run of writes (a long
+   * queue goes out in several socket writes) just before the last of them
+   * is written (under a queue that never empties, every 1,024 commands);
+   * commands it sends join that write, after the others.
+   * Used by `GroupWait` to append the one `WAIT` covering them all.
    */
   setFlushHook(hook: (batch: readonly (readonly RespArg[])[]) => void): void {
     this.#flushHook = hook;
@@ -340,12 +346,21 @@ export class RedisConnection implements AsyncDisposable {
         if (batch === this.#unsent) this.#unsent = [];
         const commands = batch.map((p) => p.args);
         if (this.#flushHook !== undefined) {
-          // Commands the hook sends join this batch, after the others.
-          const queued = this.#unsent.length;
-          this.#flushHook(commands);
-          for (const added of this.#unsent.splice(queued)) {
-            batch.push(added);
-            commands.push(added.args);
+          // The hook sees every command of this run of writes once, with the last of them (the
+          // queue is empty): a group commit's one WAIT covers a long queue, however many socket
+          // writes it takes. Commands the hook sends join that last batch, after the others.
+          // Under a queue that never empties, every MAX_HOOK_COMMANDS at the latest: a WAIT
+          // is never starved by writes behind it.
+          for (const c of commands) this.#sinceHook.push(c);
+          if (this.#unsent.length === 0 || this.#sinceHook.length >= MAX_HOOK_COMMANDS) {
+            const seen = this.#sinceHook;
+            this.#sinceHook = [];
+            const queued = this.#unsent.length;
+            this.#flushHook(seen);
+            for (const added of this.#unsent.splice(queued)) {
+              batch.push(added);
+              commands.push(added.args);
+            }
           }
         }
         const out = encodeCommands(commands);

@@ -13,8 +13,8 @@ async function calls(conn: RedisConnection, command: string): Promise<number> {
   return Number(/calls=(\d+)/.exec(info.get(`cmdstat_${command}`) ?? "")?.[1] ?? 0);
 }
 
-Deno.test("GroupWait sends one WAIT in the same socket write as the writes it covers", async () => {
-  // 50 writes go out in socket writes of at most 16 commands, each with its WAIT.
+Deno.test("GroupWait sends one WAIT after a run of writes, in the same socket write as the last of them", async () => {
+  // 50 writes go out in socket writes of at most 16 commands; one WAIT, in the last, covers all.
   await using cluster = await startCluster({ replicas: 1, sentinels: 0 });
   await using admin = await cluster.nodes[0]!.connect();
   await using conn = await RedisConnection.connect(cluster.nodes[0]!.endpoint);
@@ -26,15 +26,28 @@ Deno.test("GroupWait sends one WAIT in the same socket write as the writes it co
   );
   assertEquals(results.map((r) => replyToString(r)), Array(50).fill("OK"));
   const batches = conn.batchesWritten - batchesBefore;
-  assertEquals(batches, 4, "50 writes: 4 socket writes of at most 16 (plus their WAIT)");
-  assertEquals(await calls(admin, "wait") - waitsBefore, batches, "one WAIT per socket write");
+  assertEquals(batches, 4, "50 writes: 4 socket writes of at most 16 (the last with the WAIT)");
+  assertEquals(await calls(admin, "wait") - waitsBefore, 1, "one WAIT for the whole run");
 
-  // A write issued after that batch went out gets its own WAIT, again in its own batch.
+  // A write issued after that run went out gets its own WAIT, in its own socket write.
   await wait.write(["SET", "gw:later", "v"]);
   assertEquals(conn.batchesWritten - batchesBefore, batches + 1);
-  assertEquals(await calls(admin, "wait") - waitsBefore, batches + 1);
+  assertEquals(await calls(admin, "wait") - waitsBefore, 2);
   await using replica = await cluster.nodes[1]!.connect();
   assertEquals(replyToString(await replica.send(["GET", "gw:later"])), "v");
+});
+
+Deno.test("GroupWait: a long queue gets a WAIT every 1,024 commands, not one at its very end", async () => {
+  await using cluster = await startCluster({ replicas: 1, sentinels: 0 });
+  await using admin = await cluster.nodes[0]!.connect();
+  await using conn = await RedisConnection.connect(cluster.nodes[0]!.endpoint);
+  const wait = new GroupWait(conn, 1, 1000);
+  const waitsBefore = await calls(admin, "wait");
+  const results = await Promise.all(
+    Array.from({ length: 3000 }, (_, i) => wait.write(["SET", `gw:long:${i}`, "v"])),
+  );
+  assertEquals(results.length, 3000);
+  assertEquals(await calls(admin, "wait") - waitsBefore, 3, "1,024 + 1,024 + the last 952");
 });
 
 Deno.test("GroupWait reports acked/required when too few replicas acknowledge", async () => {
