@@ -7,7 +7,7 @@
 
 import { type ConnectOptions, RedisConnection } from "../protocol/connection.ts";
 import { type Endpoint, formatEndpoint, formatHostPort } from "../protocol/endpoint.ts";
-import { ReplyError, UsageError } from "../common/errors.ts";
+import { RedisHaError, ReplyError, UsageError } from "../common/errors.ts";
 import { parseInfo } from "../protocol/info.ts";
 import { replyToMap, replyToString } from "../protocol/resp.ts";
 import {
@@ -19,7 +19,7 @@ import {
   setUserCommand,
 } from "./_acl.ts";
 import { waitFor } from "../common/wait_for.ts";
-import { findPrimary } from "./join_primary.ts";
+import { currentPrimary, findPrimary } from "./join_primary.ts";
 import {
   type BoxOptions,
   ensureDaemon,
@@ -116,14 +116,19 @@ async function joinSteps(options: JoinOptions, started: Started): Promise<JoinRe
   // Who is primary? Ask every listed sentinel (this box's too) and wait for all answers.
   const listed = options.sentinels.some((s) => formatEndpoint(s) === formatEndpoint(selfSentinel));
   const sentinels = listed ? options.sentinels : [...options.sentinels, selfSentinel];
-  const { primary, bootstrapped } = await findPrimary(options, sentinels, selfSentinel, self);
-  const isPrimary = formatEndpoint(primary) === formatEndpoint(self);
-  const runtimeEnvPath = await configureRedis(options, self, primary, isPrimary);
-  await configureSentinel(options, selfSentinel, primary);
-  await awaitRoles(options, self, selfSentinel, primary, isPrimary);
+  const found = await findPrimary(options, sentinels, selfSentinel, self);
+  const runtimeEnvPath = await configureRedis(
+    options,
+    self,
+    found.primary,
+    formatEndpoint(found.primary) === formatEndpoint(self),
+  );
+  await configureSentinel(options, selfSentinel, found.primary);
+  const primary = await awaitRoles(options, self, selfSentinel, sentinels, found.primary);
+  const bootstrapped = found.bootstrapped;
   await protectDataDir(options.dataDir);
   return {
-    role: isPrimary ? "primary" : "replica",
+    role: formatEndpoint(primary) === formatEndpoint(self) ? "primary" : "replica",
     primary: formatEndpoint(primary),
     redis: formatEndpoint(self),
     sentinel: formatEndpoint(selfSentinel),
@@ -261,23 +266,81 @@ async function configureAcl(
   return runtimeEnvPath;
 }
 
+/** A failover during the join is followed this many times before the join gives up. */
+const MAX_PRIMARY_MOVES = 3;
+
 /**
- * Waits until the local Redis is confirmed in its role (a replica's link is
- * up; the link state is reported when it changes) and the local Sentinel
- * sees the primary. A fresh connection per look: Sentinel kills a node's
- * clients when it reconfigures it (a failover during the join), and a killed
- * connection must not end the wait.
+ * Waits until the local Redis is confirmed in its role and the local
+ * Sentinel sees the primary; returns the primary. When the sentinels fail
+ * over while the box joins (the primary found is killed, or Sentinel's
+ * occasional second failover), the join follows the primary they agree on
+ * now instead of waiting for one that is gone.
  */
 async function awaitRoles(
   options: JoinOptions,
   self: Endpoint,
   selfSentinel: Endpoint,
+  sentinels: readonly Endpoint[],
+  found: Endpoint,
+): Promise<Endpoint> {
+  let primary = found;
+  for (let moves = 0;; moves++) {
+    const moved = await awaitLocalRole(options, self, sentinels, primary) ??
+      await awaitSentinelView(options, selfSentinel, sentinels, primary);
+    if (moved === undefined) return primary;
+    if (moves === MAX_PRIMARY_MOVES) {
+      throw new RedisHaError(
+        "MASTER_UNKNOWN",
+        `The primary moved ${moves + 1} times while ${formatEndpoint(self)} joined ` +
+          `(last ${formatEndpoint(primary)} -> ${formatEndpoint(moved)}): the sentinels keep ` +
+          "failing over; check `mn-redis-ha inspect` and the sentinel logs, then join again",
+      );
+    }
+    options.report(
+      `join: the sentinels failed over during the join: the primary is now ${
+        formatEndpoint(moved)
+      } (was ${formatEndpoint(primary)}); following it`,
+    );
+    primary = moved;
+    if (formatEndpoint(primary) !== formatEndpoint(self)) await follow(options, self, primary);
+  }
+}
+
+/** Makes the local Redis a replica of `primary` unless it already is one. */
+async function follow(options: JoinOptions, self: Endpoint, primary: Endpoint): Promise<void> {
+  await using redis = await RedisConnection.connect(self, redisAuth(options));
+  const info = parseInfo(replyToString(await redis.send(["INFO", "replication"])) ?? "");
+  if (
+    info.get("role") === "slave" &&
+    formatHostPort(info.get("master_host"), info.get("master_port")) === formatEndpoint(primary)
+  ) return;
+  options.report(`join: making ${formatEndpoint(self)} a replica of ${formatEndpoint(primary)}`);
+  await redis.send(["REPLICAOF", primary.host, primary.port]);
+  await redis.send(["CONFIG", "REWRITE"]).catch(() => {});
+}
+
+/** How long a replica's link may stay down before the join asks whether the primary moved. */
+const LINK_DOWN_ASK_MS = 2000;
+
+/**
+ * Waits until the local Redis is the primary, or a replica of `primary`
+ * with its link up (the link state is reported when it changes): returns
+ * `undefined`. While the link stays down, asks the sentinels every
+ * {@link LINK_DOWN_ASK_MS} whether they failed over, and returns the new
+ * primary if so. A fresh connection per look: Sentinel kills a node's
+ * clients when it reconfigures it, and a killed connection must not end the
+ * wait.
+ */
+async function awaitLocalRole(
+  options: JoinOptions,
+  self: Endpoint,
+  sentinels: readonly Endpoint[],
   primary: Endpoint,
-  isPrimary: boolean,
-): Promise<void> {
-  const waiting = { timeoutMs: options.timeoutMs, intervalMs: 250, signal: options.signal };
+): Promise<Endpoint | undefined> {
+  const isPrimary = formatEndpoint(primary) === formatEndpoint(self);
   let lastLink: string | undefined;
-  await waitFor(async () => {
+  let nextAsk = performance.now() + LINK_DOWN_ASK_MS;
+  return await waitFor<Endpoint | undefined>(async () => {
     await using look = await RedisConnection.connect(self, redisAuth(options));
     const now = parseInfo(replyToString(await look.send(["INFO", "replication"])) ?? "");
     if (isPrimary) {
@@ -286,29 +349,65 @@ async function awaitRoles(
         : { done: false, observed: `role ${now.get("role")}` };
     }
     const link = now.get("master_link_status");
+    const following = formatHostPort(now.get("master_host"), now.get("master_port"));
     if (link !== lastLink) {
-      options.report(`join: replication link to ${formatEndpoint(primary)}: ${link}`);
+      options.report(`join: replication link to ${following}: ${link}`);
       lastLink = link;
     }
-    return link === "up"
-      ? { done: true, value: undefined }
-      : { done: false, observed: `master_link_status=${link}` };
+    if (link === "up" && following === formatEndpoint(primary)) {
+      return { done: true, value: undefined };
+    }
+    if (performance.now() >= nextAsk) {
+      nextAsk = performance.now() + LINK_DOWN_ASK_MS;
+      const now = await currentPrimary(options, sentinels);
+      if (now !== undefined && formatEndpoint(now) !== formatEndpoint(primary)) {
+        return { done: true, value: now };
+      }
+    }
+    return { done: false, observed: `replica of ${following}, master_link_status=${link}` };
   }, {
-    ...waiting,
-    what: `${formatEndpoint(self)} to be confirmed as ${isPrimary ? "primary" : "replica"}`,
+    timeoutMs: options.timeoutMs,
+    intervalMs: 250,
+    signal: options.signal,
+    what: `${formatEndpoint(self)} to be confirmed as ${
+      isPrimary ? "primary" : `replica of ${formatEndpoint(primary)}`
+    }`,
   });
+}
+
+/**
+ * Waits until the local Sentinel sees `primary` as master: `undefined`. If
+ * it sees another master and the sentinels name that one now (they failed
+ * over meanwhile), returns it.
+ */
+async function awaitSentinelView(
+  options: JoinOptions,
+  selfSentinel: Endpoint,
+  sentinels: readonly Endpoint[],
+  primary: Endpoint,
+): Promise<Endpoint | undefined> {
   await using sentinel = await RedisConnection.connect(selfSentinel, sentinelAuth(options));
-  await waitFor(async () => {
+  return await waitFor(async () => {
     const m = replyToMap(await sentinel.send(["SENTINEL", "MASTER", options.masterName]));
     const flags = replyToString(m.get("flags") ?? null) ?? "";
     const seen = formatHostPort(
       replyToString(m.get("ip") ?? null),
       replyToString(m.get("port") ?? null),
     );
-    return flags === "master" && seen === formatEndpoint(primary)
-      ? { done: true, value: undefined }
-      : { done: false, observed: `local sentinel sees ${seen} with flags ${flags}` };
-  }, { ...waiting, what: "the local sentinel to see the primary" });
+    if (flags === "master" && seen === formatEndpoint(primary)) {
+      return { done: true, value: undefined };
+    }
+    if (flags === "master") {
+      const now = await currentPrimary(options, sentinels);
+      if (now !== undefined && formatEndpoint(now) === seen) return { done: true, value: now };
+    }
+    return { done: false, observed: `local sentinel sees ${seen} with flags ${flags}` };
+  }, {
+    timeoutMs: options.timeoutMs,
+    intervalMs: 250,
+    signal: options.signal,
+    what: "the local sentinel to see the primary",
+  });
 }
 
 async function configureSentinel(

@@ -163,3 +163,28 @@ function peersSilentError(
         "this box is the first of a new cluster whose peers join later, run again with --bootstrap",
   );
 }
+
+/**
+ * The primary the sentinels name now, as a client would resolve it, or
+ * `undefined` while they cannot tell (none answers, none knows the master).
+ */
+export async function currentPrimary(
+  options: BoxOptions,
+  sentinels: readonly Endpoint[],
+): Promise<Endpoint | undefined> {
+  await using resolver = new SentinelResolver({
+    sentinels,
+    masterName: options.masterName,
+    ...sentinelAuth(options),
+    perSentinelTimeoutMs: 1000,
+  });
+  try {
+    return (await resolver.resolve({ signal: options.signal })).primary;
+  } catch (error) {
+    if (error instanceof NoSentinelReachableError && error.permanent) throw error;
+    if (error instanceof MasterUnknownError || error instanceof NoSentinelReachableError) {
+      return undefined;
+    }
+    throw error;
+  }
+}

@@ -485,3 +485,47 @@ Deno.test("join waits out Sentinel-style client kills while the replication link
   assert(kills > 0, "no connection of the join was killed: the test did not exercise anything");
   assert(tookMs < 15_000, `join took ${Math.round(tookMs)}ms`);
 });
+
+Deno.test("join follows a failover that happens while the box joins, instead of waiting for the old primary", async () => {
+  // Seen in a soak: a box rejoined while Sentinel failed over; its join waited 60 s for the
+  // local sentinel to name the primary it had found, and failed.
+  await using boxes = await Boxes.create(3);
+  for (const i of [0, 1]) {
+    const run = await mnCli(boxes.joinArgs(i, i === 0 ? ["--bootstrap"] : []), {});
+    assertEquals(run.code, 0, run.stderr);
+  }
+  {
+    // The primary holds every full sync back 6 s: box 2's link stays down during the failover.
+    await using p = await boxes.redis(0);
+    await p.send(["CONFIG", "SET", "repl-diskless-sync", "yes", "repl-diskless-sync-delay", "6"]);
+  }
+  const started = performance.now();
+  const joining = mnCli(boxes.joinArgs(2, ["--json", "--timeout-ms", "30000"]), {});
+  await waitFor(async () => {
+    await using r = await boxes.redis(2); // throws (not yet) until its Redis is up
+    const info = parseInfo(replyToString(await r.send(["INFO", "replication"])) ?? "");
+    return info.get("role") === "slave"
+      ? { done: true, value: undefined }
+      : { done: false, observed: `role ${info.get("role")}` };
+  }, { timeoutMs: 20_000, intervalMs: 50, what: "box 2 to be made a replica of box 0" });
+  await waitFor(async () => {
+    // NOGOODSLAVE until the sentinel has seen box 1 as a healthy replica.
+    await using s = await boxes.sentinel(0);
+    await s.send(["SENTINEL", "FAILOVER", boxes.masterName]);
+    return { done: true, value: undefined };
+  }, { timeoutMs: 10_000, intervalMs: 100, what: "Sentinel to start a failover" });
+  const run = await joining;
+  const tookMs = performance.now() - started;
+  assertEquals(run.code, 0, run.stderr);
+  const newPrimary = `127.0.0.1:${boxes.boxes[1]!.redisPort}`;
+  assert(run.stderr.includes(`the primary is now ${newPrimary}`), run.stderr);
+  const result = JSON.parse(run.stdout);
+  assertEquals([result.role, result.primary], ["replica", newPrimary]);
+  await using r = await boxes.redis(2);
+  const info = parseInfo(replyToString(await r.send(["INFO", "replication"])) ?? "");
+  assertEquals(
+    [info.get("master_port"), info.get("master_link_status")],
+    [String(boxes.boxes[1]!.redisPort), "up"],
+  );
+  assert(tookMs < 25_000, `join took ${Math.round(tookMs)}ms`);
+});
