@@ -5,8 +5,8 @@
  * for its durable writes. `RedisHaClient` is a thin front on it.
  *
  * Reconnecting is shared: commands that meet a broken or replaced primary
- * wait for one reconnect loop (one warning per attempt, one line per
- * failover), which backs off, re-resolves and confirms the new primary with
+ * wait for one reconnect loop (at most one warning per outage, one line
+ * per failover), which backs off, re-resolves and confirms the new primary with
  * `ROLE`. A primary that goes silent for half of Sentinel's
  * `down-after-milliseconds` (paused, frozen) may come back after Sentinel
  * replaced it, still saying `ROLE master` with replicas that still follow it:

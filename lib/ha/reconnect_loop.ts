@@ -269,9 +269,10 @@ export class ReconnectLoop {
       error: message,
       primary,
     });
-    // One warning per outage at most from here: when two attempts are left. A failover
-    // usually ends well before, and its one warning is the "primary changed" line.
-    const warn = this.#failures === this.#parts.config.reconnectAttempts - 2;
+    // One warning per outage at most from here: when two attempts are left (the first, with
+    // fewer attempts). A failover usually ends well before; its one warning is the "primary
+    // changed" line.
+    const warn = this.#failures === Math.max(1, this.#parts.config.reconnectAttempts - 2);
     (warn ? logger.warn : logger.info)(
       "Redis reconnecting (attempt {attempt} of {attempts}, next in up to {delayMs}ms, last primary {primary}): {error}",
       {
