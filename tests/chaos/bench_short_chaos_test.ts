@@ -40,11 +40,11 @@ Deno.test("deno task bench (one 200 ms round) measures every contender and write
       "D.svg",
     ]);
     const report = JSON.parse(await Deno.readTextFile(`${out}/${files[0]}`));
-    assertEquals(report.rows.length, 26);
+    assertEquals(report.rows.length, 33);
     for (const row of report.rows) assert(row.median > 0, `${row.name}: ${row.median}`);
     // Every target of issue 9 is judged; only the failover overhead (not run here) is skipped.
     const targets = report.targets as { name: string; verdict: string; median: number }[];
-    assertEquals(targets.length, 19);
+    assertEquals(targets.length, 21);
     for (const t of targets) {
       if (t.name.startsWith("7. failover")) assertEquals(t.verdict, "SKIP");
       else assert(["PASS", "FAIL"].includes(t.verdict) && t.median > 0, `${t.name}: ${t.verdict}`);
