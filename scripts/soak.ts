@@ -96,10 +96,14 @@ async function tcpByPid(): Promise<Map<number, number>> {
   return counts;
 }
 
-/** Open file descriptors of `pid`. */
+/**
+ * Open file descriptors of `pid` other than pipes (those of the commands the
+ * soak itself runs while it samples, `ls` included, come and go).
+ */
 async function fds(pid: number): Promise<number> {
-  const r = await run("ls", ["-1", `/proc/${pid}/fd`]);
-  return r.code === 0 ? r.stdout.split("\n").filter((l) => l !== "").length : NaN;
+  const r = await run("ls", ["-l", `/proc/${pid}/fd`]);
+  if (r.code !== 0) return NaN;
+  return r.stdout.split("\n").filter((l) => / -> /.test(l) && !/ -> pipe:/.test(l)).length;
 }
 
 /** `INFO` fields of a node or sentinel (undefined while it is down or cut off). */
@@ -187,7 +191,15 @@ if (import.meta.main) {
         `soak: ${options.clients} node clients in ${workers.length} process(es) and the workload up`,
       );
 
-      const sample = async (settled: boolean): Promise<Sample> => {
+      // One sample at a time: the sampler's and the one before each fault would interleave their
+      // requests to the worker processes and count each other's commands.
+      let previous = Promise.resolve();
+      const sample = (settled: boolean): Promise<Sample> => {
+        const taken = previous.then(() => sampleNow(settled));
+        previous = taken.then(() => {}, () => {});
+        return taken;
+      };
+      const sampleNow = async (settled: boolean): Promise<Sample> => {
         const tcp = await tcpByPid();
         const memory = new Map<string, { rss: number; heap: number }>([["workload", ownMemory()]]);
         for (const [i, w] of workers.entries()) {

@@ -14,7 +14,13 @@ export interface ProcessSample {
   readonly rssMb: number;
   /** V8 heap in use after a full GC, MiB. */
   readonly heapMb: number;
+  /**
+   * Open file descriptors other than pipes: the pipes of the short-lived
+   * commands a process runs (the soak's own `ss`, `ls`, `iptables`) come and
+   * go with the sample.
+   */
   readonly fds: number;
+  /** TCP connections. */
   readonly tcp: number;
 }
 
