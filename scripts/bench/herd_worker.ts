@@ -65,6 +65,20 @@ export interface ClientFigures {
   failoverAt: number | null;
 }
 
+/** A client's figures from a mark on (keeping when it was last acknowledged before it). */
+function freshFigures(lastAckBeforeMark: number | null): ClientFigures {
+  return {
+    lastAckBeforeMark,
+    acksAfterMark: [],
+    failed: 0,
+    unknown: 0,
+    ownUnavailabilityMs: null,
+    sentinelCommands: 0,
+    sentinelConnections: 0,
+    failoverAt: null,
+  };
+}
+
 const options = JSON.parse(Deno.args[0] ?? "{}") as HerdWorkerOptions;
 const print = (line: Record<string, unknown>): void => console.log(JSON.stringify(line));
 
@@ -109,16 +123,7 @@ interface Client {
 const clients: Client[] = Array.from({ length: options.clients }, (_, i) => ({
   id: `node-${options.first + i}`,
   lastAck: 0,
-  figures: {
-    lastAckBeforeMark: null,
-    acksAfterMark: [],
-    failed: 0,
-    unknown: 0,
-    ownUnavailabilityMs: null,
-    sentinelCommands: 0,
-    sentinelConnections: 0,
-    failoverAt: null,
-  },
+  figures: freshFigures(null),
   unavailabilityAtMark: { count: 0, sum: 0 },
   sentinelAtMark: { commands: 0, connections: 0 },
 }));
@@ -278,16 +283,7 @@ function mark(): void {
   warningSamples.length = 0;
   warningKinds.clear();
   for (const client of clients) {
-    client.figures = {
-      lastAckBeforeMark: client.figures.lastAckBeforeMark,
-      acksAfterMark: [],
-      failed: 0,
-      unknown: 0,
-      ownUnavailabilityMs: null,
-      sentinelCommands: 0,
-      sentinelConnections: 0,
-      failoverAt: null,
-    };
+    client.figures = freshFigures(client.figures.lastAckBeforeMark);
     if (client.store !== undefined) {
       client.unavailabilityAtMark = unavailability(client.store);
       client.sentinelAtMark = {

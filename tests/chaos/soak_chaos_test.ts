@@ -15,27 +15,29 @@ function chaosDirs(): string[] {
   return [...Deno.readDirSync(".tmp")].map((e) => e.name).filter((n) => n.startsWith("chaos-"));
 }
 
+/** `deno run` of the soak as `deno task soak` runs it, with `flags`. */
+function soakArgv(flags: string[]): string[] {
+  return [
+    "run",
+    "-P=chaos",
+    "--quiet",
+    "--no-prompt",
+    "--v8-flags=--expose-gc",
+    "scripts/soak.ts",
+    ...flags,
+  ];
+}
+
 Deno.test("deno task soak (3 min, a fault every 20 s): nothing lost or duplicated, fencing kept, descriptors and connections back at their baseline before every fault", async () => {
   await Deno.mkdir(".tmp", { recursive: true });
   const out = await Deno.makeTempDir({ dir: ".tmp", prefix: "soak-ci-" });
   const before = chaosDirs();
   try {
-    const r = await runProcess("deno", [
-      "run",
-      "-P=chaos",
-      "--quiet",
-      "--no-prompt",
-      "--v8-flags=--expose-gc",
-      "scripts/soak.ts",
-      "--duration",
-      "3m",
-      "--every",
-      "20s",
-      "--clients",
-      "20",
-      "--out",
-      out,
-    ], { timeoutMs: 600_000 });
+    const r = await runProcess(
+      "deno",
+      soakArgv(["--duration", "3m", "--every", "20s", "--clients", "20", "--out", out]),
+      { timeoutMs: 600_000 },
+    );
     const report = JSON.parse(await Deno.readTextFile(`${out}/report.json`));
     // deno-lint-ignore no-console -- the soak's figures, quoted in the README
     console.log(await Deno.readTextFile(`${out}/report.md`));
@@ -67,20 +69,10 @@ Deno.test("deno task soak on Ctrl-C: exits 130 and leaves no box behind", async 
   await Deno.mkdir(".tmp", { recursive: true });
   const out = await Deno.makeTempDir({ dir: ".tmp", prefix: "soak-int-" });
   const before = chaosDirs();
-  const soak = spawnCollecting("deno", [
-    "run",
-    "-P=chaos",
-    "--quiet",
-    "--no-prompt",
-    "--v8-flags=--expose-gc",
-    "scripts/soak.ts",
-    "--duration",
-    "5m",
-    "--clients",
-    "5",
-    "--out",
-    out,
-  ]);
+  const soak = spawnCollecting(
+    "deno",
+    soakArgv(["--duration", "5m", "--clients", "5", "--out", out]),
+  );
   try {
     await waitFor(
       () =>
