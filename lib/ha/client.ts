@@ -307,9 +307,11 @@ export class RedisHaClient implements AsyncDisposable {
     let mayHaveApplied: string | undefined;
     const giveUp = (error: unknown): unknown => mayHaveAppliedError(error, mayHaveApplied);
     for (let attempt = 1;; attempt++) {
-      const session = await this.#sessionFor(waitSignal, started).catch((error) => {
-        throw giveUp(error);
-      });
+      // The session in service, at once (no await: most operations take this path).
+      const session = this.#link.current ??
+        await this.#sessionFor(waitSignal, started).catch((error) => {
+          throw giveUp(error);
+        });
       try {
         const result = await op(session, signal);
         this.#link.succeeded();

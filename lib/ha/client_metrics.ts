@@ -11,6 +11,8 @@ import { VERSION } from "../common/version.ts";
 import {
   DIAGNOSTICS_CHANNELS,
   DURATION_BUCKETS,
+  hasSubscribers,
+  type HistogramSeries,
   MetricRegistry,
   type MetricsFormat,
   publish,
@@ -82,6 +84,11 @@ export class ClientMetrics {
    * already inside that window, so it cannot open another one.
    */
   #closedAt = -Infinity;
+  /** Operation duration series by operation name: succeeded, failed. */
+  readonly #succeeded = new Map<string, HistogramSeries>();
+  readonly #failed = new Map<string, HistogramSeries>();
+  /** Durable write counters by outcome. */
+  readonly #writes = new Map<WriteOutcome, () => void>();
 
   constructor() {
     const r = this.registry;
@@ -121,19 +128,32 @@ export class ClientMetrics {
 
   /** One operation finished (`ok` or not), `seconds` after it started. */
   operation(name: string, seconds: number, ok: boolean): void {
-    const labels: Record<string, string> = {
-      db_operation_name: name,
-      db_system_name: "redis",
-    };
-    if (!ok) labels.error_type = "error";
-    this.registry.observe(OPERATION_DURATION, seconds, labels);
-    publish(DIAGNOSTICS_CHANNELS.operation, { operation: name, durationMs: seconds * 1000, ok });
+    // Every operation records here: its series is looked up once per name and outcome.
+    const known = ok ? this.#succeeded : this.#failed;
+    let series = known.get(name);
+    if (series === undefined) {
+      const labels: Record<string, string> = { db_operation_name: name, db_system_name: "redis" };
+      if (!ok) labels.error_type = "error";
+      series = this.registry.histogramSeries(OPERATION_DURATION, labels);
+      known.set(name, series);
+    }
+    series.observe(seconds);
+    if (hasSubscribers(DIAGNOSTICS_CHANNELS.operation)) {
+      publish(DIAGNOSTICS_CHANNELS.operation, { operation: name, durationMs: seconds * 1000, ok });
+    }
   }
 
   /** A durable write ended with `outcome`. */
   write(outcome: WriteOutcome): void {
-    this.registry.inc("writes", { outcome });
-    publish(DIAGNOSTICS_CHANNELS.write, { outcome });
+    let count = this.#writes.get(outcome);
+    if (count === undefined) {
+      count = this.registry.counterSeries("writes", { outcome });
+      this.#writes.set(outcome, count);
+    }
+    count();
+    if (hasSubscribers(DIAGNOSTICS_CHANNELS.write)) {
+      publish(DIAGNOSTICS_CHANNELS.write, { outcome });
+    }
   }
 
   /** An attempt failed with an error of `category` (`connection`, `readonly`, `fenced`, …). */

@@ -36,6 +36,14 @@ export function publish(channel: string, message: unknown): void {
   if (ch.hasSubscribers) ch.publish(message);
 }
 
+/**
+ * Whether anyone subscribed to `channel`: a caller on a hot path checks
+ * this before it builds a message for {@link publish}.
+ */
+export function hasSubscribers(channel: string): boolean {
+  return diagnostics.hasSubscribers(channel);
+}
+
 /** Output formats of {@link MetricRegistry.render}. */
 export type MetricsFormat = "prometheus" | "openmetrics";
 
@@ -48,6 +56,26 @@ export function metricsContentType(format: MetricsFormat): string {
 
 type Labels = Readonly<Record<string, string>>;
 
+/** One histogram series, looked up once (see {@link MetricRegistry.histogramSeries}). */
+export interface HistogramSeries {
+  /** Records one observation. */
+  observe(value: number): void;
+}
+
+type Series = { labels: Labels; value: number; counts?: number[]; sum?: number };
+
+/** Records `value` in a histogram series with `buckets`. */
+function record(series: Series, buckets: readonly number[], value: number): void {
+  series.value++;
+  series.sum! += value;
+  for (let i = 0; i < buckets.length; i++) {
+    if (value <= buckets[i]!) {
+      series.counts![i]!++;
+      break;
+    }
+  }
+}
+
 interface Family {
   /** The series name as rendered (with {@link METRIC_PREFIX} unless declared bare). */
   readonly name: string;
@@ -55,7 +83,7 @@ interface Family {
   readonly help: string;
   readonly unit: string | undefined;
   readonly buckets: readonly number[] | undefined;
-  readonly series: Map<string, { labels: Labels; value: number; counts?: number[]; sum?: number }>;
+  readonly series: Map<string, Series>;
 }
 
 /** Default buckets for operation durations (OpenTelemetry's advice for database clients). */
@@ -197,6 +225,15 @@ export class MetricRegistry {
 
   /** Records one observation in a histogram's series. */
   observe(name: string, value: number, labels: Labels = {}): void {
+    this.histogramSeries(name, labels).observe(value);
+  }
+
+  /**
+   * A histogram's series for `labels` (created at its first use), to record
+   * into without looking it up again: for a caller that records the same
+   * series on every operation.
+   */
+  histogramSeries(name: string, labels: Labels = {}): HistogramSeries {
     const family = this.#families.get(name);
     if (family?.buckets === undefined) throw new Error(`undeclared histogram ${name}`);
     const k = key(labels);
@@ -205,15 +242,16 @@ export class MetricRegistry {
       series = { labels, value: 0, counts: new Array(family.buckets.length).fill(0), sum: 0 };
       family.series.set(k, series);
     }
-    series.value++;
-    series.sum! += value;
     const buckets = family.buckets;
-    for (let i = 0; i < buckets.length; i++) {
-      if (value <= buckets[i]!) {
-        series.counts![i]!++;
-        break;
-      }
-    }
+    const target = series;
+    return { observe: (value) => record(target, buckets, value) };
+  }
+
+  /** Adds 1 to a counter's series, returned as a function for a caller that counts it often. */
+  counterSeries(name: string, labels: Labels = {}): () => void {
+    this.inc(name, labels, 0); // the series exists from now on
+    const series = this.#families.get(name)!.series.get(key(labels))!;
+    return () => series.value++;
   }
 
   /** A series' current value (a counter's or gauge's value, a histogram's count). */

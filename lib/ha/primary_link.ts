@@ -212,6 +212,12 @@ export class PrimaryLink implements AsyncDisposable {
     return this.#lastPrimary;
   }
 
+  /** The session in service, if one is (no reconnect needed). */
+  get current(): Session | undefined {
+    const session = this.#session;
+    return session !== undefined && !session.retired ? session : undefined;
+  }
+
   /** Whether a session is in service (no reconnect needed). */
   get inService(): boolean {
     return this.#session !== undefined && !this.#session.retired;
