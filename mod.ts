@@ -47,7 +47,12 @@ export {
   RetriesExhaustedError,
   WaitError,
 } from "./lib/common/errors.ts";
-export { AclDeniedError, OutOfMemoryError, PersistenceError } from "./lib/common/reply_errors.ts";
+export {
+  AclDeniedError,
+  OutOfMemoryError,
+  PersistenceError,
+  WriteRefusedError,
+} from "./lib/common/reply_errors.ts";
 export {
   AlreadyExistsError,
   CorruptBundleError,

@@ -2,7 +2,7 @@
  * Error replies that say more than "this command failed": a node that
  * refuses a user ({@link AclDeniedError}), a node out of memory
  * ({@link OutOfMemoryError}) and a node that cannot persist
- * ({@link PersistenceError}). Each is still a {@link ReplyError} (its
+ * ({@link PersistenceError}, both a {@link WriteRefusedError}). Each is still a {@link ReplyError} (its
  * `prefix` is Redis's), names the node and says what to do. None is retried:
  * sending the same write elsewhere or again changes nothing until an
  * operator acts, and Redis refused it before anything was written.
@@ -65,6 +65,26 @@ export class AclDeniedError extends ReplyError {
 }
 
 /**
+ * A node refused a write before running it, for a state of the node itself
+ * (out of memory, unable to persist): nothing of the write was written. The
+ * common base of {@link OutOfMemoryError} and {@link PersistenceError}.
+ * Never retried: the same write is refused until an operator acts.
+ */
+export abstract class WriteRefusedError extends ReplyError {
+  /** The node that refused. */
+  readonly endpoint: string;
+  /** The refused command's name, upper case. */
+  readonly command: string;
+
+  /** Creates the error from the reply, the node and the command. */
+  constructor(reply: string, init: { endpoint: string; command: string }) {
+    super(reply);
+    this.endpoint = init.endpoint;
+    this.command = init.command;
+  }
+}
+
+/**
  * The primary is at its `maxmemory` with a policy that evicts nothing
  * (`OOM command not allowed when used memory > 'maxmemory'`): it refused
  * the write before running it, so nothing of it was written (a state
@@ -72,21 +92,15 @@ export class AclDeniedError extends ReplyError {
  * writes work again once memory is freed (keys deleted or expired, or
  * `maxmemory` raised). Never retried.
  */
-export class OutOfMemoryError extends ReplyError {
+export class OutOfMemoryError extends WriteRefusedError {
   /** Error class name. */
   override readonly name = "OutOfMemoryError";
   /** Stable code. */
   override readonly code: RedisHaErrorCode = "OOM";
-  /** The node that refused. */
-  readonly endpoint: string;
-  /** The refused command's name, upper case. */
-  readonly command: string;
 
   /** Creates the error from the `OOM` reply, the node and the command. */
   constructor(reply: string, init: { endpoint: string; command: string }) {
-    super(reply);
-    this.endpoint = init.endpoint;
-    this.command = init.command;
+    super(reply, init);
     this.message = `Out of memory: ${init.endpoint} refused ${init.command} (${reply}); ` +
       "nothing of it was written. It is at its maxmemory and evicts nothing: free memory " +
       "(delete or expire keys) or raise maxmemory; writes work again once used memory is below it";
@@ -96,25 +110,22 @@ export class OutOfMemoryError extends ReplyError {
 /**
  * The primary cannot persist and refuses writes until it can (`MISCONF`:
  * an RDB save or an AOF write failed, typically a full disk). It refused
- * the write before running it: nothing of it was written. Sentinel does not
- * fail over for this (the node still answers), so writes resume once the
- * node can write its files again. Never retried.
+ * the write before running it: nothing of it was written. Such a node also
+ * refuses `PING`, so Sentinel takes it for down and fails it over after
+ * `down-after-milliseconds`; the client treats the refusals like a silence
+ * (it confirms the node's next acknowledgements with the sentinels). Writes
+ * resume on the new primary, or on this one once it can write its files.
+ * Never retried.
  */
-export class PersistenceError extends ReplyError {
+export class PersistenceError extends WriteRefusedError {
   /** Error class name. */
   override readonly name = "PersistenceError";
   /** Stable code. */
   override readonly code: RedisHaErrorCode = "PERSISTENCE";
-  /** The node that refused. */
-  readonly endpoint: string;
-  /** The refused command's name, upper case. */
-  readonly command: string;
 
   /** Creates the error from the `MISCONF` reply, the node and the command. */
   constructor(reply: string, init: { endpoint: string; command: string }) {
-    super(reply);
-    this.endpoint = init.endpoint;
-    this.command = init.command;
+    super(reply, init);
     const aof = /\bAOF\b/.test(reply);
     this.message = `Cannot persist: ${init.endpoint} refused ${init.command} (${reply}); ` +
       `nothing of it was written. Its ${aof ? "append-only file" : "RDB snapshot"} could not ` +

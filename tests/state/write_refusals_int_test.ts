@@ -7,7 +7,11 @@
 
 import { assert, assertEquals, assertRejects } from "../_harness/assert.ts";
 import { openStore, singleConfig, startRedis, tempDir } from "../_harness/mod.ts";
-import { OutOfMemoryError, PersistenceError } from "../../lib/common/reply_errors.ts";
+import {
+  OutOfMemoryError,
+  PersistenceError,
+  WriteRefusedError,
+} from "../../lib/common/reply_errors.ts";
 import { acquireLease } from "../../lib/state/lease.ts";
 import { parseInfo } from "../../lib/protocol/info.ts";
 import { replyToNumber, replyToString } from "../../lib/protocol/resp.ts";
@@ -44,6 +48,7 @@ async function assertEveryWriteRefused(
     const started = performance.now();
     const error = await assertRejects(write, kind);
     assert(error.message.includes(where), error.message);
+    assert(error instanceof WriteRefusedError && error.endpoint === where, error.message);
     // Refused at once: not retried, no reconnect.
     assert(performance.now() - started < 1000, `took ${performance.now() - started} ms`);
   }
