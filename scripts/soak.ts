@@ -290,6 +290,13 @@ if (import.meta.main) {
     history.close();
     if (!signal.aborted) {
       await settle(topology);
+      // Each box's Redis and Sentinel logs go with the report (what Sentinel decided, and when).
+      for (const box of topology.boxes) {
+        for (const log of ["redis-6379.log", "sentinel-26379.log"]) {
+          await Deno.copyFile(`${box.dataDir}/${log}`, `${options.out}/box${box.index}-${log}`)
+            .catch(() => {});
+        }
+      }
       const verdict = check(await history.all(), await finalState(config), endAt);
       const report = soakVerdicts(samples, verdict, {
         faults,
@@ -300,7 +307,17 @@ if (import.meta.main) {
       });
       await Deno.writeTextFile(
         `${options.out}/report.json`,
-        JSON.stringify({ ...report, markdown: undefined, faults, samples }, null, 2) + "\n",
+        JSON.stringify(
+          {
+            ...report,
+            markdown: undefined,
+            faults,
+            switches: history.entries.filter((e) => e.type === "mark"),
+            samples,
+          },
+          null,
+          2,
+        ) + "\n",
       );
       await Deno.writeTextFile(`${options.out}/report.md`, report.markdown);
       await Deno.writeTextFile(`${options.out}/soak.svg`, soakSvg(samples, faults));
