@@ -311,7 +311,7 @@ if (import.meta.main) {
           {
             ...report,
             markdown: undefined,
-            faults,
+            faultWindows: faults,
             switches: history.entries.filter((e) => e.type === "mark"),
             samples,
           },

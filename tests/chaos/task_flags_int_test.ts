@@ -13,6 +13,7 @@ const TASKS = {
   "bench:failover": ["-P=bench-clients", "scripts/bench_failover.ts"],
   "bench:herd": ["-P=bench-clients", "scripts/bench_herd.ts"],
   soak: ["-P=chaos", "scripts/soak.ts"],
+  "soak:memory": ["-P=bench", "scripts/soak_memory.ts"],
 } as const;
 
 function task(name: keyof typeof TASKS, args: string[]): Promise<ProcessRun> {
@@ -22,7 +23,7 @@ function task(name: keyof typeof TASKS, args: string[]): Promise<ProcessRun> {
   });
 }
 
-Deno.test("chaos, bench, bench:failover, bench:herd and soak refuse bad flags and an --out they may not write, exit 2, no stack trace", async () => {
+Deno.test("chaos, bench, bench:failover, bench:herd, soak and soak:memory refuse bad flags and an --out they may not write, exit 2, no stack trace", async () => {
   const cases: [keyof typeof TASKS, string[], string][] = [
     [
       "chaos",
@@ -45,6 +46,9 @@ Deno.test("chaos, bench, bench:failover, bench:herd and soak refuse bad flags an
     ["soak", ["--duration", "abc"], '--duration is "abc"'],
     ["soak", ["--every", "1s"], '--every is "1s"'],
     ["soak", ["--out", "/some/dir"], '--out "/some/dir" is outside'],
+    ["soak:memory", ["--failovers", "1"], '--failovers is "1"'],
+    ["soak:memory", ["--clients", "abc"], '--clients is "abc"'],
+    ["soak:memory", ["--out", "/some/dir"], '--out "/some/dir" is outside'],
   ];
   for (const [name, args, expected] of cases) {
     const started = performance.now();

@@ -153,6 +153,11 @@ const NOT_CLI_FLAGS: Record<string, string> = {
   "--only": "scripts/bench.ts",
   "--verbose": "scripts/bench.ts",
   "--wait": "scripts/chaos.ts",
+  "--clients": "scripts/bench_herd.ts, soak.ts and soak_memory.ts",
+  "--processes": "scripts/bench_herd.ts",
+  "--every": "scripts/soak.ts",
+  "--failovers": "scripts/soak_memory.ts",
+  "--duration": "scripts/soak.ts and chaos.ts",
   "--self-ip": "scripts/cluster_cli.sh",
   "--docker": "named as not supported by this build",
 };

@@ -495,12 +495,13 @@ Deno.test("join follows a failover that happens while the box joins, instead of 
     assertEquals(run.code, 0, run.stderr);
   }
   {
-    // The primary holds every full sync back 6 s: box 2's link stays down during the failover.
+    // The primary holds every full sync back 30 s: box 2's link stays down until the failover
+    // (which the test starts once Sentinel accepts it, however long that takes under load).
     await using p = await boxes.redis(0);
-    await p.send(["CONFIG", "SET", "repl-diskless-sync", "yes", "repl-diskless-sync-delay", "6"]);
+    await p.send(["CONFIG", "SET", "repl-diskless-sync", "yes", "repl-diskless-sync-delay", "30"]);
   }
   const started = performance.now();
-  const joining = mnCli(boxes.joinArgs(2, ["--json", "--timeout-ms", "30000"]), {});
+  const joining = mnCli(boxes.joinArgs(2, ["--json", "--timeout-ms", "40000"]), {});
   await waitFor(async () => {
     await using r = await boxes.redis(2); // throws (not yet) until its Redis is up
     const info = parseInfo(replyToString(await r.send(["INFO", "replication"])) ?? "");
@@ -513,7 +514,7 @@ Deno.test("join follows a failover that happens while the box joins, instead of 
     await using s = await boxes.sentinel(0);
     await s.send(["SENTINEL", "FAILOVER", boxes.masterName]);
     return { done: true, value: undefined };
-  }, { timeoutMs: 10_000, intervalMs: 100, what: "Sentinel to start a failover" });
+  }, { timeoutMs: 20_000, intervalMs: 100, what: "Sentinel to start a failover" });
   const run = await joining;
   const tookMs = performance.now() - started;
   assertEquals(run.code, 0, run.stderr);
@@ -527,5 +528,5 @@ Deno.test("join follows a failover that happens while the box joins, instead of 
     [info.get("master_port"), info.get("master_link_status")],
     [String(boxes.boxes[1]!.redisPort), "up"],
   );
-  assert(tookMs < 25_000, `join took ${Math.round(tookMs)}ms`);
+  assert(tookMs < 40_000, `join took ${Math.round(tookMs)}ms`);
 });
