@@ -257,6 +257,64 @@ Deno.test("RedisHaClient with a primary demoted in place (REPLICAOF behind Senti
   }
 });
 
+/**
+ * A replica that Sentinel never promotes and cannot re-point (`REPLICAOF` denied by its ACL):
+ * it keeps following a deposed primary, which holds a silent primary's window open.
+ */
+async function holdReplicaBack(stuck: RedisProcess): Promise<void> {
+  await using conn = await stuck.connect();
+  await conn.send(["CONFIG", "SET", "replica-priority", "0"]); // never promoted
+  await conn.send(["ACL", "SETUSER", "default", "-replicaof", "-slaveof"]);
+}
+
+/** WAIT 1 and a reconnect policy that keeps retrying through the silence guard's tests. */
+function guardedConfig(
+  cluster: Parameters<typeof sentinelConfig>[0],
+): ReturnType<typeof sentinelConfig> {
+  return sentinelConfig(cluster, {
+    waitReplicas: 1,
+    waitTimeoutMs: 500,
+    reconnectAttempts: 200,
+    reconnectBackoffMs: 20,
+    reconnectMaxBackoffMs: 200,
+  });
+}
+
+/** The client's "was replaced" log lines from now on (until `resetLogging`). */
+async function captureReplacedLines(): Promise<string[]> {
+  const lines: string[] = [];
+  await configureCliLogging({
+    format: "text",
+    write: (line) => {
+      if (line.includes("was replaced")) lines.push(line);
+    },
+  });
+  return lines;
+}
+
+/** Waits until Sentinel promoted `node` (a new connection per look: Sentinel kills its clients). */
+function waitPromoted(node: RedisProcess): Promise<void> {
+  return waitFor(async () => {
+    await using conn = await node.connect();
+    const role = await conn.send(["ROLE"]);
+    return Array.isArray(role) && replyToString(role[0]) === "master"
+      ? { done: true, value: undefined }
+      : { done: false, observed: "not promoted yet" };
+  }, { what: "Sentinel to promote the replica", timeoutMs: 30_000, intervalMs: 5 });
+}
+
+/** Waits until the deposed `node` follows the new primary with its link up. */
+function waitFollowing(node: RedisProcess): Promise<void> {
+  return waitFor(async () => {
+    await using conn = await node.connect();
+    const role = await conn.send(["ROLE"]);
+    return Array.isArray(role) && replyToString(role[0]) === "slave" &&
+        replyToString(role[3]) === "connected"
+      ? { done: true, value: undefined }
+      : { done: false, observed: JSON.stringify(role) };
+  }, { what: "the old primary to follow the new one", timeoutMs: 30_000 });
+}
+
 Deno.test("RedisHaClient never confirms a durable write that a paused primary acknowledges after Sentinel promoted another node", async () => {
   // The old primary resumes once a replica is promoted, and the other
   // replica keeps following it: it refuses Sentinel's REPLICAOF (an ACL),
@@ -265,25 +323,9 @@ Deno.test("RedisHaClient never confirms a durable write that a paused primary ac
   // demoted and both resynchronise from the new one.
   await using cluster = await startCluster({ replicas: 2, sentinels: 3 });
   const [old, stuck, promoted] = cluster.nodes;
-  {
-    await using conn = await stuck!.connect();
-    await conn.send(["CONFIG", "SET", "replica-priority", "0"]); // never promoted
-    await conn.send(["ACL", "SETUSER", "default", "-replicaof", "-slaveof"]);
-  }
-  const config = sentinelConfig(cluster, {
-    waitReplicas: 1,
-    waitTimeoutMs: 500,
-    reconnectAttempts: 200,
-    reconnectBackoffMs: 20,
-    reconnectMaxBackoffMs: 200,
-  });
-  const replacedLines: string[] = [];
-  await configureCliLogging({
-    format: "text",
-    write: (line) => {
-      if (line.includes("was replaced")) replacedLines.push(line);
-    },
-  });
+  await holdReplicaBack(stuck!);
+  const config = guardedConfig(cluster);
+  const replacedLines = await captureReplacedLines();
   try {
     await using client = await RedisHaClient.connect(config);
     const load = writers(client, `${config.namespace}:resume`, 20);
@@ -291,25 +333,12 @@ Deno.test("RedisHaClient never confirms a durable write that a paused primary ac
       await waitAcked(load, 300, "writes before the pause");
       old!.kill("SIGSTOP");
       // A new connection per look: Sentinel kills the promoted node's clients.
-      await waitFor(async () => {
-        await using conn = await promoted!.connect();
-        const role = await conn.send(["ROLE"]);
-        return Array.isArray(role) && replyToString(role[0]) === "master"
-          ? { done: true, value: undefined }
-          : { done: false, observed: "not promoted yet" };
-      }, { what: "Sentinel to promote the replica", timeoutMs: 30_000, intervalMs: 5 });
+      await waitPromoted(promoted!);
       old!.kill("SIGCONT");
       const next = await cluster.waitForAgreement({ excluding: old!.endpoint, timeoutMs: 60_000 });
       assertEquals(formatEndpoint(next), formatEndpoint(promoted!.endpoint));
       // The old primary is demoted and resynchronised from the new one: what it took is gone.
-      await waitFor(async () => {
-        await using conn = await old!.connect();
-        const role = await conn.send(["ROLE"]);
-        return Array.isArray(role) && replyToString(role[0]) === "slave" &&
-            replyToString(role[3]) === "connected"
-          ? { done: true, value: undefined }
-          : { done: false, observed: JSON.stringify(role) };
-      }, { what: "the old primary to follow the new one", timeoutMs: 30_000 });
+      await waitFollowing(old!);
       await waitAcked(load, 300, "writes on the new primary");
       await load.stop();
       await assertAllPresent(cluster.node(next), load.acked().map((w) => w.key));
@@ -337,25 +366,9 @@ Deno.test("RedisHaClient never confirms a durable write that a primary back from
     extraConfig: ["enable-protected-configs yes"],
   });
   const [old, stuck, promoted] = cluster.nodes;
-  {
-    await using conn = await stuck!.connect();
-    await conn.send(["CONFIG", "SET", "replica-priority", "0"]);
-    await conn.send(["ACL", "SETUSER", "default", "-replicaof", "-slaveof"]);
-  }
-  const config = sentinelConfig(cluster, {
-    waitReplicas: 1,
-    waitTimeoutMs: 500,
-    reconnectAttempts: 200,
-    reconnectBackoffMs: 20,
-    reconnectMaxBackoffMs: 200,
-  });
-  const replacedLines: string[] = [];
-  await configureCliLogging({
-    format: "text",
-    write: (line) => {
-      if (line.includes("was replaced")) replacedLines.push(line);
-    },
-  });
+  await holdReplicaBack(stuck!);
+  const config = guardedConfig(cluster);
+  const replacedLines = await captureReplacedLines();
   await using gone = await tempDir("full-disk-");
   try {
     await using client = await RedisHaClient.connect(config);
@@ -369,26 +382,13 @@ Deno.test("RedisHaClient never confirms a durable write that a primary back from
       await conn.send(["CONFIG", "SET", "dir", await Deno.realPath(gone.path)]);
       await Deno.remove(gone.path, { recursive: true });
       await conn.send(["BGSAVE"]);
-      await waitFor(async () => {
-        await using look = await promoted!.connect();
-        const role = await look.send(["ROLE"]);
-        return Array.isArray(role) && replyToString(role[0]) === "master"
-          ? { done: true, value: undefined }
-          : { done: false, observed: "not promoted yet" };
-      }, { what: "Sentinel to promote the replica", timeoutMs: 30_000, intervalMs: 5 });
+      await waitPromoted(promoted!);
       // Room again: the old primary saves and takes writes while Sentinel demotes it.
       await conn.send(["CONFIG", "SET", "dir", dir]);
       await conn.send(["BGSAVE"]);
       const next = await cluster.waitForAgreement({ excluding: old!.endpoint, timeoutMs: 60_000 });
       assertEquals(formatEndpoint(next), formatEndpoint(promoted!.endpoint));
-      await waitFor(async () => {
-        await using look = await old!.connect();
-        const role = await look.send(["ROLE"]);
-        return Array.isArray(role) && replyToString(role[0]) === "slave" &&
-            replyToString(role[3]) === "connected"
-          ? { done: true, value: undefined }
-          : { done: false, observed: JSON.stringify(role) };
-      }, { what: "the old primary to follow the new one", timeoutMs: 30_000 });
+      await waitFollowing(old!);
       await waitAcked(load, 300, "writes on the new primary");
       await load.stop();
       await assertAllPresent(cluster.node(next), load.acked().map((w) => w.key));
