@@ -263,32 +263,23 @@ export function soakSvg(
   const x = (ms: number): number => left + (ms / endMs) * (width - left - right);
   const colours = ["#1a73e8", "#e8710a", "#188038", "#a142f4", "#d93025", "#12b5cb"];
   const parts: string[] = [];
+  const names = [...new Set(samples.flatMap((s) => s.processes.map((p) => p.name)))];
+  // One series per client process and figure.
+  const perProcess = (figures: [label: string, key: "rssMb" | "heapMb" | "fds" | "tcp"][]) =>
+    names.flatMap((n) =>
+      figures.map(([label, key]) => ({
+        label: `${n} ${label}`,
+        points: pointsOf(samples, (s) => s.processes.find((p) => p.name === n)?.[key]),
+      }))
+    );
   const panels: { title: string; series: { label: string; points: [number, number][] }[] }[] = [
     {
       title: "client processes: RSS and heap after a full GC (MiB)",
-      series: [...new Set(samples.flatMap((s) => s.processes.map((p) => p.name)))].flatMap((n) => [
-        {
-          label: `${n} RSS`,
-          points: pointsOf(samples, (s) => s.processes.find((p) => p.name === n)?.rssMb),
-        },
-        {
-          label: `${n} heap`,
-          points: pointsOf(samples, (s) => s.processes.find((p) => p.name === n)?.heapMb),
-        },
-      ]),
+      series: perProcess([["RSS", "rssMb"], ["heap", "heapMb"]]),
     },
     {
       title: "client processes: open file descriptors and TCP connections",
-      series: [...new Set(samples.flatMap((s) => s.processes.map((p) => p.name)))].flatMap((n) => [
-        {
-          label: `${n} fds`,
-          points: pointsOf(samples, (s) => s.processes.find((p) => p.name === n)?.fds),
-        },
-        {
-          label: `${n} tcp`,
-          points: pointsOf(samples, (s) => s.processes.find((p) => p.name === n)?.tcp),
-        },
-      ]),
+      series: perProcess([["fds", "fds"], ["tcp", "tcp"]]),
     },
     {
       title: "connected_clients: all Redis nodes, all sentinels",
