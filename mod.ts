@@ -20,9 +20,15 @@
 
 // The HA client and its configuration.
 export { RedisHaClient } from "./lib/ha/client.ts";
-export type { ClientOptions, CommandOptions, PrimaryInfo } from "./lib/ha/client.ts";
-export { configFromOptions, parseConfig } from "./lib/ha/config.ts";
-export type { Config, ConfigOptions, HaMode } from "./lib/ha/config.ts";
+export type {
+  ClientOptions,
+  CommandOptions,
+  PrimaryInfo,
+  ReadOptions,
+  ServedRead,
+} from "./lib/ha/client.ts";
+export { configFromOptions, parseConfig, READ_FROM_VALUES } from "./lib/ha/config.ts";
+export type { Config, ConfigOptions, HaMode, ReadFrom } from "./lib/ha/config.ts";
 export type { HaEventMap, HaEvents } from "./lib/ha/events.ts";
 export type { Endpoint } from "./lib/protocol/endpoint.ts";
 export type { RespArg, RespReply } from "./lib/protocol/resp.ts";
@@ -65,12 +71,19 @@ export {
   ValidationError,
   VersionConflictError,
 } from "./lib/common/state_errors.ts";
+export { NoReplicaError } from "./lib/common/read_errors.ts";
+export type { NoReplicaReason, ReplicaProblem } from "./lib/common/read_errors.ts";
 export type { ConfigIssue, RedisHaErrorCode, SentinelFailure } from "./lib/common/errors.ts";
 
 // The state store and its records.
 export { StateStore } from "./lib/state/state_store.ts";
 export type { StateStoreOptions } from "./lib/state/state_store.ts";
-export type { FencedWriteOptions, FenceToken, OperationOptions } from "./lib/state/_context.ts";
+export type {
+  FencedWriteOptions,
+  FenceToken,
+  OperationOptions,
+  StateReadOptions,
+} from "./lib/state/_context.ts";
 export type {
   CreateJobOptions,
   Job,

@@ -35,7 +35,8 @@ export type RedisHaErrorCode =
   | "NOT_PERMITTED"
   | "ACL_DENIED"
   | "OOM"
-  | "PERSISTENCE";
+  | "PERSISTENCE"
+  | "NO_REPLICA";
 
 /** Base class of every error this library throws on purpose. */
 export class RedisHaError extends Error {

@@ -37,9 +37,19 @@ import type { MasterDecision } from "./resolver_decision.ts";
 import type { RespArg, RespReply } from "../protocol/resp.ts";
 import type { Script } from "../protocol/script.ts";
 import { PrimaryLink } from "./primary_link.ts";
+import {
+  checkReadOnly,
+  type ReadOptions,
+  type ReadRun,
+  type ReadScope,
+  ReplicaReads,
+  type ServedRead,
+} from "./replica_reads.ts";
+import { SYSTEM_CLOCK } from "../common/clock.ts";
 
 export type { PrimaryInfo } from "./_session.ts";
 export type { ClientOptions, CommandOptions } from "./client_options.ts";
+export type { ReadOptions, ServedRead } from "./replica_reads.ts";
 
 /** The operation name of a command, for metrics: its first word, upper case. */
 function operationName(args: readonly RespArg[]): string {
@@ -64,6 +74,8 @@ export interface ClientInternals {
   ): Promise<RespReply>;
   /** See {@link openConnection}. */
   openConnection(options: { signal?: AbortSignal | undefined }): Promise<RedisConnection>;
+  /** See {@link readWith}. */
+  read(run: ReadRun, options: ReadOptions, scope?: ReadScope): Promise<ServedRead>;
 }
 
 /**
@@ -88,6 +100,21 @@ export function runScript(
   options: ScriptOptions = {},
 ): Promise<RespReply> {
   return client[CLIENT_INTERNALS].runScript(script, keys, args, options);
+}
+
+/**
+ * Runs a read (one command, or a `no-writes` script through `run`'s `send`)
+ * per the read policy: on the primary or a replica that proves it is recent
+ * enough; with a `scope`, every read of the scope on the node the first one
+ * used. Internal to the state layer: not exported from `mod.ts`.
+ */
+export function readWith(
+  client: RedisHaClient,
+  run: ReadRun,
+  options: ReadOptions = {},
+  scope?: ReadScope,
+): Promise<ServedRead> {
+  return client[CLIENT_INTERNALS].read(run, options, scope);
 }
 
 /**
@@ -123,6 +150,7 @@ export class RedisHaClient implements AsyncDisposable {
   readonly #metrics: ClientMetrics = new ClientMetrics();
   readonly #options: ClientOptions;
   readonly #link: PrimaryLink;
+  readonly #reads: ReplicaReads;
   readonly #internals: ClientInternals;
 
   private constructor(config: Config, options: ClientOptions) {
@@ -132,10 +160,32 @@ export class RedisHaClient implements AsyncDisposable {
     this.events = Object.freeze({ on: emitter.on.bind(emitter) });
     this.#options = options;
     this.#link = new PrimaryLink({ config, options, metrics: this.#metrics, emitter });
+    this.#reads = new ReplicaReads({
+      config,
+      link: this.#link,
+      replicas: this.#link.replicas,
+      metrics: this.#metrics,
+      clock: options.clock ?? SYSTEM_CLOCK,
+      replicaTimeoutMs: options.replicaTimeoutMs ?? 250,
+      sampleTimeoutMs: options.probeTimeoutMs ?? 1000,
+      primaryRead: (run, readOptions) => {
+        let node = "";
+        const strings = readOptions.bytes !== true;
+        return this.#withRetry(
+          (s, signal) => {
+            node = s.primary.address;
+            return run((a) => s.hot.send(a, { signal, strings }));
+          },
+          { ...readOptions, idempotent: true },
+          { name: "READ", durable: false, write: false },
+        ).then((reply) => ({ reply, node }));
+      },
+    });
     const internals: ClientInternals = {
       runScript: (script, keys, args, scriptOptions) =>
         this.#runScript(script, keys, args, scriptOptions),
       openConnection: (connectOptions) => this.#openConnection(connectOptions),
+      read: (run, readOptions, scope) => this.#reads.read(run, readOptions, scope),
     };
     this.#internals = Object.freeze(internals);
   }
@@ -209,6 +259,37 @@ export class RedisHaClient implements AsyncDisposable {
   }
 
   /**
+   * Runs a read-only command (`GET`, `HGETALL`, `XRANGE`, …; others are
+   * refused with `ValidationError`) where the read policy says:
+   * `MN_REDIS_READ_FROM` or `options.readFrom`. `replica-preferred` and
+   * `replica` read a replica only when it proves, in the same round trip,
+   * that it holds every write this client completed before the read and the
+   * primary's state of at most `maxLagMs` before the read was issued; else
+   * the primary serves it (`replica-preferred`) or it rejects with
+   * `NoReplicaError` (`replica`). See the README's "Reading from replicas".
+   *
+   * @example
+   * ```ts
+   * import { parseConfig, RedisHaClient } from "@mirror-neuron/redis-ha";
+   * await using client = await RedisHaClient.connect(parseConfig((n) => Deno.env.get(n)));
+   * const value = await client.read(["GET", "mirror_neuron:hello"], {
+   *   readFrom: "replica-preferred",
+   *   maxLagMs: 200,
+   * });
+   * console.log(value);
+   * ```
+   */
+  async read(args: readonly RespArg[], options: ReadOptions = {}): Promise<RespReply> {
+    return (await this.readServed(args, options)).reply;
+  }
+
+  /** Same as {@link RedisHaClient.read}, also saying which node served the read and why. */
+  readServed(args: readonly RespArg[], options: ReadOptions = {}): Promise<ServedRead> {
+    checkReadOnly(args);
+    return this.#reads.read((send) => send(args), options);
+  }
+
+  /**
    * Runs a durable write. With `MN_REDIS_WAIT_REPLICAS` > 0 it returns only
    * after `WAIT` confirmed that many replicas; fewer gives {@link WaitError}.
    * Concurrent durable writes share one `WAIT` (group commit). A
@@ -257,7 +338,7 @@ export class RedisHaClient implements AsyncDisposable {
           signal: signal === undefined ? closing : AbortSignal.any([signal, closing]),
         }),
       { idempotent: true, signal: options.signal },
-      { name: "CONNECT", durable: false },
+      { name: "CONNECT", durable: false, write: false },
     );
   }
 
@@ -273,15 +354,18 @@ export class RedisHaClient implements AsyncDisposable {
   async #withRetry<T>(
     op: (session: Session, signal: AbortSignal | undefined) => Promise<T>,
     options: CommandOptions,
-    meta: { name: string; durable: boolean },
+    meta: { name: string; durable: boolean; write?: false | undefined },
   ): Promise<T> {
     const started = performance.now();
     try {
       const result = await this.#attempts(op, options);
+      if (meta.write !== false) this.#reads.wrote();
       this.#metrics.operation(meta.name, (performance.now() - started) / 1000, true);
       if (meta.durable) this.#metrics.write("confirmed");
       return result;
     } catch (error) {
+      // A failed write may have been applied: later reads must not be older than it either.
+      if (meta.write !== false) this.#reads.wrote();
       this.#metrics.operation(meta.name, (performance.now() - started) / 1000, false);
       if (meta.durable) this.#metrics.write(writeOutcome(error));
       throw error;

@@ -64,6 +64,19 @@ const ERROR_CATEGORIES: readonly string[] = [
   "other",
 ];
 
+/** Who served a read: a replica, the primary by policy, the primary because no replica could. */
+const READ_SERVERS: readonly string[] = ["replica", "primary", "primary_fallback"];
+/** Why a replica was skipped for a read (see `replica_reads.ts`). */
+const REPLICA_SKIP_REASONS: readonly string[] = [
+  "lagging",
+  "link_down",
+  "not_replica",
+  "other_primary",
+  "timeout",
+  "unreachable",
+  "refused",
+];
+
 /** The OpenTelemetry database-client histogram, under its standard name (no project prefix). */
 export const OPERATION_DURATION = "db_client_operation_duration_seconds";
 
@@ -89,6 +102,8 @@ export class ClientMetrics {
   readonly #failed = new Map<string, HistogramSeries>();
   /** Durable write counters by outcome. */
   readonly #writes = new Map<WriteOutcome, () => void>();
+  /** Read counters by who served them. */
+  readonly #reads = new Map<string, () => void>();
 
   constructor() {
     const r = this.registry;
@@ -110,6 +125,20 @@ export class ClientMetrics {
       label: "source",
       values: FAILOVER_SOURCES,
     });
+    r.counter(
+      "reads",
+      "Reads through read() and the state API's reads, by who served them: replica, primary (the policy), primary_fallback (a replica was wanted, none could prove it was recent enough).",
+      { label: "served_by", values: READ_SERVERS },
+    );
+    r.counter(
+      "replica_read_skips",
+      "Replicas skipped for a read, by reason: lagging, link_down, not_replica, other_primary, timeout, unreachable, refused.",
+      { label: "reason", values: REPLICA_SKIP_REASONS },
+    );
+    r.counter(
+      "offset_samples",
+      "ROLE samples of the primary's replication offset taken to prove replica reads fresh.",
+    );
     r.counter("sentinel_connections", "Connections the client opened to sentinels.");
     r.counter("sentinel_commands", "Commands the client sent to sentinels.");
     r.histogram(
@@ -141,6 +170,27 @@ export class ClientMetrics {
     if (hasSubscribers(DIAGNOSTICS_CHANNELS.operation)) {
       publish(DIAGNOSTICS_CHANNELS.operation, { operation: name, durationMs: seconds * 1000, ok });
     }
+  }
+
+  /** A read was served by a replica or the primary (`fallback`: a replica was wanted). */
+  read(servedBy: "replica" | "primary", fallback: boolean): void {
+    const label = servedBy === "replica" ? "replica" : fallback ? "primary_fallback" : "primary";
+    let count = this.#reads.get(label);
+    if (count === undefined) {
+      count = this.registry.counterSeries("reads", { served_by: label });
+      this.#reads.set(label, count);
+    }
+    count();
+  }
+
+  /** A replica was skipped for a read because of `reason`. */
+  replicaSkipped(reason: string): void {
+    this.registry.inc("replica_read_skips", { reason });
+  }
+
+  /** A sample of the primary's offset was taken. */
+  offsetSample(): void {
+    this.registry.inc("offset_samples");
   }
 
   /** A durable write ended with `outcome`. */

@@ -27,6 +27,13 @@ export interface ClientOptions {
    * AUTH/SELECT/PING handshake, and for the `ROLE` confirmation. @default {2000}
    */
   connectTimeoutMs?: number | undefined;
+  /**
+   * Deadline of a replica's answer to a read (`ROLE` and the read); past it
+   * the next replica or the primary serves the read and that replica is
+   * left alone for a while. Connecting to a replica may take twice this.
+   * @default {250}
+   */
+  replicaTimeoutMs?: number | undefined;
   /** Per-sentinel deadline for connect plus answer, and for a subscription. @default {500} */
   sentinelTimeoutMs?: number | undefined;
   /**

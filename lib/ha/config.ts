@@ -17,6 +17,17 @@ import { Secret } from "../common/secret.ts";
 /** How MirrorNeuron finds its Redis primary. */
 export type HaMode = "single" | "sentinel";
 
+/**
+ * Where reads go (`MN_REDIS_READ_FROM`): `primary` (every read on the
+ * primary), `replica-preferred` (a replica that proves it is recent enough,
+ * else the primary) or `replica` (only such a replica, else a typed error).
+ * Writes, leases and fenced operations always go to the primary.
+ */
+export type ReadFrom = "primary" | "replica-preferred" | "replica";
+
+/** Every {@link ReadFrom} value, in documentation order. */
+export const READ_FROM_VALUES: readonly ReadFrom[] = ["primary", "replica-preferred", "replica"];
+
 /** The validated, fully typed configuration. Frozen. */
 export interface Config {
   /** `MN_REDIS_HA_MODE`: `single` (one endpoint) or `sentinel`. */
@@ -53,6 +64,10 @@ export interface Config {
   readonly reconnectMaxBackoffMs: number;
   /** `MN_REDIS_NAMESPACE`: key prefix; keep it unique for tests. */
   readonly namespace: string;
+  /** `MN_REDIS_READ_FROM`: where reads go (see {@link ReadFrom}). */
+  readonly readFrom: ReadFrom;
+  /** `MN_REDIS_READ_MAX_LAG_MS`: how much older than the primary a replica read may be. */
+  readonly readMaxLagMs: number;
 }
 
 /**
@@ -123,6 +138,16 @@ export interface ConfigOptions {
    * @default {"mirror_neuron"}
    */
   namespace?: string | undefined;
+  /**
+   * Where reads go (`MN_REDIS_READ_FROM`).
+   * @default {"primary"}
+   */
+  readFrom?: ReadFrom | undefined;
+  /**
+   * How much older than the primary a replica read may be, ms (`MN_REDIS_READ_MAX_LAG_MS`).
+   * @default {500}
+   */
+  readMaxLagMs?: number | undefined;
 }
 
 /** Every configuration variable, in documentation order. */
@@ -143,6 +168,8 @@ export const CONFIG_VARIABLES: readonly string[] = [
   "MN_REDIS_RECONNECT_BACKOFF_MS",
   "MN_REDIS_RECONNECT_MAX_BACKOFF_MS",
   "MN_REDIS_NAMESPACE",
+  "MN_REDIS_READ_FROM",
+  "MN_REDIS_READ_MAX_LAG_MS",
 ];
 
 /** The shape of {@link DEFAULTS}. */
@@ -165,6 +192,10 @@ export interface Defaults {
   reconnectMaxBackoffMs: number;
   /** Default `MN_REDIS_NAMESPACE`. */
   namespace: string;
+  /** Default `MN_REDIS_READ_FROM`. */
+  readFrom: ReadFrom;
+  /** Default `MN_REDIS_READ_MAX_LAG_MS`. */
+  readMaxLagMs: number;
 }
 
 /** Defaults, each with the reason it was chosen. */
@@ -178,7 +209,12 @@ export const DEFAULTS: Readonly<Defaults> = Object.freeze({
   reconnectBackoffMs: 250, // first retry soon: a promotion often completes within a second
   reconnectMaxBackoffMs: 2000, // keeps retrying at least every 2 s during a long failover
   namespace: "mirror_neuron", // MirrorNeuron's key prefix
+  readFrom: "primary", // unchanged behaviour: replica reads are opt-in
+  readMaxLagMs: 500, // half a heartbeat interval: a node read from a replica never looks down
 });
+
+/** Largest `MN_REDIS_READ_MAX_LAG_MS`: an hour. */
+const MAX_READ_LAG_MS = 3_600_000;
 
 // No ":": it separates the namespace from the key schema, so "X:node" could otherwise reach X's keys.
 const NAMESPACE_PATTERN = /^[A-Za-z0-9_.-]{1,64}$/;
@@ -311,6 +347,13 @@ function buildConfig(
   );
   const reconnect = readReconnect(read);
   const namespace = readNamespace(read);
+  const readFrom = readReadFrom(read);
+  const readMaxLagMs = read.integer(
+    "MN_REDIS_READ_MAX_LAG_MS",
+    DEFAULTS.readMaxLagMs,
+    0,
+    MAX_READ_LAG_MS,
+  );
   if (read.issues.length > 0) throw new ConfigError(read.issues);
   return Object.freeze({
     haMode,
@@ -328,7 +371,20 @@ function buildConfig(
     waitTimeoutMs,
     ...reconnect,
     namespace,
+    readFrom,
+    readMaxLagMs,
   });
+}
+
+/** `MN_REDIS_READ_FROM`. */
+function readReadFrom(read: VariableReader): ReadFrom {
+  const raw = read.get("MN_REDIS_READ_FROM") ?? DEFAULTS.readFrom;
+  if ((READ_FROM_VALUES as readonly string[]).includes(raw)) return raw as ReadFrom;
+  read.fail(
+    "MN_REDIS_READ_FROM",
+    `unknown read policy ${quoteValue(raw)}; expected ${READ_FROM_VALUES.join(", ")}`,
+  );
+  return DEFAULTS.readFrom;
 }
 
 /** `MN_REDIS_HA_MODE`. */
@@ -455,5 +511,7 @@ export function configToOptions(config: Config): ConfigOptions {
     reconnectBackoffMs: config.reconnectBackoffMs,
     reconnectMaxBackoffMs: config.reconnectMaxBackoffMs,
     namespace: config.namespace,
+    readFrom: config.readFrom,
+    readMaxLagMs: config.readMaxLagMs,
   };
 }

@@ -43,6 +43,7 @@ import { SilenceGuard } from "./silence_guard.ts";
 import { SentinelWatcher } from "./sentinel_watcher.ts";
 import { type CheckedLink, PrimaryChecks } from "./primary_checks.ts";
 import { ReconnectLoop } from "./reconnect_loop.ts";
+import { ReplicaSet } from "./replica_set.ts";
 
 const logger = libraryLogger("client");
 
@@ -55,6 +56,8 @@ export class PrimaryLink implements AsyncDisposable {
   readonly #clock: Clock;
   readonly #resolver: SentinelResolver | undefined;
   readonly #watcher: SentinelWatcher | undefined;
+  /** Sentinel mode: the replicas reads may go to (listed on the first replica read). */
+  readonly #replicas: ReplicaSet | undefined;
   /** Sentinel mode: confirms durable writes acknowledged by a primary that had gone silent. */
   readonly #silence: SilenceGuard | undefined;
   readonly #closing = new AbortController();
@@ -106,7 +109,22 @@ export class PrimaryLink implements AsyncDisposable {
         ...common,
         sentinels: () => resolver.sentinels,
         connectTimeoutMs: options.sentinelTimeoutMs ?? 500,
-        onEvent: (event) => this.#checks.onSentinelEvent(event),
+        onEvent: (event) => {
+          this.#checks.onSentinelEvent(event);
+          this.#replicas?.onSentinelEvent(event);
+        },
+      });
+      const replicaTimeoutMs = options.replicaTimeoutMs ?? 250;
+      this.#replicas = new ReplicaSet({
+        list: (signal) => resolver.replicas({ signal }),
+        primary: () => this.#session?.primary.address ?? this.#lastPrimary?.address,
+        // A replica that accepts and never answers (paused) is given up on soon: the primary can serve.
+        connectOptions: () => ({
+          ...this.connectOptions(),
+          connectTimeoutMs: 2 * replicaTimeoutMs,
+        }),
+        clock: this.#clock,
+        closing: this.#closing.signal,
       });
     }
     this.#loop = new ReconnectLoop({
@@ -231,6 +249,11 @@ export class PrimaryLink implements AsyncDisposable {
   /** Sentinels the link knows: the seeds plus those discovered. */
   get sentinels(): Endpoint[] {
     return this.#resolver?.sentinels ?? [];
+  }
+
+  /** The replicas reads may go to (sentinel mode), or undefined. */
+  get replicas(): ReplicaSet | undefined {
+    return this.#replicas;
   }
 
   /** A command succeeded: the consecutive failures start over. */
@@ -450,7 +473,8 @@ export class PrimaryLink implements AsyncDisposable {
     await this.#probe;
     await this.#establishing?.catch(() => {});
     if (this.#session !== undefined) this.#retire(this.#session, true);
-    await Promise.all([this.#watcher?.close(), this.#resolver?.close()]);
+    await Promise.all([this.#watcher?.close(), this.#replicas?.close()]);
+    await this.#resolver?.close();
     while (this.#background.size > 0) await Promise.all([...this.#background]);
   }
 

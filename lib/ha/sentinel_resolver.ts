@@ -27,7 +27,7 @@ import {
   type MasterDecision,
   type SentinelAnswer,
 } from "./resolver_decision.ts";
-import { replyToMap, replyToNumber, replyToString } from "../protocol/resp.ts";
+import { replyToMap, replyToNumber, replyToString, type RespReply } from "../protocol/resp.ts";
 import type { Secret } from "../common/secret.ts";
 
 /** Options for {@link SentinelResolver}. */
@@ -177,6 +177,50 @@ export class SentinelResolver implements AsyncDisposable {
       }
     }
     return decideMaster(snapshot, this.#options.masterName);
+  }
+
+  /**
+   * Asks every known sentinel for the master's replicas (`SENTINEL
+   * REPLICAS`) in parallel on the kept connections, and returns once a
+   * majority answered (or every query settled): each answering sentinel's
+   * reply, by `host:port`. Sentinels that fail are left out.
+   */
+  async replicas(
+    options: { signal?: AbortSignal | undefined } = {},
+  ): Promise<Map<string, RespReply>> {
+    options.signal?.throwIfAborted();
+    const targets = this.sentinels;
+    const replies = new Map<string, RespReply>();
+    let settled = 0;
+    const { promise: enough, resolve: done } = Promise.withResolvers<void>();
+    const timeoutMs = this.#options.perSentinelTimeoutMs ?? 500;
+    for (const sentinel of targets) {
+      const name = formatEndpoint(sentinel);
+      const query = (async () => {
+        let conn: RedisConnection | undefined;
+        try {
+          conn = await this.#connection(sentinel, name, timeoutMs);
+          this.#options.observer?.sent(1);
+          const reply = await conn.send(["SENTINEL", "REPLICAS", this.#options.masterName], {
+            timeoutMs,
+            signal: this.#closing.signal,
+          });
+          if (Array.isArray(reply)) replies.set(name, reply);
+        } catch (error) {
+          if (!(error instanceof ReplyError) && conn !== undefined) {
+            void conn.close();
+            this.#connections.delete(name);
+          }
+        } finally {
+          settled++;
+          if (hasEnoughAnswers(targets.length, replies.size, settled)) done();
+        }
+      })();
+      this.#stray.add(query);
+      void query.finally(() => this.#stray.delete(query));
+    }
+    await abortable(enough, options.signal);
+    return new Map(replies);
   }
 
   /** The open connection to `sentinel`, opened if there is none. */

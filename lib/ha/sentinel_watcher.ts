@@ -21,6 +21,11 @@ export const SENTINEL_CHANNELS: readonly string[] = [
   "+sentinel",
   "+convert-to-slave",
   "+failover-end",
+  // The replicas reads may go to (see replica_set.ts).
+  "+slave",
+  "+sdown",
+  "-sdown",
+  "+slave-reconf-done",
 ];
 
 /** One event about the watched master. */

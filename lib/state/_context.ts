@@ -1,4 +1,5 @@
-import type { RedisHaClient } from "../ha/client.ts";
+import type { ReadOptions, RedisHaClient } from "../ha/client.ts";
+import type { ReadFrom } from "../ha/config.ts";
 import type { Keys } from "./keys.ts";
 
 /** What every state module needs: the HA client and the namespace's key schema. */
@@ -41,4 +42,29 @@ export function operationSignal(options: OperationOptions | undefined): AbortSig
 export interface FencedWriteOptions extends OperationOptions {
   /** Fencing token of the lease the writer holds; a superseded token is rejected. */
   fence?: FenceToken | undefined;
+}
+
+/**
+ * Options of a state read (`jobs.get`, `jobs.list`, `events.read`,
+ * `snapshots.load`, `nodes.list`, `bundles.info`/`get`, `observeLease`):
+ * cancellation, and where it may be served (see `RedisHaClient.read`).
+ */
+export interface StateReadOptions extends OperationOptions {
+  /** Overrides `MN_REDIS_READ_FROM` for this read. */
+  readFrom?: ReadFrom | undefined;
+  /** Overrides `MN_REDIS_READ_MAX_LAG_MS` for this read. */
+  maxLagMs?: number | undefined;
+}
+
+/** The client read options of a state read, with its one signal. */
+export function readOptions(
+  options: StateReadOptions | undefined,
+  signal: AbortSignal | undefined = operationSignal(options),
+): ReadOptions {
+  return {
+    idempotent: true,
+    signal,
+    readFrom: options?.readFrom,
+    maxLagMs: options?.maxLagMs,
+  };
 }

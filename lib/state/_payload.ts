@@ -3,7 +3,8 @@
 import type { FenceToken } from "./_context.ts";
 import { ValidationError } from "../common/state_errors.ts";
 import { checkId } from "./keys.ts";
-import type { RedisHaClient } from "../ha/client.ts";
+import { type ReadOptions, readWith, type RedisHaClient } from "../ha/client.ts";
+import type { ReadScope } from "../ha/replica_reads.ts";
 import type { RespReply } from "../protocol/resp.ts";
 import { mapWrongType } from "./_lua.ts";
 import { replyToString } from "../protocol/resp.ts";
@@ -65,13 +66,13 @@ export function fenceArgs(
 export async function readHash(
   client: RedisHaClient,
   key: string,
-  signal: AbortSignal | undefined,
+  options: ReadOptions,
+  scope?: ReadScope,
 ): Promise<Map<string, string>> {
-  const reply = await client.command(["HGETALL", key], { idempotent: true, signal }).catch(
-    (e) => {
+  const { reply } = await readWith(client, (send) => send(["HGETALL", key]), options, scope)
+    .catch((e) => {
       throw mapWrongType(e, key, "hash");
-    },
-  );
+    });
   return hashToMap(reply);
 }
 

@@ -9,9 +9,16 @@
  * @module
  */
 
-import { runScript } from "../ha/client.ts";
+import { type ReadOptions, readWith, runScript } from "../ha/client.ts";
+import { ReadScope, ScopeLostError } from "../ha/replica_reads.ts";
 import { createHash } from "node:crypto";
-import { type OperationOptions, operationSignal, type StoreContext } from "./_context.ts";
+import {
+  type OperationOptions,
+  operationSignal,
+  readOptions,
+  type StateReadOptions,
+  type StoreContext,
+} from "./_context.ts";
 import { LUA_PRELUDE, mapScriptError } from "./_lua.ts";
 import { readHash } from "./_payload.ts";
 import {
@@ -194,10 +201,18 @@ export class BundleStore {
   }
 
   /** Reads the bundle's metadata, or `null` if it does not exist. */
-  async info(bundleId: string, options: OperationOptions = {}): Promise<BundleInfo | null> {
+  async info(bundleId: string, options: StateReadOptions = {}): Promise<BundleInfo | null> {
     checkId("bundleId", bundleId);
+    return await this.#info(bundleId, readOptions(options));
+  }
+
+  async #info(
+    bundleId: string,
+    read: ReadOptions,
+    scope?: ReadScope,
+  ): Promise<BundleInfo | null> {
     const key = this.#context.keys.bundle(bundleId);
-    const f = await readHash(this.#context.client, key, operationSignal(options));
+    const f = await readHash(this.#context.client, key, read, scope);
     if (f.size === 0) return null;
     return {
       id: bundleId,
@@ -214,10 +229,23 @@ export class BundleStore {
    * `CorruptBundleError` if a chunk is missing, a size is wrong or the
    * sha256 does not match. A concurrent replace is retried transparently.
    */
-  async get(bundleId: string, options: OperationOptions = {}): Promise<Bundle | null> {
-    const signal = operationSignal(options);
+  async get(bundleId: string, options: StateReadOptions = {}): Promise<Bundle | null> {
+    checkId("bundleId", bundleId);
+    const read = readOptions(options);
+    try {
+      return await this.#get(bundleId, read);
+    } catch (error) {
+      // The replica the bundle was read from moved on meanwhile: read it on the primary.
+      if (!(error instanceof ScopeLostError)) throw error;
+      return await this.#get(bundleId, { ...read, readFrom: "primary" });
+    }
+  }
+
+  /** The metadata and the chunks, read from one node (see `ReadScope`). */
+  async #get(bundleId: string, read: ReadOptions): Promise<Bundle | null> {
     for (let attempt = 1;; attempt++) {
-      const info = await this.info(bundleId, { signal });
+      const scope = new ReadScope();
+      const info = await this.#info(bundleId, read, scope);
       if (info === null) return null;
       const keys = this.#context.keys;
       const bytes = new Uint8Array(info.size);
@@ -242,15 +270,17 @@ export class BundleStore {
         }
       };
       await window(info.chunks, async (i) => {
-        replies[i] = await this.#context.client.command(
-          ["GET", keys.bundleChunk(bundleId, info.version, i)],
-          { idempotent: true, signal, bytes: true },
-        );
+        replies[i] = (await readWith(
+          this.#context.client,
+          (send) => send(["GET", keys.bundleChunk(bundleId, info.version, i)]),
+          { ...read, bytes: true },
+          scope,
+        )).reply;
         takeIn();
       });
       if (problem?.startsWith("chunk ")) {
         // Replaced while we read (its old chunks were removed)? Read the new version.
-        const now = await this.info(bundleId, { signal });
+        const now = await this.#info(bundleId, read, scope);
         if (now !== null && now.version !== info.version && attempt < 5) continue;
       }
       if (problem !== undefined) throw new CorruptBundleError(bundleId, problem);

@@ -9,12 +9,13 @@
  * @module
  */
 
-import { openConnection, runScript } from "../ha/client.ts";
+import { openConnection, readWith, runScript } from "../ha/client.ts";
 import {
   type FencedWriteOptions,
   type FenceToken,
-  type OperationOptions,
   operationSignal,
+  readOptions,
+  type StateReadOptions,
   type StoreContext,
 } from "./_context.ts";
 import { LUA_CHECKED, mapScriptError, mapWrongType } from "./_lua.ts";
@@ -56,7 +57,7 @@ export interface AppendResult {
 }
 
 /** Options for {@link EventHistory.read}. */
-export interface ReadEventsOptions extends OperationOptions {
+export interface ReadEventsOptions extends StateReadOptions {
   /** Return events after this offset (exclusive). @default {from the start} */
   after?: string | undefined;
   /** At most this many, 1-10000. @default {100} */
@@ -300,10 +301,11 @@ export class EventHistory {
     }
     const start = options.after === undefined ? "-" : `(${checkOffset(options.after)}`;
     const key = this.#context.keys.events(jobId);
-    const reply = await this.#context.client.command(["XRANGE", key, start, "+", "COUNT", count], {
-      idempotent: true,
-      signal: operationSignal(options),
-    }).catch((e) => {
+    const { reply } = await readWith(
+      this.#context.client,
+      (send) => send(["XRANGE", key, start, "+", "COUNT", count]),
+      readOptions(options),
+    ).catch((e) => {
       throw mapWrongType(e, key, "stream");
     });
     return (reply as RespReply[]).map(toEvent);

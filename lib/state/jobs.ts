@@ -8,11 +8,14 @@
  * @module
  */
 
-import { runScript } from "../ha/client.ts";
+import { type ReadOptions, readWith, runScript } from "../ha/client.ts";
+import { ReadScope, ScopeLostError } from "../ha/replica_reads.ts";
 import {
   type FenceToken,
   type OperationOptions,
   operationSignal,
+  readOptions,
+  type StateReadOptions,
   type StoreContext,
 } from "./_context.ts";
 import { LUA_CHECKED, LUA_PRELUDE, mapScriptError } from "./_lua.ts";
@@ -66,7 +69,7 @@ export interface JobUpdate {
 }
 
 /** Options for {@link JobStore.list}. */
-export interface ListJobsOptions extends OperationOptions {
+export interface ListJobsOptions extends StateReadOptions {
   /** Only jobs with this status. */
   status?: JobStatus | undefined;
   /** Page size, 1-1000. @default {100} */
@@ -232,14 +235,13 @@ export class JobStore {
    * this way (`snapshots.load`, `bundles.get`, `bundles.info`,
    * `observeLease`); changes to a missing record throw `NotFoundError`.
    */
-  async get(id: string, options: OperationOptions = {}): Promise<Job | null> {
-    const signal = operationSignal(options);
+  async get(id: string, options: StateReadOptions = {}): Promise<Job | null> {
     checkId("jobId", id);
-    return (await this.#read(id, signal)) ?? null;
+    return (await this.#read(id, readOptions(options))) ?? null;
   }
 
-  async #read(id: string, signal?: AbortSignal): Promise<Job | undefined> {
-    return toJob(await readHash(this.#context.client, this.#context.keys.job(id), signal));
+  async #read(id: string, options: ReadOptions, scope?: ReadScope): Promise<Job | undefined> {
+    return toJob(await readHash(this.#context.client, this.#context.keys.job(id), options, scope));
   }
 
   /**
@@ -292,23 +294,49 @@ export class JobStore {
     return `${this.#requestPrefix}-${(this.#requests++).toString(36)}`;
   }
 
-  /** Lists jobs in creation order, optionally by status, one page at a time. */
+  /**
+   * Lists jobs in creation order, optionally by status, one page at a time.
+   * The page and its jobs are read from one node (a replica, per the read
+   * policy, or else the primary), so a page never shows a job older than
+   * its index entry.
+   */
   async list(options: ListJobsOptions = {}): Promise<JobPage> {
-    const signal = operationSignal(options);
     const limit = options.limit ?? 100;
     if (!Number.isInteger(limit) || limit < 1 || limit > 1000) {
       throw new ValidationError("limit", `${limit} is not a page size in 1-1000`);
     }
+    const read = readOptions(options);
+    try {
+      return await this.#page(options, limit, read, new ReadScope());
+    } catch (error) {
+      // The replica the page was read from moved on meanwhile: read the page on the primary.
+      if (!(error instanceof ScopeLostError)) throw error;
+      return await this.#page(options, limit, { ...read, readFrom: "primary" }, new ReadScope());
+    }
+  }
+
+  async #page(
+    options: ListJobsOptions,
+    limit: number,
+    read: ReadOptions,
+    scope: ReadScope,
+  ): Promise<JobPage> {
     const keys = this.#context.keys;
     const index = options.status === undefined
       ? keys.jobIndex()
       : keys.jobStatusIndex(checkStatus(options.status));
     const after = parseCursor(options.cursor);
-    const reply = await runScript(this.#context.client, PAGE, [index], [
-      after === undefined ? "" : String(after.score),
-      after?.id ?? "",
-      limit,
-    ], { idempotent: true, signal }).catch((e) => {
+    const { reply } = await readWith(
+      this.#context.client,
+      (send) =>
+        PAGE.run(send, [index], [
+          after === undefined ? "" : String(after.score),
+          after?.id ?? "",
+          limit,
+        ]),
+      read,
+      scope,
+    ).catch((e) => {
       throw mapScriptError(e, { what: `job index "${index}"` });
     });
     const entries = reply as RespReply[];
@@ -319,7 +347,7 @@ export class JobStore {
         score: Number(replyToString(entries[i + 1])),
       });
     }
-    const jobs = (await Promise.all(ids.map((e) => this.#read(e.id, signal)))).filter((
+    const jobs = (await Promise.all(ids.map((e) => this.#read(e.id, read, scope)))).filter((
       j,
     ): j is Job => j !== undefined);
     const last = ids.at(-1);

@@ -14,13 +14,13 @@
  * @module
  */
 
-import { runScript } from "../ha/client.ts";
+import { readWith, runScript } from "../ha/client.ts";
 import type { StateStore } from "./state_store.ts";
 import { type Clock, SYSTEM_CLOCK } from "../common/clock.ts";
 import {
   type FenceToken,
-  type OperationOptions,
-  operationSignal,
+  readOptions,
+  type StateReadOptions,
   type StoreContext,
 } from "./_context.ts";
 import { LUA_CHECKED, LUA_PRELUDE, mapScriptError } from "./_lua.ts";
@@ -454,13 +454,14 @@ export async function campaign(
 export async function observeLease(
   context: StateStore,
   name: string,
-  options: OperationOptions = {},
+  options: StateReadOptions = {},
 ): Promise<LeaseState | null> {
   checkLeaseName(name);
-  const reply = await runScript(context.client, OBSERVE, [context.keys.lease(name)], [], {
-    idempotent: true,
-    signal: operationSignal(options),
-  }).catch((e) => {
+  const { reply } = await readWith(
+    context.client,
+    (send) => OBSERVE.run(send, [context.keys.lease(name)], []),
+    readOptions(options),
+  ).catch((e) => {
     throw mapScriptError(e, { what: `lease "${name}"` });
   });
   const parts = reply as RespReply[];

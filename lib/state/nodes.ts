@@ -7,8 +7,14 @@
  * @module
  */
 
-import { runScript } from "../ha/client.ts";
-import { type OperationOptions, operationSignal, type StoreContext } from "./_context.ts";
+import { readWith, runScript } from "../ha/client.ts";
+import {
+  type OperationOptions,
+  operationSignal,
+  readOptions,
+  type StateReadOptions,
+  type StoreContext,
+} from "./_context.ts";
 import { LUA_PRELUDE, mapScriptError } from "./_lua.ts";
 import { encodeJson } from "./_payload.ts";
 import { ValidationError } from "../common/state_errors.ts";
@@ -163,12 +169,13 @@ export class NodeRegistry {
   }
 
   /** Lists every registered node with its status and last-seen age, by id. */
-  async list(options: OperationOptions = {}): Promise<NodeInfo[]> {
+  async list(options: StateReadOptions = {}): Promise<NodeInfo[]> {
     const keys = this.#context.keys;
-    const reply = await runScript(this.#context.client, LIST, [keys.nodeIndex()], [keys.node("")], {
-      idempotent: true,
-      signal: operationSignal(options),
-    }).catch((e) => {
+    const { reply } = await readWith(
+      this.#context.client,
+      (send) => LIST.run(send, [keys.nodeIndex()], [keys.node("")]),
+      readOptions(options),
+    ).catch((e) => {
       throw mapScriptError(e, { what: "node index" });
     });
     const [nowReply, ...rows] = reply as RespReply[];

@@ -9,8 +9,9 @@
 import { runScript } from "../ha/client.ts";
 import {
   type FencedWriteOptions,
-  type OperationOptions,
   operationSignal,
+  readOptions,
+  type StateReadOptions,
   type StoreContext,
 } from "./_context.ts";
 import { LUA_CHECKED, mapScriptError } from "./_lua.ts";
@@ -108,12 +109,12 @@ export class SnapshotStore {
   async load(
     jobId: string,
     agentId: string,
-    options: OperationOptions = {},
+    options: StateReadOptions = {},
   ): Promise<Snapshot | null> {
     checkId("jobId", jobId);
     checkId("agentId", agentId);
     const key = this.#context.keys.snapshot(jobId, agentId);
-    const fields = await readHash(this.#context.client, key, operationSignal(options));
+    const fields = await readHash(this.#context.client, key, readOptions(options));
     if (fields.size === 0) return null;
     return {
       seq: Number(fields.get("seq")),
