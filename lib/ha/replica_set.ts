@@ -9,7 +9,8 @@
  * The list is a list of candidates only: every read proves on the replica
  * itself (`ROLE`, see `read_freshness.ts`) that it follows the primary and is
  * recent enough. What Sentinel flags down (`s_down`, `o_down`,
- * `disconnected`, a replication link reported down) is not tried at all, and
+ * `disconnected`, a replication link reported down; re-listed every 5 s while
+ * one is) is not tried at all, and
  * a replica that failed a read is left alone for a while (1 s, doubling up to
  * 16 s).
  *
@@ -110,6 +111,7 @@ export interface ReplicaSetOptions {
 }
 
 const RELIST_MS = 30_000;
+const RELIST_DOWN_MS = 5_000;
 const MIN_RELIST_GAP_MS = 250;
 const FIRST_BACKOFF_MS = 1000;
 const MAX_BACKOFF_MS = 16_000;
@@ -142,7 +144,12 @@ export class ReplicaSet {
   async candidates(signal: AbortSignal | undefined): Promise<ReplicaEntry[]> {
     this.#used = true;
     const now = this.#options.clock.now();
-    if (this.#stale || now - this.#listedAt > RELIST_MS) {
+    // A replica flagged down may come back without an event (a new one shows "disconnected" until
+    // Sentinel's first ping): re-list sooner while one is.
+    const every = [...this.#entries.values()].some((e) => e.down !== undefined)
+      ? RELIST_DOWN_MS
+      : RELIST_MS;
+    if (this.#stale || now - this.#listedAt > every) {
       const listing = this.#relist();
       // The first listing is awaited; later ones refresh the list in the background.
       if (this.#listedAt === -Infinity) await abortable(listing, signal);

@@ -164,15 +164,38 @@ export class LocalCluster implements AsyncDisposable {
       extraConfig: o.extraConfig,
     });
     this.nodes.splice(this.nodes.indexOf(old), 1, restarted);
+    await this.#waitLinkUp(restarted, timeoutMs);
+    return restarted;
+  }
+
+  /**
+   * Starts one more replica of `primary` (a box joining) and waits until its
+   * replication link is up. The sentinels find it from the primary's `INFO`.
+   */
+  async addReplica(primary: Endpoint, timeoutMs = 20_000): Promise<RedisProcess> {
+    const o = this.#options;
+    const added = await RedisProcess.startServer({
+      dir: this.dir,
+      password: o.password,
+      masterPassword: o.password,
+      replicaOf: primary,
+      tls: o.tls,
+      extraConfig: o.extraConfig,
+    });
+    this.nodes.push(added);
+    await this.#waitLinkUp(added, timeoutMs);
+    return added;
+  }
+
+  async #waitLinkUp(node: RedisProcess, timeoutMs: number): Promise<void> {
     await waitFor(async () => {
-      await using conn = await restarted.connect();
+      await using conn = await node.connect();
       const link = parseInfo(replyToString(await conn.send(["INFO", "replication"])) ?? "")
         .get("master_link_status");
       return link === "up"
         ? { done: true, value: undefined }
         : { done: false, observed: `master_link_status ${link}` };
-    }, { what: `the restarted node ${formatEndpoint(node)} to replicate`, timeoutMs });
-    return restarted;
+    }, { what: `the node ${formatEndpoint(node.endpoint)} to replicate`, timeoutMs });
   }
 
   /** Waits until every live replica of `primary` reports its link up and caught up. */
