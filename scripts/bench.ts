@@ -12,7 +12,9 @@
  * lease renewals, fenced writes; WAIT 1), bundle put/get of 16 MiB against a
  * raw SET/GET of the same bytes, and node-redis, ioredis and ioredis with
  * auto-pipelining doing the same SETs. 50 operations in flight everywhere but
- * the bundles (one at a time).
+ * the bundles (one at a time). Then replica reads (`bench/reads.ts`): GET and
+ * `jobs.get` with `primary` against `replica-preferred` over 1 and 2
+ * replicas, the primary's CPU per 1k reads, and the freshness proof's cost.
  *
  *   deno task bench [--rounds N] [--ms MS] [--out DIR] [--only REGEX] [--failover-cycles N] [--verbose]
  *
@@ -46,6 +48,7 @@ import { LocalCluster } from "../lib/process/local_cluster.ts";
 import { replyToString } from "../lib/protocol/resp.ts";
 import { StateStore } from "../lib/state/state_store.ts";
 import { judge, median, type Target, targetsTable } from "./bench/targets.ts";
+import { readBench, readRowsMarkdown } from "./bench/reads.ts";
 
 const IN_FLIGHT = 50;
 const VALUE = "x".repeat(64);
@@ -833,6 +836,10 @@ if (import.meta.main) {
       extras.rssMb,
     ),
   ];
+  // Replica reads need a Sentinel cluster of their own (1 and 2 replicas): after the rest.
+  const reads = values.only === undefined || new RegExp(values.only).test("replica reads")
+    ? await readBench({ rounds, ms, say: (line) => console.error(line) })
+    : [];
   const date = new Date().toISOString().slice(0, 10);
   await Deno.mkdir(values.out, { recursive: true });
   const md = [
@@ -852,10 +859,11 @@ if (import.meta.main) {
       Math.round(median(extras.statusMs))
     } ms.`,
     "",
+    ...(reads.length === 0 ? [] : readRowsMarkdown(reads)),
   ].join("\n");
   await Deno.writeTextFile(
     `${values.out}/${date}.json`,
-    JSON.stringify({ date, rounds, ms, rows, targets }, null, 2) + "\n",
+    JSON.stringify({ date, rounds, ms, rows, targets, reads }, null, 2) + "\n",
   );
   await Deno.writeTextFile(`${values.out}/${date}.md`, md);
   await Deno.writeTextFile(

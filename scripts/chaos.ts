@@ -29,6 +29,7 @@ import {
 } from "./chaos/report.ts";
 import { Topology } from "./chaos/topology.ts";
 import { CONTENDER_USER, Workload, workloadConfig } from "./chaos/workload.ts";
+import { ReplicaReaders } from "./chaos/replica_readers.ts";
 import { RedisConnection } from "../lib/protocol/connection.ts";
 import { delay } from "../lib/common/delay.ts";
 
@@ -166,6 +167,12 @@ async function runOne(
     ? await contenderUser(topology)
     : undefined;
   const workload = await Workload.start(config, history, { contenderPassword });
+  // Replica readers (replica-preferred, 100 ms bound) beside the workload, judged by their checker.
+  const readers = await ReplicaReaders.start(config, { writers: 2, maxLagMs: 100, pauseMs: 5 })
+    .catch(async (e) => {
+      await workload.stop();
+      throw e;
+    });
   let error: string | undefined;
   let end = 0;
   try {
@@ -191,7 +198,21 @@ async function runOne(
     say(`chaos: ${name}: ${error}`);
   } finally {
     end = history.now();
-    await workload.stop();
+    await Promise.all([workload.stop(), readers.stop()]);
+  }
+  const readVerdict = readers.verdict();
+  const replicaReads = {
+    reads: readVerdict.reads,
+    byReplica: readVerdict.byReplica,
+    stale: readVerdict.stale,
+    readYourWrites: readVerdict.readYourWrites,
+  };
+  for (const v of readVerdict.examples.slice(0, 5)) {
+    notes.push(
+      `replica read ${v.kind}: ${v.read.client} read ${v.read.key} = ${v.read.version} from ${v.read.servedBy} ${v.read.node} at ${
+        Math.round(v.read.issuedAt)
+      } ms, ${v.required} required`,
+    );
   }
   let verdictError = error;
   let report: RunReport;
@@ -210,6 +231,7 @@ async function runOne(
       notes,
       expected,
       ...verdict,
+      replicaReads,
       ...(verdictError === undefined ? {} : { error: verdictError }),
     };
   } catch (e) {
@@ -231,6 +253,7 @@ async function runOne(
       }, end),
       lost: 0,
       duplicated: 0,
+      replicaReads,
       error: verdictError,
     };
   }
@@ -253,7 +276,7 @@ async function runOne(
     ),
   );
   say(
-    `chaos: ${name}: acked ${report.acked}/${report.invoked}, lost ${report.lost}, duplicated ${report.duplicated}, unknown ${report.unknown}, fencing ${report.fencingViolations}, overlap ${report.holderOverlapMs} ms, longest unavailable ${report.longestUnavailableMs} ms`,
+    `chaos: ${name}: acked ${report.acked}/${report.invoked}, lost ${report.lost}, duplicated ${report.duplicated}, unknown ${report.unknown}, fencing ${report.fencingViolations}, overlap ${report.holderOverlapMs} ms, longest unavailable ${report.longestUnavailableMs} ms, replica reads ${replicaReads.byReplica}/${replicaReads.reads} (stale ${replicaReads.stale}, own write missed ${replicaReads.readYourWrites})`,
   );
   return report;
 }

@@ -1,9 +1,17 @@
 /** The `serve` subcommand's spec. */
 
 import type { CommandContext, CommandSpec } from "./command_spec.ts";
-import { endpointsFlag, hostFlag, portFlags, portsOf, requiredFlag } from "./command_spec.ts";
+import {
+  choiceFlag,
+  endpointsFlag,
+  hostFlag,
+  intFlag,
+  portFlags,
+  portsOf,
+  requiredFlag,
+} from "./command_spec.ts";
 import { type Endpoint, formatEndpoint, parseEndpoint } from "../protocol/endpoint.ts";
-import { configFromOptions, configToOptions } from "../ha/config.ts";
+import { configFromOptions, configToOptions, READ_FROM_VALUES } from "../ha/config.ts";
 import { UsageError } from "../common/errors.ts";
 
 /** Default `--listen`: loopback only, unless told otherwise. */
@@ -30,7 +38,7 @@ export const SERVE: CommandSpec = {
   name: "serve",
   summary: "Serve read-only /metrics, /health, /cluster and a dashboard page for this box",
   usage: "mn-redis-ha serve --self-host IP --sentinels H:P,… --master-name NAME " +
-    "[--listen HOST:PORT] [--redis-port PORT]",
+    "[--listen HOST:PORT] [--redis-port PORT] [--read-from POLICY] [--read-max-lag-ms MS]",
   example: "mn-redis-ha serve --listen 127.0.0.1:9121 --self-host 192.168.4.29 --redis-port 6379 " +
     "--sentinels 192.168.4.29:26379,192.168.4.35:26379 --master-name mirror-neuron",
   flags: {
@@ -48,6 +56,17 @@ export const SERVE: CommandSpec = {
       help: "every Sentinel of the cluster (required)",
     },
     "master-name": { type: "string", placeholder: "NAME", help: "the master name (required)" },
+    "read-from": {
+      type: "string",
+      placeholder: "POLICY",
+      help: "where /cluster reads state (the leader lease): primary, replica-preferred or " +
+        "replica (default MN_REDIS_READ_FROM, else primary)",
+    },
+    "read-max-lag-ms": {
+      type: "string",
+      placeholder: "MS",
+      help: "how stale a replica read may be (default MN_REDIS_READ_MAX_LAG_MS, else 500)",
+    },
   },
   connection: false,
   stopsOnSignal: true,
@@ -61,6 +80,8 @@ export const SERVE: CommandSpec = {
       haMode: "sentinel",
       sentinels: sentinels.map(formatEndpoint),
       sentinelMaster: masterName,
+      readFrom: choiceFlag(flags, "read-from", READ_FROM_VALUES, config.readFrom),
+      readMaxLagMs: intFlag(flags, "read-max-lag-ms", config.readMaxLagMs, 0, 3_600_000),
     });
     await serve({
       listen: listenFlag(flags, "listen", DEFAULT_LISTEN)!,

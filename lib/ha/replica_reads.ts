@@ -228,6 +228,8 @@ function parseRole(reply: RespReply): ReplicaRole {
 export class ReplicaReads {
   readonly #parts: ReplicaReadsParts;
   readonly #freshness = new ReadFreshness<Session>();
+  /** The `ROLE` queued this turn, per replica connection (see {@link ReplicaReads.#role}). */
+  readonly #roles = new Map<RedisConnection, Promise<RespReply>>();
   #next = 0;
 
   /** Sets the router up; nothing is opened until a read asks for a replica. */
@@ -289,14 +291,19 @@ export class ReplicaReads {
       session,
     };
     const candidates = await replicas.candidates(signal);
-    const problems: ReplicaProblem[] = replicas.entries
-      .filter((e) => !candidates.includes(e) && e.address !== session.primary.address)
-      .map((e) => ({
-        address: e.address,
-        problem: e.down ??
-          (e.sdown ? "a sentinel reports it down (+sdown)" : `backing off after: ${e.lastProblem}`),
-      }));
+    // Why the others are not tried: only worked out when no replica serves (the rare path).
+    const skipped = (): ReplicaProblem[] =>
+      replicas.entries
+        .filter((e) => !candidates.includes(e) && e.address !== session.primary.address)
+        .map((e) => ({
+          address: e.address,
+          problem: e.down ??
+            (e.sdown
+              ? "a sentinel reports it down (+sdown)"
+              : `backing off after: ${e.lastProblem}`),
+        }));
     if (candidates.length === 0) {
+      const problems = skipped();
       const reason: NoReplicaReason = problems.length === 0 ? "none-listed" : "down";
       return await this.#noReplica(policy, reason, problems, run, options, scope);
     }
@@ -322,6 +329,7 @@ export class ReplicaReads {
       this.#freshness.refresh(session, () => clock.now(), () => this.#sample(session));
     }
     let lagging = false;
+    const problems: ReplicaProblem[] = [];
     const start = this.#next++;
     for (let i = 0; i < candidates.length; i++) {
       const entry = candidates[(start + i) % candidates.length]!;
@@ -333,7 +341,7 @@ export class ReplicaReads {
     return await this.#noReplica(
       policy,
       lagging ? "beyond-bound" : "down",
-      problems,
+      [...skipped(), ...problems],
       run,
       options,
       scope,
@@ -485,6 +493,25 @@ export class ReplicaReads {
     return await this.#parts.replicas!.connection(entry);
   }
 
+  /**
+   * A `ROLE` queued on `conn` ahead of the read: shared by every read queued
+   * in the same turn (they go out in one socket write behind it, so its
+   * offset is a lower bound for each), a new one in the next turn.
+   */
+  #role(
+    conn: RedisConnection,
+    options: { timeoutMs: number; signal: AbortSignal | undefined },
+  ): Promise<RespReply> {
+    const shared = this.#roles.get(conn);
+    if (shared !== undefined) return shared;
+    // The caller's signal is not passed: another read may share this ROLE.
+    const role = conn.send(["ROLE"], { timeoutMs: options.timeoutMs, strings: true });
+    role.catch(() => {});
+    this.#roles.set(conn, role);
+    queueMicrotask(() => this.#roles.delete(conn));
+    return role;
+  }
+
   /** `ROLE` and the read, pipelined; a connection failure or timeout as `error`. */
   async #pipeline(
     conn: RedisConnection,
@@ -496,7 +523,7 @@ export class ReplicaReads {
       signal: options.signal,
       strings: options.bytes !== true,
     };
-    const role = conn.send(["ROLE"], { ...sendOptions, strings: true });
+    const role = this.#role(conn, sendOptions);
     const reply = run((args) => conn.send(args, sendOptions));
     const [r, v] = await Promise.allSettled([role, reply]);
     const aborted = [r, v].find((s) => s.status === "rejected" && s.reason instanceof AbortedError);

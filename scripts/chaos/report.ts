@@ -19,6 +19,17 @@ export interface RunReport extends Verdict {
   /** What the run's faults are expected to break (reported, not failed on). */
   readonly expected: { readonly lostAcknowledged: boolean; readonly holderOverlap: boolean };
   readonly error?: string | undefined;
+  /**
+   * The replica readers' check (see `read_checker.ts`): reads, how many a
+   * replica served, and reads older than the bound or than the reader's own
+   * acknowledged write.
+   */
+  readonly replicaReads?: {
+    readonly reads: number;
+    readonly byReplica: number;
+    readonly stale: number;
+    readonly readYourWrites: number;
+  } | undefined;
 }
 
 /** Whether a run broke a promise its faults do not excuse. */
@@ -26,7 +37,10 @@ export function runFailed(r: RunReport): boolean {
   return r.error !== undefined || r.duplicated > 0 || r.failedButPresent > 0 ||
     r.fencingViolations > 0 ||
     (r.wait > 0 && r.lost > 0 && !r.expected.lostAcknowledged) ||
-    (r.holderOverlapMs > 0 && !r.expected.holderOverlap);
+    (r.holderOverlapMs > 0 && !r.expected.holderOverlap) ||
+    // A lost acknowledged write makes its counter go back: reads are judged only where none may be.
+    (r.wait > 0 && !r.expected.lostAcknowledged &&
+      ((r.replicaReads?.stale ?? 0) > 0 || (r.replicaReads?.readYourWrites ?? 0) > 0));
 }
 
 /** The markdown report of one run. */
@@ -49,6 +63,12 @@ export function reportMarkdown(r: RunReport): string {
       ["holder overlap (total / longest)", `${r.holderOverlapMs} ms / ${r.maxHolderOverlapMs} ms`],
       ["longest window without an acknowledged write", `${r.longestUnavailableMs} ms`],
       ["Sentinel switches seen", r.switches],
+      [
+        "replica reads (by a replica / stale / own write missed)",
+        r.replicaReads === undefined
+          ? "not run"
+          : `${r.replicaReads.reads} (${r.replicaReads.byReplica} / ${r.replicaReads.stale} / ${r.replicaReads.readYourWrites})`,
+      ],
       ["run length", `${Math.round(r.durationMs / 1000)} s`],
     ] as const).map(([k, v]) => `| ${k} | ${v} |`),
     "",
@@ -179,8 +199,8 @@ export function summaryMarkdown(reports: readonly RunReport[]): string {
   return [
     "# Fault suite summary",
     "",
-    "| nemesis | WAIT | invoked | acked | lost | duplicated | unknown | failed but present | fencing violations | holder overlap ms | longest unavailable ms |",
-    "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |",
+    "| nemesis | WAIT | invoked | acked | lost | duplicated | unknown | failed but present | fencing violations | holder overlap ms | longest unavailable ms | replica reads (stale / own write missed) |",
+    "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |",
     ...reports.map((r) =>
       `| ${r.nemesis}${
         r.error === undefined ? "" : " (run failed)"
@@ -188,7 +208,11 @@ export function summaryMarkdown(reports: readonly RunReport[]): string {
         r.lost > 0 && r.expected.lostAcknowledged ? " (expected)" : ""
       } | ${r.duplicated} | ${r.unknown} | ${r.failedButPresent} | ${r.fencingViolations} | ${r.holderOverlapMs}${
         r.holderOverlapMs > 0 && r.expected.holderOverlap ? " (expected)" : ""
-      } | ${r.longestUnavailableMs} |`
+      } | ${r.longestUnavailableMs} | ${
+        r.replicaReads === undefined
+          ? "-"
+          : `${r.replicaReads.byReplica}/${r.replicaReads.reads} (${r.replicaReads.stale} / ${r.replicaReads.readYourWrites})`
+      } |`
     ),
     "",
     ...reports.flatMap((r) => r.notes.map((n) => `- ${n}`)),

@@ -16,7 +16,7 @@ async function task(args: readonly string[]): Promise<{ code: number; stderr: st
   });
 }
 
-Deno.test("deno task bench (one 200 ms round) measures every contender and writes its outputs", async () => {
+Deno.test("deno task bench (one 200 ms round) measures every contender, the replica reads, and writes its outputs", async () => {
   await Deno.mkdir(".tmp", { recursive: true });
   const out = await Deno.makeTempDir({ dir: ".tmp", prefix: "bench-ci-" });
   try {
@@ -49,8 +49,15 @@ Deno.test("deno task bench (one 200 ms round) measures every contender and write
       if (t.name.startsWith("7. failover")) assertEquals(t.verdict, "SKIP");
       else assert(["PASS", "FAIL"].includes(t.verdict) && t.median > 0, `${t.name}: ${t.verdict}`);
     }
+    // Replica reads: both mixes, both policies, over 1 and 2 replicas, and the proof's cost.
+    const reads = report.reads as { name: string; median: number }[];
+    assertEquals(reads.length, 23);
+    for (const row of reads.filter((r) => !r.name.startsWith("freshness proof"))) {
+      assert(row.median > 0, `${row.name}: ${row.median}`);
+    }
     const md = await Deno.readTextFile(`${out}/${files[1]}`);
     assert(md.includes("| target | bound | median | min–max | verdict |"));
+    assert(md.includes("## Reading from replicas"));
   } finally {
     await Deno.remove(out, { recursive: true }).catch(() => {});
   }

@@ -1,5 +1,9 @@
 import { assertEquals } from "../_harness/assert.ts";
-import { type AckedVersion, checkReads, type ObservedRead } from "../../scripts/chaos/read_checker.ts";
+import {
+  type AckedVersion,
+  checkReads,
+  type ObservedRead,
+} from "../../scripts/chaos/read_checker.ts";
 
 const ack = (version: number, ackedAt: number, client = "w"): AckedVersion => ({
   key: "k",

@@ -10,7 +10,7 @@ import { runProcess } from "../_harness/process.ts";
 import { NEMESES } from "../../scripts/chaos/nemesis.ts";
 import type { RunReport } from "../../scripts/chaos/report.ts";
 
-Deno.test("deno task chaos --short: every nemesis with WAIT 1 loses nothing acknowledged, duplicates nothing, keeps fencing and never overlaps holders (but where its fault is expected to)", async () => {
+Deno.test("deno task chaos --short: every nemesis with WAIT 1 loses nothing acknowledged, duplicates nothing, keeps fencing, never overlaps holders (but where its fault is expected to) and no replica read is stale or misses its own write", async () => {
   await Deno.mkdir(".tmp", { recursive: true });
   const out = await Deno.makeTempDir({ dir: ".tmp", prefix: "chaos-ci-" });
   try {
@@ -46,6 +46,17 @@ Deno.test("deno task chaos --short: every nemesis with WAIT 1 loses nothing ackn
       if (!report.expected.lostAcknowledged) assertEquals(report.lost, 0, at);
       if (!report.expected.holderOverlap) assertEquals(report.holderOverlapMs, 0, at);
       assert(report.acked > 1000, `${report.nemesis}: only ${report.acked} writes acknowledged`);
+      // Replica readers (replica-preferred, 100 ms bound): never older than the bound or their
+      // own acknowledged write, and replicas served them.
+      const reads = report.replicaReads!;
+      if (!report.expected.lostAcknowledged) {
+        assertEquals(
+          [reads.stale, reads.readYourWrites],
+          [0, 0],
+          `${report.nemesis}: ${report.notes}`,
+        );
+      }
+      assert(reads.byReplica > 100, `${report.nemesis}: replica reads ${JSON.stringify(reads)}`);
     }
     // The slow clock shows the overlap fencing is for, and fencing rejects the stale writes.
     const clock = reports.find((r) => r.nemesis === "clock")!;

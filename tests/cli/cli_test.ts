@@ -204,3 +204,29 @@ Deno.test("node start: one flag per setting, named after its variable; the docum
     "1",
   );
 });
+
+Deno.test("runCli(): a bad read policy or lag bound is a configuration error naming it, exit 2", async () => {
+  const fromEnv = await cli(["inspect", "nodes"], { MN_REDIS_READ_FROM: "nearest" });
+  assertEquals(fromEnv.code, 2);
+  assert(fromEnv.stderr.includes("MN_REDIS_READ_FROM"), fromEnv.stderr);
+  assert(fromEnv.stderr.includes("primary, replica-preferred, replica"), fromEnv.stderr);
+  assertNoStack(fromEnv.stderr);
+  const fromFlag = await cli(["inspect", "nodes", "--read-max-lag-ms", "-1"]);
+  assertEquals(fromFlag.code, 2);
+  assert(fromFlag.stderr.includes("--read-max-lag-ms"), fromFlag.stderr);
+  assertNoStack(fromFlag.stderr);
+  const serve = await cli([
+    "serve",
+    "--self-host",
+    "127.0.0.1",
+    "--sentinels",
+    "127.0.0.1:1",
+    "--master-name",
+    "m",
+    "--read-from",
+    "any",
+  ]);
+  assertEquals(serve.code, 2);
+  assert(serve.stderr.includes("--read-from"), serve.stderr);
+  assert(serve.stderr.includes("replica-preferred"), serve.stderr);
+});

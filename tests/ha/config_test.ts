@@ -241,3 +241,39 @@ Deno.test("ConfigOptions takes literal unions: a misspelt mode fails to compile 
   // @ts-expect-error a number of replicas, not text.
   assertThrows(() => configFromOptions({ waitReplicas: "one" }), ConfigError);
 });
+
+Deno.test("parseConfig() reads the read policy and its lag bound; primary and 500 ms by default", () => {
+  const d = parseConfig(env({}));
+  assertEquals([d.readFrom, d.readMaxLagMs], ["primary", 500]);
+  for (const policy of ["primary", "replica-preferred", "replica"] as const) {
+    const c = parseConfig(env({ MN_REDIS_READ_FROM: policy, MN_REDIS_READ_MAX_LAG_MS: "0" }));
+    assertEquals([c.readFrom, c.readMaxLagMs], [policy, 0]);
+  }
+  assertEquals(
+    configFromOptions({ readFrom: "replica", readMaxLagMs: 250 }).readMaxLagMs,
+    250,
+  );
+});
+
+Deno.test("parseConfig() names MN_REDIS_READ_FROM / MN_REDIS_READ_MAX_LAG_MS and what they accept", () => {
+  const error = assertThrows(
+    () =>
+      parseConfig(env({
+        MN_REDIS_READ_FROM: "replicas",
+        MN_REDIS_READ_MAX_LAG_MS: "-5",
+      })),
+    ConfigError,
+  );
+  const byVariable = new Map(error.issues.map((i) => [i.variable, i.message]));
+  assert(
+    byVariable.get("MN_REDIS_READ_FROM")?.includes("expected primary, replica-preferred, replica"),
+    error.message,
+  );
+  assert(byVariable.get("MN_REDIS_READ_MAX_LAG_MS")?.includes("expected 0-3600000"), error.message);
+  const text = assertThrows(
+    () => parseConfig(env({ MN_REDIS_READ_MAX_LAG_MS: "soon" })),
+    ConfigError,
+  );
+  assert(text.message.includes("MN_REDIS_READ_MAX_LAG_MS"), text.message);
+  assert(text.message.includes("not a whole number"), text.message);
+});
