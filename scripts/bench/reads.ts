@@ -12,7 +12,7 @@
  * 1,000 reads is the figure that carries to real boxes.
  */
 
-import { RedisHaClient } from "../../lib/ha/client.ts";
+import type { RedisHaClient } from "../../lib/ha/client.ts";
 import { configFromOptions, type ReadFrom } from "../../lib/ha/config.ts";
 import { LocalCluster } from "../../lib/process/local_cluster.ts";
 import { RedisConnection } from "../../lib/protocol/connection.ts";
