@@ -27,7 +27,7 @@ export type {
   ReadOptions,
   ServedRead,
 } from "./lib/ha/client.ts";
-export { configFromOptions, parseConfig, READ_FROM_VALUES } from "./lib/ha/config.ts";
+export { configFromOptions, parseConfig } from "./lib/ha/config.ts";
 export type { Config, ConfigOptions, HaMode, ReadFrom } from "./lib/ha/config.ts";
 export type { HaEventMap, HaEvents } from "./lib/ha/events.ts";
 export type { Endpoint } from "./lib/protocol/endpoint.ts";
@@ -72,7 +72,6 @@ export {
   VersionConflictError,
 } from "./lib/common/state_errors.ts";
 export { NoReplicaError } from "./lib/common/read_errors.ts";
-export type { NoReplicaReason, ReplicaProblem } from "./lib/common/read_errors.ts";
 export type { ConfigIssue, RedisHaErrorCode, SentinelFailure } from "./lib/common/errors.ts";
 
 // The state store and its records.

@@ -14,15 +14,10 @@ import { RedisHaError } from "./errors.ts";
  * (every replica that answered could not show it holds the primary's state
  * within the lag bound, or the client's own last write).
  */
-export type NoReplicaReason = "none-listed" | "down" | "beyond-bound";
+export type NoReplicaReason = NoReplicaError["reason"];
 
 /** One replica that was tried or skipped, and why it could not serve. */
-export interface ReplicaProblem {
-  /** The replica, `host:port`. */
-  readonly address: string;
-  /** What was wrong, e.g. `applied offset 1200 < 1450 (lagging)`. */
-  readonly problem: string;
-}
+export type ReplicaProblem = NoReplicaError["replicas"][number];
 
 /**
  * `MN_REDIS_READ_FROM=replica` (or a call's `readFrom: "replica"`) and no
@@ -32,13 +27,25 @@ export interface ReplicaProblem {
 export class NoReplicaError extends RedisHaError {
   /** Error class name. */
   override readonly name = "NoReplicaError";
-  /** Why, in one word (see {@link NoReplicaReason}). */
-  readonly reason: NoReplicaReason;
-  /** Each replica considered, with its problem. */
-  readonly replicas: readonly ReplicaProblem[];
+  /**
+   * Why: `none-listed` (Sentinel lists no replica, or single mode),
+   * `down` (every listed replica is flagged down, unreachable or too slow),
+   * `beyond-bound` (none could prove it holds the primary's state within
+   * the bound, or this client's last write).
+   */
+  readonly reason: "none-listed" | "down" | "beyond-bound";
+  /**
+   * Each replica considered: its `host:port` and what was wrong (e.g.
+   * `applied offset 1200 < 1450 (lagging)`).
+   */
+  readonly replicas: readonly { readonly address: string; readonly problem: string }[];
 
   /** Creates the error. */
-  constructor(reason: NoReplicaReason, replicas: readonly ReplicaProblem[], detail?: string) {
+  constructor(
+    reason: "none-listed" | "down" | "beyond-bound",
+    replicas: readonly { readonly address: string; readonly problem: string }[],
+    detail?: string,
+  ) {
     const why = reason === "none-listed"
       ? detail ?? "the sentinels list no replica of the master"
       : reason === "down"

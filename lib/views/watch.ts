@@ -77,8 +77,9 @@ export function swimlane(events: readonly WatchEvent[], nowMs: number): string[]
     if (e.what === "ok") return ".";
     return "*";
   };
-  // Rarer marks win a column over "." so a failover is never hidden by routine reads.
-  const rank = (m: string): number => (m === "." ? 0 : 1);
+  // Rarer marks win a column over "." so a failover is never hidden by routine reads, and a
+  // named mark over "*" (an unnamed event, e.g. +slave) so a switch is never hidden by its echoes.
+  const rank = (m: string): number => (m === "." ? 0 : m === "*" ? 1 : 2);
   return lanes.map(([lane, label]) => {
     const cols = new Array<string>(SWIMLANE_SECONDS).fill(" ");
     for (const e of events) {
