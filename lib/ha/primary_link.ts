@@ -40,7 +40,7 @@ import type { MasterDecision } from "./resolver_decision.ts";
 import type { RespArg, RespReply } from "../protocol/resp.ts";
 import { SentinelResolver } from "./sentinel_resolver.ts";
 import { SilenceGuard } from "./silence_guard.ts";
-import { SentinelWatcher } from "./sentinel_watcher.ts";
+import { REPLICA_CHANNELS, SentinelWatcher } from "./sentinel_watcher.ts";
 import { type CheckedLink, PrimaryChecks } from "./primary_checks.ts";
 import { ReconnectLoop } from "./reconnect_loop.ts";
 import { ReplicaSet } from "./replica_set.ts";
@@ -109,6 +109,9 @@ export class PrimaryLink implements AsyncDisposable {
         ...common,
         sentinels: () => resolver.sentinels,
         connectTimeoutMs: options.sentinelTimeoutMs ?? 500,
+        // Replica topology events only for a client whose policy reads replicas (a per-call
+        // override still works: the list is refreshed on failures and every 30 s).
+        extraChannels: config.readFrom === "primary" ? [] : REPLICA_CHANNELS,
         onEvent: (event) => {
           this.#checks.onSentinelEvent(event);
           this.#replicas?.onSentinelEvent(event);

@@ -21,7 +21,10 @@ export const SENTINEL_CHANNELS: readonly string[] = [
   "+sentinel",
   "+convert-to-slave",
   "+failover-end",
-  // The replicas reads may go to (see replica_set.ts).
+];
+
+/** The channels of the replicas reads may go to (see replica_set.ts), for replica-reading clients. */
+export const REPLICA_CHANNELS: readonly string[] = [
   "+slave",
   "+sdown",
   "-sdown",
@@ -63,6 +66,8 @@ export interface SentinelWatcherOptions {
   refillIntervalMs?: number | undefined;
   /** Connect deadline per sentinel. @default {500} */
   connectTimeoutMs?: number | undefined;
+  /** Channels beyond {@link SENTINEL_CHANNELS}. @default {[]} */
+  extraChannels?: readonly string[] | undefined;
   /** Called for every event about the master. */
   onEvent: (event: SentinelEvent) => void;
   /** Told of every connection opened to a sentinel and every command sent (for metrics). */
@@ -146,9 +151,10 @@ export class SentinelWatcher implements AsyncDisposable {
           tlsVariable: "MN_REDIS_SENTINEL_TLS",
         });
         // A sentinel that accepts and never confirms the subscription is skipped after the deadline.
-        this.#options.observer?.sent(SENTINEL_CHANNELS.length);
+        const channels = [...SENTINEL_CHANNELS, ...(this.#options.extraChannels ?? [])];
+        this.#options.observer?.sent(channels.length);
         await conn.subscribe(
-          SENTINEL_CHANNELS,
+          channels,
           (channel, payload) => this.#deliver(name, channel, payload),
           { timeoutMs: this.#options.connectTimeoutMs ?? 500, signal: this.#stop.signal },
         );
