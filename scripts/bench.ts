@@ -49,8 +49,8 @@ import { replyToString } from "../lib/protocol/resp.ts";
 import { StateStore } from "../lib/state/state_store.ts";
 import { judge, median, type Target, targetsTable } from "./bench/targets.ts";
 import { readBench, readRowsMarkdown } from "./bench/reads.ts";
+import { IN_FLIGHT, inFlight, serverCpuSeconds } from "./bench/load.ts";
 
-const IN_FLIGHT = 50;
 const VALUE = "x".repeat(64);
 /** The bundle sizes measured, each against a raw SET/GET of the same bytes (larger first). */
 const BUNDLES = [
@@ -71,24 +71,6 @@ interface Contender {
   measure(ms: number): Promise<number>;
   /** Idle time after it, for work it leaves behind in this process to finish. */
   readonly settleMs?: number | undefined;
-}
-
-/** `IN_FLIGHT` workers issuing `op` back to back for `ms`; returns ops/s. */
-async function inFlight(
-  ms: number,
-  op: (worker: number, i: number) => Promise<unknown>,
-  workers = IN_FLIGHT,
-): Promise<number> {
-  let done = 0;
-  const started = performance.now();
-  const end = started + ms;
-  await Promise.all(Array.from({ length: workers }, async (_, w) => {
-    for (let i = 0; performance.now() < end; i++) {
-      await op(w, i);
-      done++;
-    }
-  }));
-  return done / ((performance.now() - started) / 1000);
 }
 
 /** Batches of `IN_FLIGHT` operations submitted together and awaited together; returns ops/s. */
@@ -147,16 +129,10 @@ async function cpuSeconds(
   primary: RedisConnection,
   replica: RedisConnection,
 ): Promise<{ primary: number; replica: number; self: number }> {
-  const used = async (c: RedisConnection): Promise<number> => {
-    const info = replyToString(await c.send(["INFO", "cpu"])) ?? "";
-    const user = Number(/used_cpu_user:([\d.]+)/.exec(info)?.[1] ?? NaN);
-    const sys = Number(/used_cpu_sys:([\d.]+)/.exec(info)?.[1] ?? NaN);
-    return user + sys;
-  };
   const usage = cpuUsage();
   return {
-    primary: await used(primary),
-    replica: await used(replica),
+    primary: await serverCpuSeconds(primary),
+    replica: await serverCpuSeconds(replica),
     self: (usage.user + usage.system) / 1e6,
   };
 }

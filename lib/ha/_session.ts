@@ -9,6 +9,7 @@ import { GroupWait } from "./durable_write.ts";
 import { type Endpoint, formatEndpoint } from "../protocol/endpoint.ts";
 import { RoleMismatchError } from "../common/errors.ts";
 import { replyToString } from "../protocol/resp.ts";
+import { parseRole } from "../protocol/role.ts";
 
 /** The primary a session is connected to, confirmed with `ROLE`. */
 export interface PrimaryInfo {
@@ -85,14 +86,8 @@ export async function openSession(
       hot!.send(["ROLE"], { timeoutMs, signal }),
       hot!.send(["INFO", "replication"], { timeoutMs, signal }),
     ]);
-    const role = Array.isArray(roleReply) ? replyToString(roleReply[0]) ?? "unknown" : "unknown";
+    const { role, primary: replicaOf } = parseRole(roleReply);
     if (options.requireMaster && role !== "master") throw new RoleMismatchError(address, role);
-    const replicaOf = role === "slave" && Array.isArray(roleReply)
-      ? formatEndpoint({
-        host: replyToString(roleReply[1]) ?? "?",
-        port: Number(replyToString(roleReply[2])),
-      })
-      : undefined;
     const replid = /master_replid:([0-9a-f]+)/.exec(replyToString(infoReply) ?? "")?.[1] ?? "";
     const wait = options.wait.replicas === 0
       ? undefined

@@ -33,8 +33,8 @@ import type { PrimaryLink } from "./primary_link.ts";
 import { ReadFreshness, type ReadNeed } from "./read_freshness.ts";
 import type { ReplicaEntry, ReplicaSet } from "./replica_set.ts";
 import type { RedisConnection } from "../protocol/connection.ts";
-import { formatEndpoint } from "../protocol/endpoint.ts";
-import { replyToString, type RespArg, type RespReply } from "../protocol/resp.ts";
+import type { RespArg, RespReply } from "../protocol/resp.ts";
+import { parseRole } from "../protocol/role.ts";
 
 /** Options of one read: those of a command, plus where it may be served from. */
 export interface ReadOptions extends CommandOptions {
@@ -201,29 +201,6 @@ export interface ReplicaReadsParts {
   ) => Promise<{ reply: RespReply; node: string }>;
 }
 
-/** A replica's `ROLE`, as far as a read needs it. */
-interface ReplicaRole {
-  readonly role: string;
-  readonly primary: string;
-  readonly state: string;
-  readonly offset: number;
-}
-
-function parseRole(reply: RespReply): ReplicaRole {
-  if (!Array.isArray(reply)) return { role: "unknown", primary: "", state: "", offset: -1 };
-  const role = replyToString(reply[0]) ?? "unknown";
-  if (role !== "slave") return { role, primary: "", state: "", offset: -1 };
-  return {
-    role,
-    primary: formatEndpoint({
-      host: replyToString(reply[1]) ?? "?",
-      port: Number(replyToString(reply[2])),
-    }),
-    state: replyToString(reply[3]) ?? "",
-    offset: Number(reply[4]),
-  };
-}
-
 /** Routes reads: primary or a replica, with the freshness proof. */
 export class ReplicaReads {
   readonly #parts: ReplicaReadsParts;
@@ -382,13 +359,13 @@ export class ReplicaReads {
       timeoutMs: this.#parts.sampleTimeoutMs,
       signal: this.#parts.link.closing,
     });
-    const role = Array.isArray(reply) ? replyToString(reply[0]) : null;
-    if (role !== "master" || !Array.isArray(reply)) {
+    const { role, offset } = parseRole(reply);
+    if (role !== "master") {
       void this.#parts.link.reverify(session);
       throw new Error(`${session.primary.address} answered ROLE ${role}`);
     }
     this.#parts.metrics.offsetSample();
-    return Number(reply[1]);
+    return offset;
   }
 
   /**

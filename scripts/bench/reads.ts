@@ -17,9 +17,9 @@ import { configFromOptions, type ReadFrom } from "../../lib/ha/config.ts";
 import { LocalCluster } from "../../lib/process/local_cluster.ts";
 import { RedisConnection } from "../../lib/protocol/connection.ts";
 import { formatEndpoint } from "../../lib/protocol/endpoint.ts";
-import { replyToString } from "../../lib/protocol/resp.ts";
 import { StateStore } from "../../lib/state/state_store.ts";
 import { median } from "./targets.ts";
+import { IN_FLIGHT, inFlight, serverCpuSeconds } from "./load.ts";
 
 /** One measured figure: median and range over the rounds. */
 export interface ReadRow {
@@ -30,15 +30,7 @@ export interface ReadRow {
   readonly max: number;
 }
 
-const IN_FLIGHT = 50;
 const KEYS = 100;
-
-async function cpuOf(conn: RedisConnection): Promise<number> {
-  const info = replyToString(await conn.send(["INFO", "cpu"])) ?? "";
-  const user = Number(/used_cpu_user:([\d.]+)/.exec(info)?.[1] ?? NaN);
-  const sys = Number(/used_cpu_sys:([\d.]+)/.exec(info)?.[1] ?? NaN);
-  return user + sys;
-}
 
 /** 50 workers reading back to back for `ms`: reads per second and the primary's CPU ms per 1k reads. */
 async function measure(
@@ -46,19 +38,12 @@ async function measure(
   primary: RedisConnection,
   read: (w: number, i: number) => Promise<unknown>,
 ): Promise<{ rate: number; cpuPerK: number }> {
-  const cpuBefore = await cpuOf(primary);
-  let done = 0;
+  const cpuBefore = await serverCpuSeconds(primary);
   const started = performance.now();
-  const end = started + ms;
-  await Promise.all(Array.from({ length: IN_FLIGHT }, async (_, w) => {
-    for (let i = 0; performance.now() < end; i++) {
-      await read(w, i);
-      done++;
-    }
-  }));
-  const seconds = (performance.now() - started) / 1000;
-  const cpu = (await cpuOf(primary)) - cpuBefore;
-  return { rate: done / seconds, cpuPerK: (cpu * 1000) / (done / 1000) };
+  const rate = await inFlight(ms, read);
+  const done = rate * ((performance.now() - started) / 1000);
+  const cpu = (await serverCpuSeconds(primary)) - cpuBefore;
+  return { rate, cpuPerK: (cpu * 1000) / (done / 1000) };
 }
 
 /** Runs the replica-read figures on two fresh clusters (1 and 2 replicas). */
