@@ -248,12 +248,13 @@ export const ENVIRONMENT_NEMESES: readonly Nemesis[] = [
             { what: `${holder} to give the lease up`, timeoutMs: 60_000, intervalMs: 50 },
           );
           c.workload.skewClock(holder, 1);
-          // The holds that began after the cut, recorded once they end (the others hand over).
+          // The holds that ended after the cut began, recorded once they end: the skewed
+          // holder's (written after its last write returns) and the next holder's (it hands over).
           const holds = await waitFor(() => {
             const all = c.history.entries.filter((e): e is Hold =>
               e.type === "hold" && e.lease === lease && e.to >= from
             );
-            return all.some((h) => h.holder !== holder)
+            return all.some((h) => h.holder === holder) && all.some((h) => h.holder !== holder)
               ? { done: true, value: all }
               : { done: false, observed: `${all.length} holds recorded` };
           }, { what: "the next holder to hand over", timeoutMs: 30_000, intervalMs: 50 });

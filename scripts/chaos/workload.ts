@@ -7,7 +7,6 @@
  */
 
 import { delay } from "../../lib/common/delay.ts";
-import type { Clock } from "../../lib/common/clock.ts";
 import type { Secret } from "../../lib/common/secret.ts";
 import type { RedisHaClient } from "../../lib/ha/client.ts";
 import { type Config, configFromOptions } from "../../lib/ha/config.ts";
@@ -15,39 +14,7 @@ import { campaign } from "../../lib/state/lease.ts";
 import { StateStore } from "../../lib/state/state_store.ts";
 import type { History } from "./history.ts";
 import type { WorkloadControl } from "./fault.ts";
-
-/**
- * A contender's clock, at an adjustable rate against true time (the `clock`
- * nemesis): 0.5 runs at half speed, so the contender's lease seems to last
- * twice as long to it. Injected through the lease's `clock` option; the
- * contender shares its process with the rest of the workload, which a
- * process-wide `faketime` would skew too (and `faketime` is not installed here).
- */
-export class SkewClock implements Clock {
-  #rate = 1;
-  #realBase = performance.now();
-  #base = this.#realBase;
-
-  /** Changes the rate from now on (time so far is kept). */
-  set rate(rate: number) {
-    this.#base = this.now();
-    this.#realBase = performance.now();
-    this.#rate = rate;
-  }
-
-  /** The current rate. */
-  get rate(): number {
-    return this.#rate;
-  }
-
-  now(): number {
-    return this.#base + (performance.now() - this.#realBase) * this.#rate;
-  }
-
-  sleep(ms: number, signal?: AbortSignal): Promise<void> {
-    return delay(ms / this.#rate, signal);
-  }
-}
+import { SkewClock } from "./skew_clock.ts";
 
 /** The leases contenders campaign for, and how many contend for each. */
 export const LEASES: ReadonlyArray<{ name: string; contenders: number }> = [
