@@ -105,38 +105,48 @@ function total(values: readonly { connectedClients: number | null }[]): number |
     : values.reduce((s, v) => s + v.connectedClients!, 0);
 }
 
+/** The sample leaks are counted against: the first settled one after the warm-up. */
+export function leakBaseline(samples: readonly Sample[]): Sample | undefined {
+  return samples.find((s) => s.settled && s.failovers >= WARM_UP_FAILOVERS);
+}
+
+/**
+ * What `s` holds above `base`: file descriptors or TCP connections of a
+ * process, or the `connected_clients` total of the Redis nodes or the
+ * sentinels (a node that did not answer is not counted).
+ */
+export function leaksSince(base: Sample, s: Sample): string[] {
+  const leaks: string[] = [];
+  const at = `at ${Math.round(s.at / 1000)} s (${s.failovers} failovers)`;
+  for (const p of s.processes) {
+    const b = base.processes.find((x) => x.name === p.name);
+    if (b === undefined) continue;
+    if (p.fds > b.fds) leaks.push(`${p.name}: ${p.fds} fds ${at}, baseline ${b.fds}`);
+    if (p.tcp > b.tcp) leaks.push(`${p.name}: ${p.tcp} TCP connections ${at}, baseline ${b.tcp}`);
+  }
+  for (
+    const [what, now, then] of [
+      ["Redis connected_clients (all nodes)", total(s.redis), total(base.redis)],
+      ["Sentinel connected_clients (all)", total(s.sentinels), total(base.sentinels)],
+    ] as const
+  ) {
+    if (now !== null && then !== null && now > then) {
+      leaks.push(`${what}: ${now} ${at}, baseline ${then}`);
+    }
+  }
+  return leaks;
+}
+
 /**
  * Which settled samples (after the warm-up) hold more file descriptors, TCP
  * connections or `connected_clients` than the first of them: a leak shows
  * as a count that does not come back after a failover.
  */
 export function baselineLeaks(samples: readonly Sample[]): string[] {
-  const settled = samples.filter((s) => s.settled && s.failovers >= WARM_UP_FAILOVERS);
-  const base = settled[0];
+  const base = leakBaseline(samples);
   if (base === undefined) return [];
-  const leaks: string[] = [];
-  const at = (s: Sample): string => `at ${Math.round(s.at / 1000)} s (${s.failovers} failovers)`;
-  for (const s of settled.slice(1)) {
-    for (const p of s.processes) {
-      const b = base.processes.find((x) => x.name === p.name);
-      if (b === undefined) continue;
-      if (p.fds > b.fds) leaks.push(`${p.name}: ${p.fds} fds ${at(s)}, baseline ${b.fds}`);
-      if (p.tcp > b.tcp) {
-        leaks.push(`${p.name}: ${p.tcp} TCP connections ${at(s)}, baseline ${b.tcp}`);
-      }
-    }
-    for (
-      const [what, now, then] of [
-        ["Redis connected_clients (all nodes)", total(s.redis), total(base.redis)],
-        ["Sentinel connected_clients (all)", total(s.sentinels), total(base.sentinels)],
-      ] as const
-    ) {
-      if (now !== null && then !== null && now > then) {
-        leaks.push(`${what}: ${now} ${at(s)}, baseline ${then}`);
-      }
-    }
-  }
-  return leaks;
+  return samples.filter((s) => s.settled && s.failovers >= WARM_UP_FAILOVERS && s !== base)
+    .flatMap((s) => leaksSince(base, s));
 }
 
 /** The soak's verdicts from its samples and the checker's verdict. */

@@ -1,5 +1,12 @@
 import { assert, assertEquals } from "../_harness/assert.ts";
-import { baselineLeaks, type Sample, slope, soakVerdicts } from "../../scripts/soak/analysis.ts";
+import {
+  baselineLeaks,
+  leakBaseline,
+  leaksSince,
+  type Sample,
+  slope,
+  soakVerdicts,
+} from "../../scripts/soak/analysis.ts";
 import type { Verdict } from "../../scripts/chaos/checker.ts";
 
 const clean: Verdict = {
@@ -88,5 +95,28 @@ Deno.test("baselineLeaks() reports counts above the first settled sample after t
   assert(
     leaks.some((l) => l.startsWith("Redis connected_clients (all nodes): 13")),
     leaks.join("\n"),
+  );
+});
+
+Deno.test("leaksSince() names each count above the baseline; leakBaseline() is the first settled sample after the warm-up", () => {
+  const samples = series(6, () => 100);
+  const base = leakBaseline(samples)!;
+  assertEquals(base.failovers >= 2 && base.settled, true);
+  assertEquals(leaksSince(base, samples.at(-1)!), []);
+  const above = samples.at(-1)!;
+  const leaks = leaksSince(base, {
+    ...above,
+    processes: above.processes.map((p) => ({ ...p, fds: p.fds + 1 })),
+    redis: above.redis.map((r) => ({ ...r, connectedClients: (r.connectedClients ?? 0) + 1 })),
+  });
+  assertEquals(leaks.length, above.processes.length + 1, leaks.join("; "));
+  assert(leaks.some((l) => l.includes("fds")) && leaks.some((l) => l.includes("Redis")));
+  // A node that did not answer is not counted.
+  assertEquals(
+    leaksSince(base, {
+      ...above,
+      redis: above.redis.map((r) => ({ ...r, connectedClients: null })),
+    }),
+    [],
   );
 });
