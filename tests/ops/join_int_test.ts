@@ -222,24 +222,45 @@ Deno.test("the documented join on three boxes in every order, at once or seconds
     });
     const results = await Promise.all(runs);
     const roles = new Map<number, string>();
+    const bootstrapped = new Map<number, boolean>();
     for (const { box, run } of results) {
       assertEquals(run.code, 0, `order ${order}, box ${box}:\n${run.stderr}`);
-      roles.set(box, JSON.parse(run.stdout).role);
+      const out = JSON.parse(run.stdout);
+      roles.set(box, out.role);
+      bootstrapped.set(box, out.bootstrapped);
     }
-    // The box whose sentinel is listed first bootstrapped; the others replicate from it.
-    assertEquals([0, 1, 2].map((i) => roles.get(i)), ["primary", "replica", "replica"], `${order}`);
+    const logs = `order ${order}:\n${
+      results.map(({ box, run }) => `box ${box}:\n${run.stderr}`).join("\n")
+    }`;
+    // The box whose sentinel is listed first bootstrapped, and only it.
+    assertEquals([0, 1, 2].map((i) => bootstrapped.get(i)), [true, false, false], logs);
     const seen: string[] = [];
     for (let i = 0; i < 3; i++) {
       await using r = await boxes.redis(i);
       const info = parseInfo(replyToString(await r.send(["INFO", "replication"])) ?? "");
       seen.push(info.get("role") === "master" ? "master" : `slave-of:${info.get("master_port")}`);
     }
-    const primaryPort = String(boxes.boxes[0]!.redisPort);
+    // A failover while the boxes join (a loaded machine can miss down-after) is followed by the
+    // joins that see it, so box 0 need not stay primary then; exactly one primary always.
+    const failedOver = results.some(({ run }) =>
+      run.stderr.includes("failed over during the join")
+    );
+    const primaryIndex = failedOver ? seen.indexOf("master") : 0;
+    assert(primaryIndex >= 0, `no primary: ${seen}; ${logs}`);
+    const primaryPort = String(boxes.boxes[primaryIndex]!.redisPort);
     assertEquals(
       seen,
-      ["master", `slave-of:${primaryPort}`, `slave-of:${primaryPort}`],
-      `${order}`,
+      [0, 1, 2].map((i) => i === primaryIndex ? "master" : `slave-of:${primaryPort}`),
+      logs,
     );
+    if (!failedOver) {
+      assertEquals([0, 1, 2].map((i) => roles.get(i)), ["primary", "replica", "replica"], logs);
+    } else {
+      // A box that reports itself primary is the primary.
+      for (const [box, role] of roles) {
+        if (role === "primary") assertEquals(box, primaryIndex, logs);
+      }
+    }
   }
 });
 
