@@ -278,6 +278,9 @@ function daemonConfig(options: DaemonOptions, log: string): string[] {
       `appenddirname appendonly-${options.port}`,
       `replica-announce-ip ${options.selfHost}`,
       `replica-announce-port ${options.port}`,
+      // A full sync waits this long for more replicas to share one transfer (Redis: 5 s). With the
+      // few replicas of a cluster, that wait is most of a join's or a rejoin's time.
+      "repl-diskless-sync-delay 1",
       `min-replicas-to-write ${options.minReplicasToWrite ?? 0}`,
       `min-replicas-max-lag ${options.minReplicasMaxLagS ?? 10}`,
     );

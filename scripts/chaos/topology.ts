@@ -127,10 +127,12 @@ export class Topology implements AsyncDisposable {
       await topology.#network();
       if (options.tmpfsMb !== undefined) await topology.#tmpfs(options.tmpfsMb);
       if (options.delayProxies === true) await topology.#startProxies();
-      for (const box of topology.boxes) {
-        report(`chaos: joining box ${box.index} (${box.ip})`);
-        await topology.join(box, box.index === 1);
-      }
+      // Box 1 bootstraps; the others join at once (the documented join works in any order).
+      const [first, ...rest] = topology.boxes;
+      report(`chaos: joining box ${first!.index} (${first!.ip})`);
+      await topology.join(first!, true);
+      report(`chaos: joining ${rest.map((b) => `box ${b.index} (${b.ip})`).join(", ")} at once`);
+      await Promise.all(rest.map((box) => topology.join(box)));
       await topology.waitDiscovered();
       return topology;
     } catch (error) {
