@@ -18,6 +18,7 @@ import { History, type Mark } from "./chaos/history.ts";
 import { NEMESES, type Nemesis, selectNemeses } from "./chaos/nemesis.ts";
 import type { RunNeeds } from "./chaos/fault.ts";
 import { finalState, settle } from "./chaos/final_state.ts";
+import { describeClockSteps, watchWallClock } from "./chaos/wall_clock_watch.ts";
 import { markSwitches } from "./chaos/switch_marks.ts";
 import { Secret } from "../lib/common/secret.ts";
 import {
@@ -163,6 +164,8 @@ async function runOne(
   const history = new History();
   const config = workloadConfig(topology.sentinels, topology.masterName, options.wait);
   await using switchMarks = markSwitches(topology, history);
+  // A step of the wall clock shortens every lease on the servers (Redis expiry follows it).
+  using wallClock = watchWallClock(() => history.now());
   const contenderPassword = needs.contenderUser === true
     ? await contenderUser(topology)
     : undefined;
@@ -200,6 +203,7 @@ async function runOne(
     end = history.now();
     await Promise.all([workload.stop(), readers.stop()]);
   }
+  if (wallClock.steps().length > 0) notes.push(describeClockSteps(wallClock.steps()));
   const readVerdict = readers.verdict();
   const replicaReads = {
     reads: readVerdict.reads,

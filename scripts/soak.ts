@@ -40,6 +40,7 @@ import { finalState, settle } from "./chaos/final_state.ts";
 import { History } from "./chaos/history.ts";
 import { NEMESES } from "./chaos/nemesis.ts";
 import { markSwitches } from "./chaos/switch_marks.ts";
+import { watchWallClock } from "./chaos/wall_clock_watch.ts";
 import { run, Topology } from "./chaos/topology.ts";
 import { Workload, workloadConfig } from "./chaos/workload.ts";
 import { HerdWorkerProcess } from "./bench/herd_worker_process.ts";
@@ -164,6 +165,7 @@ if (import.meta.main) {
     await using topology = await Topology.create(".tmp", say);
     const history = new History({ spill: `${options.out}/history.jsonl` });
     await using switches = markSwitches(topology, history);
+    using wallClock = watchWallClock(() => history.now());
     const config = workloadConfig(topology.sentinels, topology.masterName, 1);
     const workload = await Workload.start(config, history, { pauseMs: 100 });
     const workers: HerdWorkerProcess[] = [];
@@ -323,6 +325,7 @@ if (import.meta.main) {
         durationMs: options.durationMs,
         everyMs: options.everyMs,
         clients: options.clients,
+        clockSteps: wallClock.steps(),
         error,
       });
       await Deno.writeTextFile(

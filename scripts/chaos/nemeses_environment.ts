@@ -21,7 +21,7 @@ import {
   rejoin,
 } from "./fault.ts";
 import type { Hold, Op } from "./history.ts";
-import type { Box } from "./topology.ts";
+import { type Box, run } from "./topology.ts";
 import { CONTENDER_USER } from "./workload.ts";
 
 /** Operations that ended in `window` (history ms) and how many failed with an error named `name`. */
@@ -78,6 +78,100 @@ async function info(box: Box, section: string): Promise<Map<string, string>> {
 }
 
 /** The faults of the environment. */
+/** How far the `clock-step` nemesis steps the wall clock, seconds (well past a lease's 3 s TTL). */
+const CLOCK_STEP_S = 5;
+
+/**
+ * Steps this machine's wall clock by `seconds` (`date -s`, relative, so the
+ * step is exact and stepping back restores the time). Needs CAP_SYS_TIME.
+ */
+async function stepWallClock(seconds: number): Promise<void> {
+  const r = await run("date", ["-s", `${seconds > 0 ? "+" : ""}${seconds} seconds`]);
+  if (r.code !== 0) throw new Error(`date -s ${seconds} seconds failed: ${r.stderr.trim()}`);
+}
+
+/** How many sentinels report `sentinel_tilt:1`. */
+async function sentinelsInTilt(c: NemesisContext): Promise<number> {
+  let n = 0;
+  for (const box of c.topology.boxes) {
+    try {
+      await using s = await RedisConnection.connect(box.sentinel, { connectTimeoutMs: 500 });
+      const info = parseInfo(replyToString(await s.send(["INFO", "sentinel"])) ?? "");
+      if (info.get("sentinel_tilt") === "1") n++;
+    } catch {
+      // Not answering: not counted.
+    }
+  }
+  return n;
+}
+
+/**
+ * The wall clock steps {@link CLOCK_STEP_S} s forward, then back (every box's:
+ * they share this machine's kernel). Redis expiry follows the wall clock, so
+ * every lease key expires at once while its holder, timing on its monotonic
+ * clock, still believes it holds; the sentinels enter TILT (no failover).
+ */
+async function stepTheServersClock(c: NemesisContext): Promise<void> {
+  const primary = await primaryBox(c);
+  await using conn = await RedisConnection.connect(primary.redis);
+  const expiredKeys = async (): Promise<number> =>
+    Number(
+      parseInfo(replyToString(await conn.send(["INFO", "stats"])) ?? "").get("expired_keys"),
+    );
+  // Every lease held (a key to expire), not between a release and the next grant.
+  await waitFor(() => {
+    const free = [...c.workload.contenders].filter(([, names]) =>
+      !names.some((n) => c.workload.holds(n))
+    ).map(([lease]) => lease);
+    return free.length === 0
+      ? { done: true, value: undefined }
+      : { done: false, observed: `nobody holds ${free.join(", ")}` };
+  }, { what: "every lease to be held", timeoutMs: 30_000, intervalMs: 5 });
+  const before = await expiredKeys();
+  const from = c.history.now();
+  let expired = 0;
+  let tilted = 0;
+  await faultWindow(c, `wall clock +${CLOCK_STEP_S} s`, async () => {
+    await stepWallClock(CLOCK_STEP_S);
+    try {
+      // Sentinel's timer sees the leap on its next run (every 100 ms) and enters TILT.
+      const until = performance.now() + 3000;
+      while ((tilted = await sentinelsInTilt(c)) < c.topology.boxes.length) {
+        if (performance.now() > until) break;
+        await delay(100);
+      }
+      expired = (await expiredKeys()) - before;
+      await delay(2000);
+    } finally {
+      await stepWallClock(-CLOCK_STEP_S);
+    }
+  });
+  // The grants made after the step, recorded once they end, and the holds they overlapped.
+  const holds = await waitFor(() => {
+    const all = c.history.entries.filter((e): e is Hold => e.type === "hold" && e.to >= from);
+    const leases = new Set(all.filter((h) => h.from > from).map((h) => h.lease));
+    return leases.size === c.workload.contenders.size
+      ? { done: true, value: all }
+      : { done: false, observed: `${leases.size} leases granted again since the step` };
+  }, { what: "every lease to change hands after the step", timeoutMs: 30_000, intervalMs: 50 });
+  const overlap = [...c.workload.contenders.keys()].map((lease) =>
+    Math.round(holderOverlap(holds.filter((h) => h.lease === lease)).maxMs)
+  );
+  const stale =
+    c.history.entries.filter((e): e is Op =>
+      e.type === "op" && e.kind === "fenced" && e.invokedAt >= from &&
+      e.error?.startsWith("FencedError") === true
+    ).length;
+  c.note(
+    `clock-step: +${CLOCK_STEP_S} s: ${expired} keys expired on the primary at once ` +
+      `(expired_keys), ${tilted} of ${c.topology.boxes.length} sentinels in TILT; ` +
+      `holder overlap ${overlap.join(" / ")} ms (${
+        [...c.workload.contenders.keys()].join(" / ")
+      }); ` +
+      `${stale} stale writes rejected by fencing`,
+  );
+}
+
 export const ENVIRONMENT_NEMESES: readonly Nemesis[] = [
   {
     name: "latency",
@@ -206,7 +300,8 @@ export const ENVIRONMENT_NEMESES: readonly Nemesis[] = [
   {
     name: "clock",
     summary: "a lease holder whose clock runs slow (0.95x, then 0.5x; an injected clock) " +
-      "loses its renewals for longer than the TTL",
+      "loses its renewals for longer than the TTL; then the servers' wall clock steps 5 s " +
+      "forward and back (every lease key expires at once)",
     needs: { contenderUser: true },
     expects: { holderOverlap: true },
     run: async (c) => {
@@ -269,6 +364,7 @@ export const ENVIRONMENT_NEMESES: readonly Nemesis[] = [
               } ms of true time; driftMs 300); ${stale} of its writes rejected by fencing`,
           );
         }
+        await stepTheServersClock(c);
       } finally {
         c.workload.skewClock(holder, 1);
         await setUser(["+@all"]).catch(() => {});

@@ -5,6 +5,7 @@
  * @module
  */
 
+import { type ClockStep, describeClockSteps } from "../chaos/wall_clock_watch.ts";
 import type { Verdict } from "../chaos/checker.ts";
 
 /** One client process in a sample. */
@@ -90,6 +91,8 @@ export interface SoakReport {
   }[];
   /** Settled samples whose counts were above the baseline. */
   readonly leaks: string[];
+  /** Steps of the wall clock during the run. */
+  readonly clockSteps: readonly ClockStep[];
   readonly verdicts: SoakVerdict[];
   readonly pass: boolean;
   readonly error?: string | undefined;
@@ -158,6 +161,8 @@ export function soakVerdicts(
     durationMs: number;
     everyMs: number;
     clients: number;
+    /** Steps of the wall clock seen during the run (see `wall_clock_watch.ts`). */
+    clockSteps?: readonly ClockStep[] | undefined;
     error?: string | undefined;
   },
 ): SoakReport {
@@ -229,6 +234,10 @@ export function soakVerdicts(
     `${run.faults.length} faults, ${failovers} failovers, ${checker.acked} of ${checker.invoked} ` +
     `operations acknowledged (${checker.unknown} unknown, ${checker.failed} failed).`,
     "",
+    // Redis expires leases by the wall clock: a forward step explains a holder overlap (fencing
+    // then keeps the stale holder's writes out).
+    `${describeClockSteps(run.clockSteps ?? [])}.`,
+    "",
     "| target | measured | verdict |",
     "| --- | --- | --- |",
     ...verdicts.map((v) =>
@@ -256,6 +265,7 @@ export function soakVerdicts(
     checker: { ...checker, findings: checker.findings.slice(0, 50) },
     memory,
     leaks,
+    clockSteps: run.clockSteps ?? [],
     verdicts,
     pass,
     error: run.error,

@@ -66,6 +66,18 @@ Deno.test("deno task chaos --short: every nemesis with WAIT 1 loses nothing ackn
       /x0\.5: .* [1-9]\d* of its writes rejected by fencing/.test(clock.notes.join("\n")),
       clock.notes.join("; "),
     );
+    // A forward step of the servers' wall clock expires every lease key at once (Redis expiry
+    // follows the wall clock; the sentinels enter TILT and do not fail over), and the run saw it.
+    assert(
+      /clock-step: \+5 s: ([2-9]|\d{2,}) keys expired on the primary at once \(expired_keys\), 3 of 3 sentinels in TILT/
+        .test(clock.notes.join("\n")),
+      clock.notes.join("; "),
+    );
+    assert(
+      /wall clock stepped \+(49|50)\d\d ms/.test(clock.notes.join("\n")),
+      clock.notes.join("; "),
+    );
+    assertEquals(clock.switches, 0, clock.notes.join("; "));
     // Writes a full disk or memory refused are typed, and nothing of them was written.
     for (const name of ["disk-full", "oom"]) {
       const run = reports.find((r) => r.nemesis === name)!;
