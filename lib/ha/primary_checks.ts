@@ -14,7 +14,7 @@
 import type { Clock } from "../common/clock.ts";
 import { ConnectionError, ReplyError } from "../common/errors.ts";
 import { type Endpoint, formatEndpoint } from "../protocol/endpoint.ts";
-import { replyToString } from "../protocol/resp.ts";
+import { parseRole } from "../protocol/role.ts";
 import { libraryLogger } from "../common/log.ts";
 import type { Session } from "./_session.ts";
 import type { FailoverSource } from "./client_metrics.ts";
@@ -114,7 +114,7 @@ export class PrimaryChecks {
     const closing = this.#link.closing;
     try {
       const reply = await session.hot.send(["ROLE"], { timeoutMs, signal: closing });
-      const role = Array.isArray(reply) ? replyToString(reply[0]) : null;
+      const { role } = parseRole(reply);
       if (this.#options.haMode === "sentinel" && role !== "master") {
         this.#link.replaced(session, `ROLE reports ${role}`, "role_mismatch");
         return true;
@@ -217,7 +217,7 @@ export class PrimaryChecks {
       if (session === undefined || session.retired) continue;
       try {
         const reply = await session.hot.send(["ROLE"], { timeoutMs, signal: closing });
-        const role = Array.isArray(reply) ? replyToString(reply[0]) : null;
+        const { role } = parseRole(reply);
         if (this.#options.haMode === "sentinel" && role !== "master") {
           this.#probeFailed(session, `ROLE reports ${role}`, false);
         }
