@@ -38,6 +38,8 @@ export interface CheckedLink {
   failed(session: Session, error: unknown): void;
   /** Sentinel announced a change: cut the reconnect loop's backoff short. */
   wake(): void;
+  /** A sentinel reported `address` down: its acknowledgements wait for the sentinels' word. */
+  doubted(address: string, why: string): void;
   /** Sentinel `sentinel` (`host:port`) announced a switch to `target`. */
   switched(target: Endpoint, sentinel: string): void;
   /** A sentinel was added: the resolver asks for the peers again. */
@@ -160,7 +162,8 @@ export class PrimaryChecks {
    * node and sends the reconnect loop to the new primary (once per switch,
    * however many sentinels announce it); a conversion of ours retires it;
    * `-odown` (the primary is reachable again) ends a backoff; a new sentinel
-   * is asked for its peers. Other events change nothing: they do not say
+   * is asked for its peers; `+odown` of ours puts its acknowledgements in
+   * doubt until the sentinels confirm it. Other events change nothing: they do not say
    * where the primary is, and hundreds of clients reacting to each would
    * only load the sentinels.
    */
@@ -189,6 +192,15 @@ export class PrimaryChecks {
           this.#link.replaced(current, "Sentinel converted it to a replica", "sentinel_event");
         }
         return;
+      case "+odown": {
+        // A failover of it may start at once; a second, spurious one can promote another node
+        // while this one keeps a replica that passes WAIT.
+        const address = eventInstanceAddress(event.payload);
+        if (address !== undefined && address === current?.primary.address) {
+          this.#link.doubted(address, `was reported down by sentinel ${event.sentinel} (+odown)`);
+        }
+        return;
+      }
       case "-odown":
         this.#link.wake();
         return;

@@ -151,6 +151,7 @@ export class PrimaryLink implements AsyncDisposable {
       replaced: (session, why, source) => this.#retireReplaced(session, why, source),
       failed: (session, error) => this.sessionFailed(session, error),
       wake: () => this.#loop.wake(),
+      doubted: (address, why) => this.#silence?.doubted(address, why),
       switched: (target, sentinel) => this.#loop.switched(target, sentinel),
       switchTarget: () => this.#loop.switchTarget,
       peersChanged: () => this.#resolver?.refreshPeers(),

@@ -47,6 +47,8 @@ export class SilenceGuard {
   readonly #checks = new Map<string, Check>();
   /** When each address began refusing writes (`MISCONF`), until a check clears it. */
   readonly #refusingSince = new Map<string, number>();
+  /** Why a sentinel event put each address in doubt (see {@link doubted}), until a check clears it. */
+  readonly #doubts = new Map<string, string>();
   #thresholdMs: number | undefined;
 
   /**
@@ -92,6 +94,21 @@ export class SilenceGuard {
     const since = this.#refusingSince.get(address) ?? now;
     this.#refusingSince.set(address, since);
     this.#silences.set(address, { endedAt: now, gapMs: now - since });
+  }
+
+  /**
+   * Called when a sentinel reports `address` objectively down (`+odown`,
+   * described by `why`): a failover of it may start at once. Sentinel's
+   * occasional second failover promotes another node right after a first
+   * one, while the node it replaces still says `ROLE master` and may keep a
+   * replica (a box that just rejoined) that passes `WAIT`; what it
+   * acknowledges then is discarded. So, as after a silence, its
+   * acknowledgements count only once the sentinels, asked after them, report
+   * no failover of it.
+   */
+  doubted(address: string, why: string): void {
+    this.#doubts.set(address, why);
+    this.#silences.set(address, { endedAt: this.#clock.now(), gapMs: 0 });
   }
 
   /** Called whenever bytes arrive from `address` (before its replies are delivered). */
@@ -148,8 +165,11 @@ export class SilenceGuard {
     askedAt: number,
     silence: Silence,
   ): Promise<string | undefined> {
+    const doubt = this.#doubts.get(address);
     const silent = this.#refusingSince.has(address)
       ? `${address} refused writes (it could not persist) for ${Math.round(silence.gapMs)}ms`
+      : doubt !== undefined
+      ? `${address} ${doubt}`
       : `${address} was silent for ${Math.round(silence.gapMs)}ms`;
     let evidence: string | undefined;
     try {
@@ -165,6 +185,7 @@ export class SilenceGuard {
     if (latest !== undefined && latest.endedAt <= askedAt) {
       this.#silences.delete(address);
       this.#refusingSince.delete(address);
+      this.#doubts.delete(address);
     }
     return undefined;
   }

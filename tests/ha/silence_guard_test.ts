@@ -138,3 +138,34 @@ Deno.test("SilenceGuard treats write refusals (MISCONF) like a silence: suspect 
   assert(!g.suspect(here));
   assertEquals(asked(), 2);
 });
+
+Deno.test("SilenceGuard: a primary a sentinel reported down (+odown) is in doubt until the sentinels, asked after, report no failover of it", async () => {
+  let answers = [report("s1", "10.0.0.1", "master,o_down"), ...clean.slice(1)];
+  const { guard: g, asked, clock } = guard(() => answers);
+  g.named(here, clock.now());
+  // No silence: the primary keeps answering, and only the event puts it in doubt.
+  g.heard(here);
+  assert(!g.suspect(here));
+  g.doubted(here, "was reported down by sentinel s1 (+odown)");
+  assert(g.suspect(here));
+  assertEquals(
+    await g.confirm(here, 2, clock.now()),
+    `${here} was reported down by sentinel s1 (+odown) and sentinel s1 flags ${here} o_down`,
+  );
+  assert(g.suspect(here), "still in doubt");
+  // The leader of a (spurious) failover names the node it promoted: still not confirmed.
+  answers = [...clean.slice(0, 2), report("s3", "10.0.0.3", "master,promoted")];
+  await clock.advance(1);
+  assertEquals(
+    await g.confirm(here, 2, clock.now()),
+    `${here} was reported down by sentinel s1 (+odown) and sentinel s3 names 10.0.0.3:6379 (config-epoch 2)`,
+  );
+  // Every sentinel names it again with no down flag: cleared, and later writes ask nothing.
+  answers = clean;
+  await clock.advance(1);
+  assertEquals(await g.confirm(here, 2, clock.now()), undefined);
+  assert(!g.suspect(here));
+  const before = asked();
+  assertEquals(await g.confirm(here, 2, clock.now()), undefined);
+  assertEquals(asked(), before);
+});
