@@ -478,7 +478,7 @@ export class Topology implements AsyncDisposable {
     }, { what: "the sentinels to agree on one primary", timeoutMs, intervalMs: 100 });
   }
 
-  /** Waits until every sentinel knows both replicas and both other sentinels. */
+  /** Waits until every sentinel knows both other sentinels and both replicas, healthy. */
   async waitDiscovered(timeoutMs = 60_000): Promise<void> {
     await waitFor(async () => {
       for (const box of this.boxes) {
@@ -488,6 +488,21 @@ export class Topology implements AsyncDisposable {
           replyToString(m.get("num-other-sentinels") ?? null)
         }`;
         if (seen !== "2/2") return { done: false, observed: `box ${box.index} sentinel ${seen}` };
+        // And sees both replicas healthy (what replica reads are routed by).
+        const replicas = await conn.send(["SENTINEL", "REPLICAS", this.masterName]);
+        for (const entry of Array.isArray(replicas) ? replicas : []) {
+          const r = replyToMap(entry);
+          const flags = replyToString(r.get("flags") ?? null);
+          const link = replyToString(r.get("master-link-status") ?? null);
+          if (flags !== "slave" || link !== "ok") {
+            return {
+              done: false,
+              observed: `box ${box.index} sentinel: replica ${
+                replyToString(r.get("name") ?? null)
+              } ${flags}, link ${link}`,
+            };
+          }
+        }
       }
       return { done: true, value: undefined };
     }, { what: "every sentinel to know the whole cluster", timeoutMs, intervalMs: 200 });

@@ -206,9 +206,15 @@ Deno.test("service install --dry-run writes units that verify and that bring a b
         ? { done: true, value: undefined }
         : { done: false, observed: `${info.get("role")} link ${info.get("master_link_status")}` };
     }, { what: "box 2's replica link", timeoutMs: 20_000, intervalMs: 100 });
+    // Sentinels find each other through hello messages every 2 s: wait for box 2's to be seen.
     await using sentinel = await boxes.sentinel(0);
-    const master = replyToMap(await sentinel.send(["SENTINEL", "MASTER", boxes.masterName]));
-    assertEquals(replyToNumber(master.get("num-other-sentinels") ?? 0), 1);
+    await waitFor(async () => {
+      const master = replyToMap(await sentinel.send(["SENTINEL", "MASTER", boxes.masterName]));
+      const others = replyToNumber(master.get("num-other-sentinels") ?? 0);
+      return others === 1
+        ? { done: true, value: undefined }
+        : { done: false, observed: `${others} other sentinels` };
+    }, { what: "box 1's sentinel to count box 2's", timeoutMs: 10_000, intervalMs: 100 });
     // --log-file kept the node's lines.
     assert((await Deno.readTextFile(`${work.path}/node.log`)).includes("node_started id=box2"));
   } finally {
