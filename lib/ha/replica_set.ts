@@ -23,7 +23,7 @@ import { type ConnectOptions, RedisConnection } from "../protocol/connection.ts"
 import { type Endpoint, formatEndpoint } from "../protocol/endpoint.ts";
 import { replyToMap, replyToString, type RespReply } from "../protocol/resp.ts";
 import type { SentinelEvent } from "./sentinel_watcher.ts";
-import { eventInstanceAddress } from "./resolver_decision.ts";
+import { eventInstanceAddress, instanceEndpoint } from "./resolver_decision.ts";
 
 /** A replica as the sentinels list it. */
 export interface ListedReplica {
@@ -54,10 +54,8 @@ export function mergeReplicaLists(
     for (const entry of reply) {
       if (!Array.isArray(entry)) continue;
       const fields = replyToMap(entry);
-      const host = replyToString(fields.get("ip") ?? null);
-      const port = Number(replyToString(fields.get("port") ?? null));
-      if (host === null || !Number.isInteger(port) || port < 1) continue;
-      const endpoint = { host, port };
+      const endpoint = instanceEndpoint(fields);
+      if (endpoint === undefined) continue;
       const address = formatEndpoint(endpoint);
       if (address === primary) continue;
       const flags = (replyToString(fields.get("flags") ?? null) ?? "").split(",");

@@ -7,6 +7,7 @@
 
 import { type Endpoint, formatEndpoint } from "../protocol/endpoint.ts";
 import { MasterUnknownError, NoSentinelReachableError } from "../common/errors.ts";
+import { replyToString, type RespReply } from "../protocol/resp.ts";
 
 /** What one sentinel said about the master. */
 export type SentinelAnswer =
@@ -251,4 +252,16 @@ export function eventInstanceAddress(payload: string): string | undefined {
   const port = Number(parts[3]);
   if (!Number.isInteger(port)) return undefined;
   return formatEndpoint({ host: parts[2]!, port });
+}
+
+/**
+ * Where an instance of a `SENTINEL SENTINELS` or `SENTINEL REPLICAS` entry
+ * listens (its `ip` and `port` fields), or undefined when the entry lacks a
+ * usable address.
+ */
+export function instanceEndpoint(fields: ReadonlyMap<string, RespReply>): Endpoint | undefined {
+  const host = replyToString(fields.get("ip") ?? null);
+  const port = Number(replyToString(fields.get("port") ?? null));
+  if (host === null || !Number.isInteger(port) || port < 1) return undefined;
+  return { host, port };
 }

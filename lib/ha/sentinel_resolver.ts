@@ -24,6 +24,7 @@ import { AuthError, NotPermittedError, ReplyError, TlsError } from "../common/er
 import {
   decideMaster,
   hasEnoughAnswers,
+  instanceEndpoint,
   type MasterDecision,
   type SentinelAnswer,
 } from "./resolver_decision.ts";
@@ -373,11 +374,8 @@ export class SentinelResolver implements AsyncDisposable {
   #learn(peers: unknown[]): void {
     for (const peer of peers) {
       if (!Array.isArray(peer)) continue;
-      const fields = replyToMap(peer);
-      const host = replyToString(fields.get("ip") ?? null);
-      const port = Number(replyToString(fields.get("port") ?? null));
-      if (host === null || !Number.isInteger(port) || port < 1) continue;
-      const endpoint = { host, port };
+      const endpoint = instanceEndpoint(replyToMap(peer));
+      if (endpoint === undefined) continue;
       this.#discovered.set(formatEndpoint(endpoint), endpoint);
     }
   }

@@ -5,10 +5,12 @@ import {
   eventMasterName,
   failoverEvidence,
   hasEnoughAnswers,
+  instanceEndpoint,
   majorityOf,
   parseSwitchMaster,
   type SentinelAnswer,
 } from "../../lib/ha/resolver_decision.ts";
+import type { RespReply } from "../../lib/protocol/resp.ts";
 
 const master = (
   sentinel: string,
@@ -192,4 +194,14 @@ Deno.test("parseSwitchMaster() and eventMasterName() read Sentinel payloads", ()
     "mirror-neuron",
   );
   assertEquals(eventMasterName("sentinel abc 10.0.0.3 26379 @ other 10.0.0.1 6379"), "other");
+});
+
+Deno.test("instanceEndpoint() reads a SENTINEL SENTINELS/REPLICAS entry's ip and port, undefined without a usable one", () => {
+  const entry = (ip: string | null, port: string | null) =>
+    new Map<string, RespReply>([["ip", ip], ["port", port], ["flags", "slave"]]);
+  assertEquals(instanceEndpoint(entry("10.0.0.2", "6379")), { host: "10.0.0.2", port: 6379 });
+  assertEquals(instanceEndpoint(entry(null, "6379")), undefined);
+  assertEquals(instanceEndpoint(entry("10.0.0.2", null)), undefined);
+  assertEquals(instanceEndpoint(entry("10.0.0.2", "0")), undefined);
+  assertEquals(instanceEndpoint(entry("10.0.0.2", "63a")), undefined);
 });
