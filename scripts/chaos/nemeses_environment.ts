@@ -72,12 +72,16 @@ async function fill(path: string, bytes: number): Promise<void> {
   }
 }
 
-async function info(box: Box, section: string): Promise<Map<string, string>> {
-  await using conn = await RedisConnection.connect(box.redis, { connectTimeoutMs: 1000 });
+/** One `INFO` section of a box's Redis (or its Sentinel). */
+async function info(
+  box: Box,
+  section: string,
+  of: "redis" | "sentinel" = "redis",
+): Promise<Map<string, string>> {
+  await using conn = await RedisConnection.connect(box[of], { connectTimeoutMs: 1000 });
   return parseInfo(replyToString(await conn.send(["INFO", section], { timeoutMs: 1000 })) ?? "");
 }
 
-/** The faults of the environment. */
 /** How far the `clock-step` nemesis steps the wall clock, seconds (well past a lease's 3 s TTL). */
 const CLOCK_STEP_S = 5;
 
@@ -94,13 +98,9 @@ async function stepWallClock(seconds: number): Promise<void> {
 async function sentinelsInTilt(c: NemesisContext): Promise<number> {
   let n = 0;
   for (const box of c.topology.boxes) {
-    try {
-      await using s = await RedisConnection.connect(box.sentinel, { connectTimeoutMs: 500 });
-      const info = parseInfo(replyToString(await s.send(["INFO", "sentinel"])) ?? "");
-      if (info.get("sentinel_tilt") === "1") n++;
-    } catch {
-      // Not answering: not counted.
-    }
+    // Not answering: not counted.
+    const sentinel = await info(box, "sentinel", "sentinel").catch(() => new Map());
+    if (sentinel.get("sentinel_tilt") === "1") n++;
   }
   return n;
 }
@@ -113,11 +113,8 @@ async function sentinelsInTilt(c: NemesisContext): Promise<number> {
  */
 async function stepTheServersClock(c: NemesisContext): Promise<void> {
   const primary = await primaryBox(c);
-  await using conn = await RedisConnection.connect(primary.redis);
   const expiredKeys = async (): Promise<number> =>
-    Number(
-      parseInfo(replyToString(await conn.send(["INFO", "stats"])) ?? "").get("expired_keys"),
-    );
+    Number((await info(primary, "stats")).get("expired_keys"));
   // Every lease held (a key to expire), not between a release and the next grant.
   await waitFor(() => {
     const free = [...c.workload.contenders].filter(([, names]) =>
@@ -172,6 +169,7 @@ async function stepTheServersClock(c: NemesisContext): Promise<void> {
   );
 }
 
+/** The faults of the environment. */
 export const ENVIRONMENT_NEMESES: readonly Nemesis[] = [
   {
     name: "latency",
